@@ -1,0 +1,1 @@
+//! Wire formats, no policy: pure functions from bytes to views.

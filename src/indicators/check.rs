@@ -1,0 +1,1 @@
+//! Findings about indicator sets (false-positive guards).

@@ -1,0 +1,1 @@
+//! Writing sets for other sensors.

@@ -1,0 +1,245 @@
+//! Reading indicator files: folders, compression, and recognising the format by content.
+//!
+//! Detection looks at the content first (a `#fields` header is Zeek intel whatever the file is
+//! called) and uses the extension only to break ties, so renamed exports still load.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{csv, embedded, misp, plain, stix, zeek, IndicatorSet, Provenance};
+
+/// Formats we read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Plain,
+    ZeekIntel,
+    Stix,
+    MispJson,
+    MispCsv,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Plain => "plain",
+            Format::ZeekIntel => "zeek-intel",
+            Format::Stix => "stix",
+            Format::MispJson => "misp-json",
+            Format::MispCsv => "misp-csv",
+        }
+    }
+}
+
+/// How to load.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Leave out the sets compiled into the binary.
+    pub no_default_set: bool,
+    /// Stop at the first bad record instead of skipping it.
+    pub strict: bool,
+}
+
+/// A failure that stops loading (an unreadable file, or any bad record under `--strict`).
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Loads the default sets (unless `opts.no_default_set`) and every file under `paths`.
+pub fn load_all(paths: &[PathBuf], opts: &Options) -> Result<IndicatorSet, LoadError> {
+    let mut set = IndicatorSet::new();
+    if !opts.no_default_set {
+        embedded::load_into(&mut set);
+    }
+    for p in paths {
+        load_path(p, &mut set, opts)?;
+    }
+    Ok(set)
+}
+
+/// Loads a file, or every file under a folder (recursively, in name order; hidden files and
+/// `*.manifest.json` skipped, the latter being read with their CSV).
+pub fn load_path(path: &Path, set: &mut IndicatorSet, opts: &Options) -> Result<(), LoadError> {
+    let meta = std::fs::metadata(path).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+    if meta.is_dir() {
+        let mut files = Vec::new();
+        walk(path, &mut files).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        if files.is_empty() {
+            return Err(LoadError(format!("{}: no indicator files in this folder", path.display())));
+        }
+        for f in files {
+            load_file(&f, set, opts)?;
+        }
+        Ok(())
+    } else {
+        load_file(path, set, opts)
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.ends_with(".manifest.json") || name.ends_with(".md") {
+            continue;
+        }
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            walk(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a whole file, undoing gzip or zstd compression (recognised by magic bytes).
+pub fn read_maybe_compressed(path: &Path) -> std::io::Result<Vec<u8>> {
+    let raw = std::fs::read(path)?;
+    decompress(raw)
+}
+
+fn decompress(raw: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
+        Ok(out)
+    } else if raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        zstd::stream::decode_all(&raw[..])
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Recognises the format of an indicator file from its content (and name as a tie-breaker).
+pub fn detect(name: &str, text: &str) -> Format {
+    let t = text.trim_start_matches('\u{feff}').trim_start();
+    if t.starts_with('{') || t.starts_with('[') {
+        let head: String = t.chars().take(4096).collect();
+        if head.contains("\"Event\"") || head.contains("\"response\"") || head.contains("\"Attribute\"") {
+            return Format::MispJson;
+        }
+        if head.contains("\"bundle\"")
+            || head.contains("\"spec_version\"")
+            || head.contains("\"pattern\"")
+            || head.contains("\"objects\"")
+        {
+            return Format::Stix;
+        }
+        return if name.contains("misp") { Format::MispJson } else { Format::Stix };
+    }
+    let first = t.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if t.starts_with("#fields") || t.starts_with("#separator") || first.contains("Intel::") {
+        return Format::ZeekIntel;
+    }
+    let lower = first.to_ascii_lowercase();
+    if lower.contains("event_id") && lower.contains("category") && lower.contains("value") {
+        return Format::MispCsv;
+    }
+    if csv::looks_like(first) {
+        return Format::Csv;
+    }
+    Format::Plain
+}
+
+fn load_file(path: &Path, set: &mut IndicatorSet, opts: &Options) -> Result<(), LoadError> {
+    let shown = path.display().to_string();
+    let bytes = read_maybe_compressed(path).map_err(|e| LoadError(format!("{shown}: cannot read: {e}")))?;
+    let file: Arc<str> = Arc::from(shown.as_str());
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            // Keep what can be read; every line with invalid UTF-8 becomes U+FFFD and fails to parse.
+            set.warn(&file, None, "file is not valid UTF-8; invalid bytes replaced".into());
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        }
+    };
+    if text.as_bytes().contains(&0) {
+        return Err(LoadError(format!("{shown}: binary data, not an indicator file")));
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let stem = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = stem.split('.').next().unwrap_or("").to_string();
+    let before = set.errors();
+    let format = detect(&stem, text);
+    let prov = |format: Format| Provenance {
+        set: stem.clone(),
+        file: shown.clone(),
+        format: format.as_str(),
+        ..Provenance::default()
+    };
+    match format {
+        Format::Csv => {
+            let manifest_path = manifest_for(path);
+            let prov = match std::fs::read_to_string(&manifest_path) {
+                Ok(m) => match csv::Manifest::parse(&m) {
+                    Ok(m) => m.provenance(&stem, &shown),
+                    Err(e) => return Err(LoadError(format!("{}: {e}", manifest_path.display()))),
+                },
+                Err(_) => prov(Format::Csv),
+            };
+            csv::load(text, &file, prov, set)
+        }
+        Format::Plain => plain::load(text, &file, prov(Format::Plain), set),
+        Format::ZeekIntel => zeek::load(text, &file, &stem, set),
+        Format::Stix => stix::load(text, &file, &stem, set),
+        Format::MispJson => misp::load_json(text, &file, &stem, set),
+        Format::MispCsv => misp::load_csv(text, &file, &stem, set),
+    }
+    if opts.strict && set.errors() > before {
+        let first = set
+            .diagnostics
+            .iter()
+            .rev()
+            .filter(|d| d.severity == super::Severity::Error)
+            .last()
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        return Err(LoadError(format!("{first} (--strict: stopping at the first bad record)")));
+    }
+    Ok(())
+}
+
+/// `NAME.csv` -> `NAME.manifest.json`.
+pub fn manifest_for(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = name.strip_suffix(".gz").or_else(|| name.strip_suffix(".zst")).unwrap_or(&name);
+    let stem = stem.strip_suffix(".csv").unwrap_or(stem);
+    path.with_file_name(format!("{stem}.manifest.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_by_content() {
+        assert_eq!(detect("x", "indicator,type\n1.2.3.4,ipv4\n"), Format::Csv);
+        assert_eq!(detect("x", "#fields\tindicator\tindicator_type\tmeta.source\n"), Format::ZeekIntel);
+        assert_eq!(detect("x", "{\"type\": \"bundle\", \"objects\": []}"), Format::Stix);
+        assert_eq!(detect("x", "{\"Event\": {\"info\": \"x\"}}"), Format::MispJson);
+        assert_eq!(detect("x", "uuid,event_id,category,type,value,comment,to_ids,date\n"), Format::MispCsv);
+        assert_eq!(detect("x", "1.2.3.4\nevil.example\n"), Format::Plain);
+    }
+
+    #[test]
+    fn gzip_and_zstd_are_undone() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"1.2.3.4\n").unwrap();
+        assert_eq!(decompress(gz.finish().unwrap()).unwrap(), b"1.2.3.4\n");
+        let z = zstd::stream::encode_all(&b"1.2.3.4\n"[..], 1).unwrap();
+        assert_eq!(decompress(z).unwrap(), b"1.2.3.4\n");
+    }
+}

@@ -1,0 +1,10 @@
+//! iocmatch: flag network connections that reach the infrastructure named by a threat advisory.
+//!
+//! Data flows one way: `source` (bytes in) -> `decode` (what they say) -> `track`
+//! (per connection) -> `matcher` (against the compiled indicator sets) -> `report` (alerts out).
+//! The indicator model and its loaders live in `indicators`.
+
+pub mod decode;
+pub mod indicators;
+pub mod matcher;
+pub mod time;

@@ -1,0 +1,242 @@
+//! Address lookups: exact addresses in a hash map, networks in a flattened range table.
+//!
+//! CIDRs form a laminar family (two prefixes are either nested or disjoint), so the whole
+//! address space splits into at most `2n+1` segments, each covered by a fixed stack of
+//! prefixes. We store the segment starts in one sorted array and, per segment, the list of
+//! *every* covering prefix (an analyst wants to see both the /16 of a hosting provider and the
+//! /24 an advisory named). A lookup is a bucket probe on the top 16 bits and a short binary
+//! search: about the cost of one cache miss, with no pointer chasing as in a trie.
+//! The table is immutable; a reload builds a new one.
+
+use std::collections::HashMap;
+
+/// Integer keys for the range table (u32 for IPv4, u128 for IPv6).
+pub trait Key: Copy + Ord + Eq + std::hash::Hash + std::fmt::Debug {
+    const MIN: Self;
+    const MAX: Self;
+    fn succ(self) -> Self;
+    /// The top 16 bits, for the bucket index.
+    fn top16(self) -> usize;
+    fn from_top16(b: usize) -> Self;
+}
+
+impl Key for u32 {
+    const MIN: Self = 0;
+    const MAX: Self = u32::MAX;
+    fn succ(self) -> Self {
+        self + 1
+    }
+    fn top16(self) -> usize {
+        (self >> 16) as usize
+    }
+    fn from_top16(b: usize) -> Self {
+        (b as u32) << 16
+    }
+}
+
+impl Key for u128 {
+    const MIN: Self = 0;
+    const MAX: Self = u128::MAX;
+    fn succ(self) -> Self {
+        self + 1
+    }
+    fn top16(self) -> usize {
+        (self >> 112) as usize
+    }
+    fn from_top16(b: usize) -> Self {
+        (b as u128) << 112
+    }
+}
+
+const NO_LIST: u32 = u32::MAX;
+
+/// Covering-prefix lookup over an immutable set of networks.
+#[derive(Debug)]
+pub struct RangeTable<K: Key> {
+    /// Segment starts, sorted; `starts[0] == K::MIN`.
+    starts: Vec<K>,
+    /// Per segment: index into `spans`, or `NO_LIST`.
+    lists: Vec<u32>,
+    /// `(offset, len)` into `pool`.
+    spans: Vec<(u32, u32)>,
+    /// Values (chain heads) of the covering networks, outermost first.
+    pool: Vec<u32>,
+    /// `bucket[b]` = number of starts below `b << shift`, for b in 0..=65536.
+    bucket: Vec<u32>,
+}
+
+impl<K: Key> RangeTable<K> {
+    /// Builds from `(first, last, value)` networks (inclusive bounds). Networks must be
+    /// distinct and laminar (true of CIDRs).
+    pub fn build(mut nets: Vec<(K, K, u32)>) -> Self {
+        nets.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut t = RangeTable {
+            starts: vec![K::MIN],
+            lists: vec![NO_LIST],
+            spans: Vec::new(),
+            pool: Vec::new(),
+            bucket: Vec::new(),
+        };
+        let mut interned: HashMap<Vec<u32>, u32> = HashMap::new();
+        let mut stack: Vec<(K, u32)> = Vec::new(); // (last, value)
+        let mut emit = |t: &mut RangeTable<K>, at: K, stack: &[(K, u32)]| {
+            let list = if stack.is_empty() {
+                NO_LIST
+            } else {
+                let vals: Vec<u32> = stack.iter().map(|s| s.1).collect();
+                *interned.entry(vals).or_insert_with_key(|vals| {
+                    t.spans.push((t.pool.len() as u32, vals.len() as u32));
+                    t.pool.extend_from_slice(vals);
+                    (t.spans.len() - 1) as u32
+                })
+            };
+            if *t.starts.last().unwrap() == at {
+                *t.lists.last_mut().unwrap() = list;
+            } else if *t.lists.last().unwrap() != list {
+                t.starts.push(at);
+                t.lists.push(list);
+            }
+        };
+        for (first, last, value) in nets {
+            while let Some(&(top_last, _)) = stack.last() {
+                if top_last >= first {
+                    break;
+                }
+                stack.pop();
+                emit(&mut t, top_last.succ(), &stack);
+            }
+            stack.push((last, value));
+            emit(&mut t, first, &stack);
+        }
+        while let Some((top_last, _)) = stack.pop() {
+            if top_last == K::MAX {
+                continue;
+            }
+            emit(&mut t, top_last.succ(), &stack);
+        }
+        t.bucket = (0..=65536usize)
+            .map(|b| {
+                if b == 65536 {
+                    t.starts.len() as u32
+                } else {
+                    t.starts.partition_point(|s| *s < K::from_top16(b)) as u32
+                }
+            })
+            .collect();
+        t
+    }
+
+    /// Values of every network that covers `x`, outermost first.
+    #[inline]
+    pub fn lookup(&self, x: K) -> &[u32] {
+        let b = x.top16();
+        let lo = (self.bucket[b] as usize).saturating_sub(1);
+        let hi = self.bucket[b + 1] as usize;
+        let slice = &self.starts[lo..hi.max(lo + 1)];
+        let idx = lo + slice.partition_point(|s| *s <= x) - 1;
+        match self.lists[idx] {
+            NO_LIST => &[],
+            l => {
+                let (o, n) = self.spans[l as usize];
+                &self.pool[o as usize..(o + n) as usize]
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Heap bytes used.
+    pub fn heap_bytes(&self) -> usize {
+        self.starts.capacity() * std::mem::size_of::<K>()
+            + self.lists.capacity() * 4
+            + self.spans.capacity() * 8
+            + self.pool.capacity() * 4
+            + self.bucket.capacity() * 4
+    }
+}
+
+/// First and last address of a prefix.
+pub fn v4_bounds(addr: u32, len: u8) -> (u32, u32) {
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    (addr & mask, (addr & mask) | !mask)
+}
+
+pub fn v6_bounds(addr: u128, len: u8) -> (u128, u128) {
+    let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+    (addr & mask, (addr & mask) | !mask)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str, v: u32) -> (u32, u32, u32) {
+        let n: ipnet::Ipv4Net = s.parse().unwrap();
+        let (a, b) = v4_bounds(u32::from(n.network()), n.prefix_len());
+        (a, b, v)
+    }
+
+    fn ip(s: &str) -> u32 {
+        u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
+    }
+
+    #[test]
+    fn reports_every_covering_prefix() {
+        let t = RangeTable::build(vec![
+            net("10.0.0.0/8", 1),
+            net("10.1.0.0/16", 2),
+            net("10.1.2.0/24", 3),
+            net("10.2.0.0/16", 4),
+            net("192.0.2.0/24", 5),
+        ]);
+        assert_eq!(t.lookup(ip("10.1.2.3")), &[1, 2, 3]);
+        assert_eq!(t.lookup(ip("10.1.3.3")), &[1, 2]);
+        assert_eq!(t.lookup(ip("10.3.0.0")), &[1]);
+        assert_eq!(t.lookup(ip("10.2.255.255")), &[1, 4]);
+        assert!(t.lookup(ip("11.0.0.0")).is_empty());
+        assert!(t.lookup(ip("9.255.255.255")).is_empty());
+        assert_eq!(t.lookup(ip("192.0.2.255")), &[5]);
+        assert!(t.lookup(ip("192.0.3.0")).is_empty());
+        assert!(t.lookup(ip("192.0.1.255")).is_empty());
+    }
+
+    #[test]
+    fn edges_of_the_space() {
+        let t = RangeTable::build(vec![net("0.0.0.0/0", 1), net("255.255.255.0/24", 2), net("0.0.0.0/24", 3)]);
+        assert_eq!(t.lookup(0), &[1, 3]);
+        assert_eq!(t.lookup(u32::MAX), &[1, 2]);
+        assert_eq!(t.lookup(ip("128.0.0.0")), &[1]);
+        let empty = RangeTable::<u32>::build(vec![]);
+        assert!(empty.lookup(12345).is_empty());
+    }
+
+    #[test]
+    fn agrees_with_brute_force() {
+        // Pseudo-random nested prefixes, checked against a linear scan.
+        let mut x: u64 = 0x9E3779B97F4A7C15;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut nets = std::collections::HashSet::new();
+        for _ in 0..400 {
+            let len = [8u8, 12, 16, 20, 24, 28, 30][(rnd() % 7) as usize];
+            let a = (rnd() as u32) & 0x0fff_ffff; // crowd them so they nest
+            nets.insert(v4_bounds(a, len));
+        }
+        let nets: Vec<(u32, u32, u32)> = nets.into_iter().enumerate().map(|(i, (a, b))| (a, b, i as u32)).collect();
+        let t = RangeTable::build(nets.clone());
+        for _ in 0..20000 {
+            let q = (rnd() as u32) & 0x0fff_ffff;
+            let mut want: Vec<u32> = nets.iter().filter(|n| n.0 <= q && q <= n.1).map(|n| n.2).collect();
+            let mut got = t.lookup(q).to_vec();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "query {q:#x}");
+        }
+    }
+}
