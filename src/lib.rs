@@ -7,4 +7,5 @@
 pub mod decode;
 pub mod indicators;
 pub mod matcher;
+pub mod source;
 pub mod time;

@@ -1,1 +1,4 @@
 //! Wire formats, no policy: pure functions from bytes to views.
+
+pub mod defrag;
+pub mod packet;

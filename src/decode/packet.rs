@@ -218,14 +218,8 @@ pub enum Skip {
 
 impl Skip {
     /// Every variant, for pre-registering counters.
-    pub const ALL: [Skip; 6] = [
-        Skip::UnsupportedLinkType,
-        Skip::NotIp,
-        Skip::Truncated,
-        Skip::BadIpHeader,
-        Skip::TooManyLayers,
-        Skip::Empty,
-    ];
+    pub const ALL: [Skip; 6] =
+        [Skip::UnsupportedLinkType, Skip::NotIp, Skip::Truncated, Skip::BadIpHeader, Skip::TooManyLayers, Skip::Empty];
 
     /// Stable snake_case name, for counters and reports.
     pub fn as_str(self) -> &'static str {
@@ -248,12 +242,7 @@ impl std::fmt::Display for Skip {
 
 /// Decodes a frame captured with `linktype`. On Ok, at least one IP layer is present.
 /// If `decapsulate` is false, stop at the outermost IP layer.
-pub fn decode<'a>(
-    linktype: u32,
-    frame: &'a [u8],
-    decapsulate: bool,
-    out: &mut Decoded<'a>,
-) -> Result<(), Skip> {
+pub fn decode<'a>(linktype: u32, frame: &'a [u8], decapsulate: bool, out: &mut Decoded<'a>) -> Result<(), Skip> {
     out.clear();
     if frame.is_empty() {
         return Err(Skip::Empty);
@@ -273,11 +262,7 @@ pub fn decode<'a>(
 
 /// Decode starting from an IP header (used after reassembly and for raw IP). The version is
 /// taken from the first nibble.
-pub fn decode_ip<'a>(
-    data: &'a [u8],
-    decapsulate: bool,
-    out: &mut Decoded<'a>,
-) -> Result<(), Skip> {
+pub fn decode_ip<'a>(data: &'a [u8], decapsulate: bool, out: &mut Decoded<'a>) -> Result<(), Skip> {
     out.clear();
     if data.is_empty() {
         return Err(Skip::Empty);
@@ -363,13 +348,7 @@ fn ether<'a>(d: &'a [u8], decap: bool, out: &mut Decoded<'a>, allow_pw: bool) ->
 }
 
 /// Dispatch on an EtherType, popping VLAN tags first.
-fn l2<'a>(
-    mut et: u16,
-    mut d: &'a [u8],
-    decap: bool,
-    out: &mut Decoded<'a>,
-    allow_pw: bool,
-) -> Result<(), Skip> {
+fn l2<'a>(mut et: u16, mut d: &'a [u8], decap: bool, out: &mut Decoded<'a>, allow_pw: bool) -> Result<(), Skip> {
     let mut tags = 0usize;
     while matches!(et, ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD | ETH_QINQ_OLD2) {
         tags += 1;
@@ -436,17 +415,10 @@ fn pppoe<'a>(d: &'a [u8], decap: bool, out: &mut Decoded<'a>) -> Result<(), Skip
 /// A PPP frame (as carried by GRE / PPTP): optional address/control bytes, then a possibly
 /// compressed (1-byte, odd) protocol field.
 fn ppp(d: &[u8]) -> Result<Inner<'_>, Skip> {
-    let d = if d.starts_with(&[0xff, 0x03]) {
-        tail(d, 2)
-    } else {
-        d
-    };
+    let d = if d.starts_with(&[0xff, 0x03]) { tail(d, 2) } else { d };
     let first = *d.first().ok_or(Skip::Truncated)?;
-    let (proto, rest) = if first & 1 == 1 {
-        (u16::from(first), tail(d, 1))
-    } else {
-        (be16(d, 0).ok_or(Skip::Truncated)?, tail(d, 2))
-    };
+    let (proto, rest) =
+        if first & 1 == 1 { (u16::from(first), tail(d, 1)) } else { (be16(d, 0).ok_or(Skip::Truncated)?, tail(d, 2)) };
     match proto {
         0x0021 => Ok(Inner::EtherType(ETH_IPV4, rest)),
         0x0057 => Ok(Inner::EtherType(ETH_IPV6, rest)),
@@ -470,13 +442,7 @@ fn sll2<'a>(d: &'a [u8], decap: bool, out: &mut Decoded<'a>) -> Result<(), Skip>
     cooked(arphrd, proto, tail(d, 20), decap, out)
 }
 
-fn cooked<'a>(
-    arphrd: u16,
-    proto: u16,
-    payload: &'a [u8],
-    decap: bool,
-    out: &mut Decoded<'a>,
-) -> Result<(), Skip> {
+fn cooked<'a>(arphrd: u16, proto: u16, payload: &'a [u8], decap: bool, out: &mut Decoded<'a>) -> Result<(), Skip> {
     if arphrd == ARPHRD_IPGRE {
         // A capture on a GRE interface: the payload starts with the GRE header and there is
         // no outer IP layer to record, so the tunnel is decoded whatever `decap` says.
@@ -488,12 +454,7 @@ fn cooked<'a>(
 
 /// BSD loopback: a 4-byte address family, host byte order for NULL (unknown to us, so both
 /// orders are tried) and network order for LOOP.
-fn null<'a>(
-    d: &'a [u8],
-    network_order: bool,
-    decap: bool,
-    out: &mut Decoded<'a>,
-) -> Result<(), Skip> {
+fn null<'a>(d: &'a [u8], network_order: bool, decap: bool, out: &mut Decoded<'a>) -> Result<(), Skip> {
     let h = arr::<4>(d, 0).ok_or(Skip::Truncated)?;
     let be = u32::from_be_bytes(h);
     let family = if network_order {
@@ -552,11 +513,8 @@ fn ipv4<'a>(d: &'a [u8], decap: bool, out: &mut Decoded<'a>) -> Result<(), Skip>
     let frag = u16::from_be_bytes([h[6], h[7]]);
     let more = frag & 0x2000 != 0;
     let offset = (frag & 0x1fff) << 3;
-    let fragment = (more || offset != 0).then_some(Fragment {
-        id: u32::from(u16::from_be_bytes([h[4], h[5]])),
-        offset,
-        more,
-    });
+    let fragment =
+        (more || offset != 0).then_some(Fragment { id: u32::from(u16::from_be_bytes([h[4], h[5]])), offset, more });
     let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
     let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
     let l4 = d.get(ihl..end).unwrap_or(&[]);
@@ -592,9 +550,7 @@ fn ipv6<'a>(d: &'a [u8], decap: bool, out: &mut Decoded<'a>) -> Result<(), Skip>
     loop {
         let hlen = match nh {
             // hop-by-hop, routing, destination options, mobility, HIP, shim6, experimental
-            0 | 43 | 60 | 135 | 139 | 140 | 253 | 254 => {
-                arr::<2>(body, off).map(|x| (usize::from(x[1]) + 1) * 8)
-            }
+            0 | 43 | 60 | 135 | 139 | 140 | 253 | 254 => arr::<2>(body, off).map(|x| (usize::from(x[1]) + 1) * 8),
             IPPROTO_AH => arr::<2>(body, off).map(|x| (usize::from(x[1]) + 2) * 4),
             IPPROTO_FRAGMENT => Some(8),
             // ESP (50), no next header (59) and upper layers end the chain.
@@ -617,11 +573,7 @@ fn ipv6<'a>(d: &'a [u8], decap: bool, out: &mut Decoded<'a>) -> Result<(), Skip>
         if nh == IPPROTO_FRAGMENT {
             let fo = be16(body, off + 2).ok_or(Skip::BadIpHeader)?;
             let id = be32(body, off + 4).ok_or(Skip::BadIpHeader)?;
-            fragment = Some(Fragment {
-                id,
-                offset: fo & 0xfff8,
-                more: fo & 1 != 0,
-            });
+            fragment = Some(Fragment { id, offset: fo & 0xfff8, more: fo & 1 != 0 });
             nh = next;
             off = next_off;
             // The rest is the fragmentable part: stop here so that every fragment of a
@@ -635,15 +587,7 @@ fn ipv6<'a>(d: &'a [u8], decap: bool, out: &mut Decoded<'a>) -> Result<(), Skip>
     let fragment = fragment.filter(|f: &Fragment| f.more || f.offset != 0);
     let l4 = tail(body, off);
     out.truncated |= truncated;
-    finish(
-        IpAddr::V6(Ipv6Addr::from(src)),
-        IpAddr::V6(Ipv6Addr::from(dst)),
-        nh,
-        fragment,
-        l4,
-        decap,
-        out,
-    )
+    finish(IpAddr::V6(Ipv6Addr::from(src)), IpAddr::V6(Ipv6Addr::from(dst)), nh, fragment, l4, decap, out)
 }
 
 /// Pushes the layer, reads the transport header and, if asked, looks for a tunnel.
@@ -656,18 +600,8 @@ fn finish<'a>(
     decap: bool,
     out: &mut Decoded<'a>,
 ) -> Result<(), Skip> {
-    let slot = out
-        .layers
-        .get_mut(usize::from(out.depth))
-        .ok_or(Skip::TooManyLayers)?;
-    *slot = Some(IpLayer {
-        src,
-        dst,
-        proto,
-        tunnel: None,
-        sport: 0,
-        dport: 0,
-    });
+    let slot = out.layers.get_mut(usize::from(out.depth)).ok_or(Skip::TooManyLayers)?;
+    *slot = Some(IpLayer { src, dst, proto, tunnel: None, sport: 0, dport: 0 });
     out.depth += 1;
     out.ip_payload = l4;
     out.fragment = fragment;
@@ -735,11 +669,8 @@ fn transport<'a>(proto: u8, l4: &'a [u8], out: &mut Decoded<'a>) -> bool {
             }
             let ulen = usize::from(be16(l4, 4).unwrap_or(0));
             // UDP-Lite's field is a checksum coverage, not a length.
-            out.payload = if proto == IPPROTO_UDP && ulen >= 8 {
-                l4.get(8..ulen).unwrap_or(tail(l4, 8))
-            } else {
-                tail(l4, 8)
-            };
+            out.payload =
+                if proto == IPPROTO_UDP && ulen >= 8 { l4.get(8..ulen).unwrap_or(tail(l4, 8)) } else { tail(l4, 8) };
             true
         }
         IPPROTO_SCTP => {
@@ -791,10 +722,7 @@ fn tunnel<'a>(proto: u8, l4: &'a [u8], out: &mut Decoded<'a>) {
     }
     let saved = *out;
     let (sport, dport) = (out.sport, out.dport);
-    if let Some(Some(layer)) = usize::from(out.depth)
-        .checked_sub(1)
-        .and_then(|i| out.layers.get_mut(i))
-    {
+    if let Some(Some(layer)) = usize::from(out.depth).checked_sub(1).and_then(|i| out.layers.get_mut(i)) {
         layer.tunnel = Some(kind);
         layer.sport = sport;
         layer.dport = dport;
@@ -846,11 +774,7 @@ fn gre(d: &[u8]) -> Result<(TunnelKind, Inner<'_>), Skip> {
         ETH_TEB => Ok((TunnelKind::Gre, Inner::Ether(body))),
         ETH_ERSPAN2 => {
             // Type II has the sequence bit and an 8-byte ERSPAN header; type I has neither.
-            let frame = if seq {
-                body.get(8..).ok_or(Skip::Truncated)?
-            } else {
-                body
-            };
+            let frame = if seq { body.get(8..).ok_or(Skip::Truncated)? } else { body };
             Ok((TunnelKind::Erspan, Inner::Ether(frame)))
         }
         ETH_ERSPAN3 => {
@@ -1065,21 +989,15 @@ pub(crate) mod tests {
         assert_eq!((l.src, l.dst, l.proto), (v4(A4), v4(B4), 6));
         assert_eq!((d.sport, d.dport), (1234, 80));
         assert_eq!(d.payload, b"GET /");
-        assert_eq!(
-            d.tcp,
-            Some(Tcp {
-                seq: 1000,
-                ack: 2000,
-                flags: 0x18
-            })
-        );
+        assert_eq!(d.tcp, Some(Tcp { seq: 1000, ack: 2000, flags: 0x18 }));
         assert!(!d.truncated && d.fragment.is_none());
     }
 
     #[test]
     fn vlan_and_qinq() {
         let ip = ipv4(A4, B4, 17, &udp(53, 5353, b"q"));
-        let d = dec(LINKTYPE_ETHERNET, &eth_tagged(&[(0x8100, 0x2064)], 0x0800, &ip)).unwrap();
+        let frame = eth_tagged(&[(0x8100, 0x2064)], 0x0800, &ip);
+        let d = dec(LINKTYPE_ETHERNET, &frame).unwrap();
         assert_eq!((d.vlan_count, d.vlans[0]), (1, 100));
         let f = eth_tagged(&[(0x88a8, 10), (0x8100, 20)], 0x0800, &ip);
         let d = dec(LINKTYPE_ETHERNET, &f).unwrap();
@@ -1091,10 +1009,7 @@ pub(crate) mod tests {
         let many: Vec<_> = (0..20).map(|i| (0x8100, i)).collect();
         let f = eth_tagged(&many, 0x0800, &ip);
         assert_eq!(dec(LINKTYPE_ETHERNET, &f).err(), Some(Skip::TooManyLayers));
-        assert_eq!(
-            dec(LINKTYPE_ETHERNET, &eth(0x0806, &[0; 28])).err(),
-            Some(Skip::NotIp)
-        );
+        assert_eq!(dec(LINKTYPE_ETHERNET, &eth(0x0806, &[0; 28])).err(), Some(Skip::NotIp));
     }
 
     #[test]
@@ -1104,7 +1019,8 @@ pub(crate) mod tests {
         ext.extend_from_slice(&[17, 1, 1, 12]);
         ext.extend_from_slice(&[0; 12]);
         ext.extend_from_slice(&udp(1000, 53, b"dns"));
-        let d = dec(LINKTYPE_ETHERNET, &eth(0x86dd, &ipv6(A6, B6, 0, &ext))).unwrap();
+        let frame = eth(0x86dd, &ipv6(A6, B6, 0, &ext));
+        let d = dec(LINKTYPE_ETHERNET, &frame).unwrap();
         let l = d.innermost().unwrap();
         assert_eq!((l.src, l.dst, l.proto), (IpAddr::from(A6), IpAddr::from(B6), 17));
         assert_eq!((d.sport, d.dport, d.payload), (1000, 53, &b"dns"[..]));
@@ -1120,22 +1036,18 @@ pub(crate) mod tests {
         let f = ipv6(A6, B6, 0, &[17, 200, 0, 0, 0, 0, 0, 0]);
         assert_eq!(dec(LINKTYPE_RAW, &f).err(), Some(Skip::BadIpHeader));
         // ESP ends the chain
-        let d = dec(LINKTYPE_RAW, &ipv6(A6, B6, 50, &[1, 2, 3, 4, 5, 6, 7, 8])).unwrap();
+        let frame = ipv6(A6, B6, 50, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert_eq!((d.innermost().unwrap().proto, d.sport), (50, 0));
         // IPv6 fragment header, offset 0 with the UDP header, then a later fragment
         let mut fr = vec![17, 0, 0, 1, 0, 0, 0x12, 0x34];
         fr.extend_from_slice(&udp(7, 9, b"xxxxxxxx"));
-        let d = dec(LINKTYPE_RAW, &ipv6(A6, B6, 44, &fr)).unwrap();
-        assert_eq!(
-            d.fragment,
-            Some(Fragment {
-                id: 0x1234,
-                offset: 0,
-                more: true
-            })
-        );
+        let frame = ipv6(A6, B6, 44, &fr);
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
+        assert_eq!(d.fragment, Some(Fragment { id: 0x1234, offset: 0, more: true }));
         assert_eq!((d.innermost().unwrap().proto, d.sport, d.dport), (17, 7, 9));
-        let d = dec(LINKTYPE_RAW, &ipv6(A6, B6, 44, &[17, 0, 0, 16, 0, 0, 0x12, 0x34, 1])).unwrap();
+        let frame = ipv6(A6, B6, 44, &[17, 0, 0, 16, 0, 0, 0x12, 0x34, 1]);
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert_eq!(d.fragment.unwrap().offset, 16);
         assert_eq!((d.sport, d.dport, d.ip_payload), (0, 0, &[1u8][..]));
     }
@@ -1165,20 +1077,24 @@ pub(crate) mod tests {
         // data offset < 5
         let mut seg = tcp(1111, 22, b"data");
         seg[12] = 0x30;
-        let d = dec(LINKTYPE_RAW, &ipv4(A4, B4, 6, &seg)).unwrap();
+        let frame = ipv4(A4, B4, 6, &seg);
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert!(d.truncated && d.payload.is_empty());
         assert_eq!((d.sport, d.dport), (1111, 22));
         // data offset beyond the data
         seg[12] = 0xf0;
-        let d = dec(LINKTYPE_RAW, &ipv4(A4, B4, 6, &seg)).unwrap();
+        let frame = ipv4(A4, B4, 6, &seg);
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert!(d.truncated && d.payload.is_empty());
         // UDP length trims the payload
         let mut u = udp(1, 2, b"abc");
         u.extend_from_slice(b"junk");
-        let d = dec(LINKTYPE_RAW, &ipv4(A4, B4, 17, &u)).unwrap();
+        let frame = ipv4(A4, B4, 17, &u);
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert_eq!(d.payload, b"abc");
         // ICMP
-        let d = dec(LINKTYPE_RAW, &ipv4(A4, B4, 1, &[8, 0, 0, 0, 1, 2, 3, 4])).unwrap();
+        let frame = ipv4(A4, B4, 1, &[8, 0, 0, 0, 1, 2, 3, 4]);
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert_eq!((d.sport, d.dport, d.payload.len()), (0, 0, 8));
     }
 
@@ -1220,23 +1136,23 @@ pub(crate) mod tests {
         let ip = inner_tcp4();
         let mut m = vec![0, 0x10, 0x00, 64, 0, 0x20, 0x01, 64]; // two labels, S on the second
         m.extend_from_slice(&ip);
-        let d = dec(LINKTYPE_ETHERNET, &eth(0x8847, &m)).unwrap();
+        let frame = eth(0x8847, &m);
+        let d = dec(LINKTYPE_ETHERNET, &frame).unwrap();
         assert_eq!((d.mpls_labels, d.dport), (2, 443));
         // pseudowire: control word then Ethernet
         let mut pw = vec![0, 0x10, 0x01, 64, 0, 0, 0, 0];
         pw.extend_from_slice(&eth(0x0800, &ip));
-        let d = dec(LINKTYPE_ETHERNET, &eth(0x8847, &pw)).unwrap();
+        let frame = eth(0x8847, &pw);
+        let d = dec(LINKTYPE_ETHERNET, &frame).unwrap();
         assert_eq!((d.mpls_labels, d.dport), (1, 443));
         // never-ending label stack
-        assert_eq!(
-            dec(LINKTYPE_ETHERNET, &eth(0x8847, &[0u8; 200])).err(),
-            Some(Skip::TooManyLayers)
-        );
+        assert_eq!(dec(LINKTYPE_ETHERNET, &eth(0x8847, &[0u8; 200])).err(), Some(Skip::TooManyLayers));
         let mut p = vec![0x11, 0, 0, 1];
         p.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
         p.extend_from_slice(&[0x00, 0x21]);
         p.extend_from_slice(&ip);
-        let d = dec(LINKTYPE_ETHERNET, &eth(0x8864, &p)).unwrap();
+        let frame = eth(0x8864, &p);
+        let d = dec(LINKTYPE_ETHERNET, &frame).unwrap();
         assert_eq!(d.dport, 443);
     }
 
@@ -1257,7 +1173,8 @@ pub(crate) mod tests {
         assert_eq!((o.depth, o.innermost().unwrap().proto), (1, 47));
         // transparent Ethernet bridging with a checksum
         let g = gre(0x8000, 0x6558, &eth(0x0800, &inner_tcp4()));
-        let d = dec(LINKTYPE_RAW, &ipv4(A4, A4, 47, &g)).unwrap();
+        let frame = ipv4(A4, A4, 47, &g);
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert_eq!((d.depth, d.dport), (2, 443));
         // SLL on a GRE interface (ARPHRD_IPGRE): no outer IP layer
         let mut sll = vec![0, 0, 0x03, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -1267,7 +1184,8 @@ pub(crate) mod tests {
         // PPTP enhanced GRE carrying PPP/IPv4
         let mut pptp = vec![0x30, 0x01, 0x88, 0x0b, 0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0x03, 0x00, 0x21];
         pptp.extend_from_slice(&inner_tcp4());
-        let d = dec(LINKTYPE_RAW, &ipv4(A4, A4, 47, &pptp)).unwrap();
+        let frame = ipv4(A4, A4, 47, &pptp);
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert_eq!((d.depth, d.dport), (2, 443));
     }
 
@@ -1318,13 +1236,15 @@ pub(crate) mod tests {
         for _ in 0..50 {
             g.extend_from_slice(&[1, 0, 0, 0x85]);
         }
-        let d = dec(LINKTYPE_RAW, &ipv4(A4, B4, 17, &udp(2152, 2152, &g))).unwrap();
+        let frame = ipv4(A4, B4, 17, &udp(2152, 2152, &g));
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert_eq!(d.depth, 1);
 
         // Teredo with origin indication
         let mut t = vec![0, 0, 0, 0, 0, 0, 0, 0];
         t.extend_from_slice(&ipv6(A6, B6, 17, &udp(9, 10, b"t")));
-        let d = dec(LINKTYPE_RAW, &ipv4(A4, B4, 17, &udp(3544, 40000, &t))).unwrap();
+        let frame = ipv4(A4, B4, 17, &udp(3544, 40000, &t));
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert_eq!(d.layers[0].unwrap().tunnel, Some(TunnelKind::Teredo));
         assert_eq!((d.depth, d.dport, d.innermost().unwrap().dst), (2, 10, IpAddr::from(B6)));
     }
@@ -1340,7 +1260,8 @@ pub(crate) mod tests {
         assert_eq!((d.depth, d.innermost().unwrap().src), (2, IpAddr::from(A6)));
         assert_eq!(d.ip_layers().count(), 2);
         // 4in6 whose inner header is garbage: rolled back to the outer layer
-        let d = dec(LINKTYPE_RAW, &ipv6(A6, B6, 4, &[0x45, 0, 0])).unwrap();
+        let frame = ipv6(A6, B6, 4, &[0x45, 0, 0]);
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert_eq!((d.depth, d.innermost().unwrap().proto), (1, 4));
     }
 
@@ -1367,22 +1288,18 @@ pub(crate) mod tests {
 
     #[test]
     fn ipv4_fragment_fields() {
-        let d = dec(LINKTYPE_RAW, &ipv4_frag(A4, B4, 17, 77, 0, true, &udp(5, 6, b"ab"))).unwrap();
-        assert_eq!(
-            d.fragment,
-            Some(Fragment {
-                id: 77,
-                offset: 0,
-                more: true
-            })
-        );
+        let frame = ipv4_frag(A4, B4, 17, 77, 0, true, &udp(5, 6, b"ab"));
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
+        assert_eq!(d.fragment, Some(Fragment { id: 77, offset: 0, more: true }));
         assert_eq!((d.sport, d.dport), (5, 6));
-        let d = dec(LINKTYPE_RAW, &ipv4_frag(A4, B4, 17, 77, 24, false, b"tail")).unwrap();
+        let frame = ipv4_frag(A4, B4, 17, 77, 24, false, b"tail");
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert_eq!(d.fragment.unwrap().offset, 24);
         assert_eq!((d.sport, d.dport, d.payload, d.ip_payload), (0, 0, &b""[..], &b"tail"[..]));
         // a fragmented GRE packet is not decapsulated
         let g = gre(0, 0x0800, &inner_tcp4());
-        let d = dec(LINKTYPE_RAW, &ipv4_frag(A4, B4, 47, 1, 0, true, &g)).unwrap();
+        let frame = ipv4_frag(A4, B4, 47, 1, 0, true, &g);
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
         assert_eq!(d.depth, 1);
     }
 
@@ -1442,6 +1359,7 @@ pub(crate) mod tests {
                 buf[0] = 0x45;
                 buf[9] = [4, 6, 17, 41, 47, 1][i % 6];
             }
+            let mut d = Decoded::default();
             for &lt in &linktypes {
                 if let Ok(()) = decode(lt, &buf, true, &mut d) {
                     assert!(d.depth >= 1 && usize::from(d.depth) <= MAX_DEPTH);
@@ -1458,14 +1376,7 @@ pub(crate) mod tests {
         let names: Vec<_> = Skip::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(
             names,
-            [
-                "unsupported_link_type",
-                "not_ip",
-                "truncated",
-                "bad_ip_header",
-                "too_many_layers",
-                "empty"
-            ]
+            ["unsupported_link_type", "not_ip", "truncated", "bad_ip_header", "too_many_layers", "empty"]
         );
     }
 }

@@ -1,0 +1,3 @@
+//! Where bytes come from: capture files and standard input (later: live interfaces, flow logs).
+
+pub mod capture;
