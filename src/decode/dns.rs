@@ -84,10 +84,7 @@ pub struct NameBuf {
 
 impl NameBuf {
     pub const fn new() -> Self {
-        NameBuf {
-            owner: [0; 256],
-            target: [0; 256],
-        }
+        NameBuf { owner: [0; 256], target: [0; 256] }
     }
 }
 
@@ -249,10 +246,7 @@ impl<'a> Message<'a> {
             let (len, odd, end) = read_name(msg, pos, &mut scratch.owner)?;
             let fixed = msg.get(end..end + 4).ok_or(DnsError::Truncated)?;
             let q = Question {
-                name: Name {
-                    bytes: scratch.owner.get(..len).unwrap_or_default(),
-                    odd,
-                },
+                name: Name { bytes: scratch.owner.get(..len).unwrap_or_default(), odd },
                 qtype: u16::from_be_bytes([fixed[0], fixed[1]]),
                 qclass: u16::from_be_bytes([fixed[2], fixed[3]]),
             };
@@ -285,10 +279,7 @@ impl<'a> Message<'a> {
                 (t, _) => Rdata::Other(t),
             };
             let a = Answer {
-                name: Name {
-                    bytes: scratch.owner.get(..len).unwrap_or_default(),
-                    odd,
-                },
+                name: Name { bytes: scratch.owner.get(..len).unwrap_or_default(), odd },
                 rtype,
                 class,
                 ttl,
@@ -302,20 +293,12 @@ impl<'a> Message<'a> {
 }
 
 /// Decodes a name that must fill a record's RDATA exactly (CNAME, NS, PTR, DNAME).
-fn rdata_name<'n>(
-    msg: &[u8],
-    rd_start: usize,
-    rd_end: usize,
-    target: &'n mut [u8; 256],
-) -> Result<Name<'n>, DnsError> {
+fn rdata_name<'n>(msg: &[u8], rd_start: usize, rd_end: usize, target: &'n mut [u8; 256]) -> Result<Name<'n>, DnsError> {
     let (len, odd, end) = read_name(msg, rd_start, target)?;
     if end != rd_end {
         return Err(DnsError::BadRecord);
     }
-    Ok(Name {
-        bytes: target.get(..len).unwrap_or_default(),
-        odd,
-    })
+    Ok(Name { bytes: target.get(..len).unwrap_or_default(), odd })
 }
 
 /// [`parse`] then [`Message::walk`], for callers that do not need the header.
@@ -480,21 +463,8 @@ mod tests {
         let r = walk(
             msg,
             &mut nb,
-            |q| {
-                seen.push(Seen::Q(
-                    String::from_utf8_lossy(q.name.as_bytes()).into_owned(),
-                    q.qtype,
-                    q.name.odd,
-                ))
-            },
-            |a| {
-                seen2.push(Seen::A(
-                    a.name.as_str().unwrap().to_string(),
-                    a.rtype,
-                    a.ttl,
-                    rd_str(&a.data),
-                ))
-            },
+            |q| seen.push(Seen::Q(String::from_utf8_lossy(q.name.as_bytes()).into_owned(), q.qtype, q.name.odd)),
+            |a| seen2.push(Seen::A(a.name.as_str().unwrap().to_string(), a.rtype, a.ttl, rd_str(&a.data))),
         );
         seen.extend(seen2);
         (seen, r)
@@ -588,7 +558,13 @@ mod tests {
         let mut m = header(1, 0x0100, 1, 0);
         m.extend_from_slice(&[2, 0xff, b'Q', 0, 0, 1, 0, 1]);
         let mut got = Vec::new();
-        walk(&m, &mut NameBuf::new(), |q| got.push((q.name.as_bytes().to_vec(), q.name.as_str().is_none(), q.name.odd)), |_| {}).unwrap();
+        walk(
+            &m,
+            &mut NameBuf::new(),
+            |q| got.push((q.name.as_bytes().to_vec(), q.name.as_str().is_none(), q.name.odd)),
+            |_| {},
+        )
+        .unwrap();
         assert_eq!(got, vec![(vec![0xff, b'q'], true, true)]);
     }
 
@@ -744,6 +720,6 @@ mod tests {
         assert_eq!(it.consumed(), full);
         assert_eq!(it.rest(), &[0, 40, 1, 2, 3]);
         assert_eq!(tcp_messages(&[0]).count(), 0);
-        assert_eq!(tcp_messages(&[0, 0]).collect::<Vec<_>>(), vec![&[][..]]);
+        assert_eq!(tcp_messages(&[0, 0]).collect::<Vec<_>>(), vec![&[][..] as &[u8]]);
     }
 }
