@@ -4,8 +4,12 @@
 //! (per connection) -> `matcher` (against the compiled indicator sets) -> `report` (alerts out).
 //! The indicator model and its loaders live in `indicators`.
 
+pub mod cli;
 pub mod decode;
 pub mod indicators;
 pub mod matcher;
+pub mod pipeline;
+pub mod report;
 pub mod source;
 pub mod time;
+pub mod track;

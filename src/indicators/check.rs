@@ -167,10 +167,23 @@ pub fn check(set: &mut IndicatorSet, allow: Option<&Matcher>) {
                         IpNet::V6(n) => n.prefix_len() < 32,
                     };
                     if broad {
-                        push(ind, set, Severity::Warning, format!("{v} is a very broad network ({} addresses or more)", if net.addr().is_ipv4() { "65,536" } else { "2^96" }));
+                        push(
+                            ind,
+                            set,
+                            Severity::Warning,
+                            format!(
+                                "{v} is a very broad network ({} addresses or more)",
+                                if net.addr().is_ipv4() { "65,536" } else { "2^96" }
+                            ),
+                        );
                     }
                     if let Some(why) = risky_address(net.network()).or_else(|| risky_address(net.broadcast())) {
-                        push(ind, set, Severity::Warning, format!("{v} contains {why}: it would flag ordinary traffic"));
+                        push(
+                            ind,
+                            set,
+                            Severity::Warning,
+                            format!("{v} contains {why}: it would flag ordinary traffic"),
+                        );
                     }
                 }
             }
@@ -260,6 +273,12 @@ mod tests {
         let allow = Matcher::new(allow);
         check(&mut set, Some(&allow));
         let joined: Vec<String> = set.diagnostics.iter().map(|d| d.to_string()).collect();
-        assert_eq!(joined, ["warning: l.txt:2: 5.6.7.8 is listed again (first at line 1)", "warning: l.txt:3: evil.example is covered by the allowlist: it will not match"]);
+        assert_eq!(
+            joined,
+            [
+                "warning: l.txt:2: 5.6.7.8 is listed again (first at line 1)",
+                "warning: l.txt:3: evil.example is covered by the allowlist: it will not match"
+            ]
+        );
     }
 }

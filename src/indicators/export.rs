@@ -55,7 +55,7 @@ fn zeek_field(s: &str) -> String {
     if s.is_empty() {
         return "-".into();
     }
-    s.replace('\t', " ").replace('\n', " ")
+    s.replace(['\t', '\n'], " ")
 }
 
 /// A Zeek intel file. Zeek matches domains exactly (no subdomains) and has no JA3/JA4 or
@@ -143,7 +143,8 @@ pub fn to_suricata(set: &IndicatorSet, dir: &Path) -> io::Result<Vec<String>> {
                 let _ = writeln!(domains, "{}", base64(ind.value.as_bytes()));
             }
             Kind::Sha1Cert => {
-                let colon: Vec<String> = ind.value.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+                let colon: Vec<String> =
+                    ind.value.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
                 let _ = writeln!(certs, "{}", base64(colon.join(":").as_bytes()));
             }
             Kind::Ja3 => {
@@ -231,7 +232,8 @@ pub fn to_stix(set: &IndicatorSet, out: &mut dyn Write) -> io::Result<()> {
             o["name"] = json!(r.as_ref());
         }
         if !p.title.is_empty() {
-            o["description"] = json!(format!("{} ({}, {})", p.title, p.publisher, p.date.as_deref().unwrap_or("undated")));
+            o["description"] =
+                json!(format!("{} ({}, {})", p.title, p.publisher, p.date.as_deref().unwrap_or("undated")));
         }
         if let Some(url) = &p.url {
             o["external_references"] = json!([{"source_name": p.publisher, "url": url}]);
@@ -248,7 +250,14 @@ fn foldhash_id(s: &str) -> String {
     use std::hash::BuildHasher;
     let a = foldhash::fast::FixedState::with_seed(1).hash_one(s);
     let b = foldhash::fast::FixedState::with_seed(2).hash_one(s);
-    format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff, b >> 52, b & 0xffff_ffff_ffff)
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 #[cfg(test)]
@@ -263,7 +272,16 @@ mod tests {
             .iter()
             .map(|i| {
                 let m = set.meta(i);
-                format!("{}|{}|{:?}|{:?}|{:?}|{:?}|{}", display_value(i), i.kind, m.first_seen, m.last_seen, m.role, m.confidence, i.exact)
+                format!(
+                    "{}|{}|{:?}|{:?}|{:?}|{:?}|{}",
+                    display_value(i),
+                    i.kind,
+                    m.first_seen,
+                    m.last_seen,
+                    m.role,
+                    m.confidence,
+                    i.exact
+                )
             })
             .collect();
         v.sort();
@@ -274,7 +292,12 @@ mod tests {
     fn csv_round_trip_keeps_every_fact() {
         let mut set = IndicatorSet::new();
         embedded::load_into(&mut set);
-        csv::load("indicator,type,match\n1.2.3.4:443,ipv4,\nexact.example,domain,exact\n", &Arc::from("x"), Provenance::default(), &mut set);
+        csv::load(
+            "indicator,type,match\n1.2.3.4:443,ipv4,\nexact.example,domain,exact\n",
+            &Arc::from("x"),
+            Provenance::default(),
+            &mut set,
+        );
         let mut out = Vec::new();
         to_csv(&set, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();

@@ -201,9 +201,8 @@ fn load_file(path: &Path, set: &mut IndicatorSet, opts: &Options) -> Result<(), 
         let first = set
             .diagnostics
             .iter()
-            .rev()
             .filter(|d| d.severity == super::Severity::Error)
-            .last()
+            .nth(before)
             .map(|d| d.to_string())
             .unwrap_or_default();
         return Err(LoadError(format!("{first} (--strict: stopping at the first bad record)")));

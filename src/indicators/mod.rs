@@ -292,6 +292,7 @@ impl IndicatorSet {
 
     /// Normalises `raw` (refanged, typed by `hint` or inferred) and adds it. On failure the
     /// reason is recorded as an error at `file:line` and the record counted as skipped.
+    #[allow(clippy::too_many_arguments)] // each argument is one fact of the row; a struct would only rename them
     pub fn add(
         &mut self,
         raw: &str,

@@ -1,8 +1,9 @@
 //! Zeek intel files: the TAB-separated input of Zeek's intel framework.
 //!
 //! ```text
-//! #fields	indicator	indicator_type	meta.source	meta.desc	meta.url
-//! 192.0.2.7	Intel::ADDR	feed-a	C2 server	https://feed-a.example/192.0.2.7
+//! (TAB-separated; shown with spaces)
+//! #fields  indicator  indicator_type  meta.source  meta.desc  meta.url
+//! 192.0.2.7  Intel::ADDR  feed-a  C2 server  https://feed-a.example/192.0.2.7
 //! ```
 //! Columns are found by name from the `#fields` header; `-` is an unset field and `(empty)`
 //! an empty set. Other `#` lines are ignored. Each distinct `meta.source` becomes one

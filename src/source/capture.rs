@@ -222,7 +222,9 @@ mod tests {
         v
     }
 
-    fn collect(data: Vec<u8>) -> (Vec<(u64, i64, usize)>, Result<FileStats, ReadError>) {
+    type Got = Vec<(u64, i64, usize)>;
+
+    fn collect(data: Vec<u8>) -> (Got, Result<FileStats, ReadError>) {
         let mut got = Vec::new();
         let r = read(&data[..], |p| got.push((p.number, p.ts_micros, p.data.len())));
         (got, r)

@@ -1,0 +1,350 @@
+//! Command-line interface: argument parsing and exit codes only; the work is in the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::indicators::{check, export, load, IndicatorSet, Severity};
+use crate::matcher::Matcher;
+use crate::pipeline::{self, engine};
+use crate::report;
+
+/// Exit status: 0 = ran and found nothing, 1 = ran and flagged something, 2 = error.
+pub const FOUND: u8 = 1;
+pub const ERROR: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "iocmatch",
+    version,
+    about = "Flag network connections that reach the infrastructure named by a threat advisory",
+    long_about = "Flag network connections that reach the infrastructure named by a threat advisory.\n\n\
+        iocmatch reads captures, checks every connection (addresses, DNS names and answers, TLS SNI and\n\
+        certificates, HTTP Host and URL) against indicator sets, and writes EVE-compatible alerts that carry\n\
+        the indicator's full provenance. The public indicators tied to Flax Typhoon and Integrity Technology\n\
+        Group are built in; add your own with --indicators.\n\n\
+        Exit status: 0 = nothing flagged, 1 = something flagged, 2 = error.",
+    after_help = "Examples:\n  iocmatch scan pcaps/raptor-train-c2.pcap\n  iocmatch scan -o alerts.json captures/\n  tcpdump -w - -i eth0 | iocmatch scan -\n  iocmatch indicators check my-feed.csv\n  iocmatch indicators export --to zeek > advisory.intel"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Replay captures and flag connections that touch the indicator sets.
+    #[command(after_help = "Examples:\n  \
+        iocmatch scan pcaps/raptor-train-c2.pcap\n  \
+        iocmatch scan --indicators feed.stix.json --no-default-set -o alerts.json /data/pcaps/\n  \
+        iocmatch scan --format zeek -o intel.log capture.pcapng.zst\n  \
+        tcpdump -w - -i eth0 | iocmatch scan -\n\n\
+        Inputs: pcap (µs/ns, either byte order), pcapng (any mix of link types), gzip or zstd compressed,\n\
+        folders (recursive, name order), '-' for standard input.\n\
+        Exit status: 0 = nothing flagged, 1 = something flagged, 2 = error.")]
+    Scan(ScanArgs),
+    /// Check, describe and export indicator sets.
+    #[command(subcommand)]
+    Indicators(IndicatorsCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SetArgs {
+    /// Adds an indicator set: a file or folder in any supported format (our CSV, plain list,
+    /// Zeek intel, STIX 2.1, MISP JSON or CSV; gzip/zstd accepted). Repeatable.
+    #[arg(long = "indicators", short = 'I', value_name = "PATH")]
+    pub indicators: Vec<PathBuf>,
+    /// Leaves out the sets built into the binary (the shipped advisory sets).
+    #[arg(long)]
+    pub no_default_set: bool,
+    /// Treats any bad indicator record as fatal instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Addresses, networks or domains never to alert on (same formats). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub allow: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Capture files or folders; '-' reads standard input.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub set: SetArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "eve")]
+    pub format: report::Format,
+    /// Writes alerts to FILE instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Which layers of tunnelled traffic are matched.
+    #[arg(long, value_enum, default_value = "all")]
+    pub tunnels: engine::Tunnels,
+    /// Drops alerts for indicators that were not active at the packet's time (outside their
+    /// first/last-seen window or past valid_until). Undated indicators are kept.
+    #[arg(long)]
+    pub active_only: bool,
+    /// Most connections tracked at once; past it the idlest are evicted (counted).
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub max_connections: usize,
+    /// Prints no summary on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IndicatorsCommand {
+    /// Reports errors, duplicates and indicators that would flood analysts with false positives.
+    #[command(
+        after_help = "Examples:\n  iocmatch indicators check indicators/\n  iocmatch indicators check --no-default-set feed.csv --allow allow.txt\n\n\
+        One line per finding, 'error:' or 'warning:' then FILE:LINE. Exit status: 0 = clean, 1 = findings, 2 = could not read."
+    )]
+    Check {
+        /// Indicator files or folders to check (added to the default set unless --no-default-set).
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+    },
+    /// Counts by set and type, and each set's provenance.
+    #[command(
+        after_help = "Examples:\n  iocmatch indicators stats\n  iocmatch indicators stats --no-default-set feed.json"
+    )]
+    Stats {
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+    },
+    /// Writes the sets for other sensors (CSV, Zeek intel, Suricata, STIX 2.1).
+    #[command(
+        after_help = "Examples:\n  iocmatch indicators export --to csv > advisory.csv\n  iocmatch indicators export --to zeek > advisory.intel\n  \
+        iocmatch indicators export --to suricata -o /etc/suricata/iocmatch/\n  iocmatch indicators export --to stix feed.csv > feed.stix.json"
+    )]
+    Export {
+        /// Target format.
+        #[arg(long, value_enum)]
+        to: ExportFormat,
+        /// Output file (a folder for suricata); standard output if absent.
+        #[arg(short = 'o', long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Zeek,
+    Suricata,
+    Stix,
+}
+
+fn load_sets(set: &SetArgs, extra: &[PathBuf]) -> Result<(IndicatorSet, Option<IndicatorSet>), String> {
+    let opts = load::Options { no_default_set: set.no_default_set, strict: set.strict };
+    let mut paths = set.indicators.clone();
+    paths.extend_from_slice(extra);
+    let loaded = load::load_all(&paths, &opts).map_err(|e| e.to_string())?;
+    let allow = if set.allow.is_empty() {
+        None
+    } else {
+        let opts = load::Options { no_default_set: true, strict: set.strict };
+        Some(load::load_all(&set.allow, &opts).map_err(|e| e.to_string())?)
+    };
+    Ok((loaded, allow))
+}
+
+/// Prints load errors on standard error: the first 20, then a count.
+fn report_load_problems(set: &IndicatorSet) {
+    let errs: Vec<_> = set.diagnostics.iter().filter(|d| d.severity == Severity::Error).collect();
+    for d in errs.iter().take(20) {
+        eprintln!("{d}");
+    }
+    if errs.len() > 20 {
+        eprintln!("... and {} more bad indicator records (run `iocmatch indicators check` for all)", errs.len() - 20);
+    }
+    if set.skipped > 0 {
+        eprintln!("iocmatch: {} indicator record(s) skipped; the rest loaded", set.skipped);
+    }
+}
+
+pub fn run(cli: Cli) -> Result<u8, String> {
+    match cli.command {
+        Command::Scan(a) => scan(a),
+        Command::Indicators(c) => indicators(c),
+    }
+}
+
+fn scan(a: ScanArgs) -> Result<u8, String> {
+    let (set, allow) = load_sets(&a.set, &[])?;
+    report_load_problems(&set);
+    if set.indicators.is_empty() {
+        return Err("no indicators loaded: give --indicators, or drop --no-default-set".into());
+    }
+    let n = set.indicators.len();
+    let mut matcher = Matcher::new(set);
+    if let Some(allow) = allow {
+        matcher = matcher.with_allowlist(allow);
+    }
+    let inputs = pipeline::expand_inputs(&a.paths)?;
+    let out: Box<dyn Write + Send> = match &a.output {
+        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| format!("{}: cannot create: {e}", p.display()))?),
+        None => Box::new(std::io::stdout()),
+    };
+    let mut writer = report::Writer::new(a.format, out);
+    let opts = engine::Options {
+        tunnels: a.tunnels,
+        active_only: a.active_only,
+        limits: crate::track::conn::Limits { max_conns: a.max_connections.max(16), ..Default::default() },
+        ..Default::default()
+    };
+    let total: u64 = inputs.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let bar = if !a.quiet && std::io::stderr().is_terminal() && total > 200_000_000 {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let res = pipeline::scan(&matcher, &inputs, opts, &mut writer, |n| {
+        if let Some(b) = &bar {
+            b.inc(n)
+        }
+    })
+    .map_err(|e| format!("writing alerts: {e}"))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    writer.finish().map_err(|e| format!("writing alerts: {e}"))?;
+    if !a.quiet {
+        eprint!("{}", res.stats.render(res.elapsed, n));
+    } else {
+        for e in &res.stats.input_errors {
+            eprintln!("iocmatch: error: {e}");
+        }
+    }
+    Ok(if res.fatal_inputs > 0 {
+        ERROR
+    } else if res.stats.alerts > 0 {
+        FOUND
+    } else {
+        0
+    })
+}
+
+fn indicators(c: IndicatorsCommand) -> Result<u8, String> {
+    match c {
+        IndicatorsCommand::Check { paths, set } => {
+            let (mut loaded, allow) = load_sets(&set, &paths)?;
+            let allow = allow.map(Matcher::new);
+            check::check(&mut loaded, allow.as_ref());
+            let mut out = std::io::stdout().lock();
+            for d in &loaded.diagnostics {
+                let _ = writeln!(out, "{d}");
+            }
+            let errors = loaded.errors();
+            let warnings = loaded.diagnostics.len() - errors;
+            let counts: Vec<String> = loaded.counts_by_kind().iter().map(|(k, n)| format!("{n} {k}")).collect();
+            let _ = writeln!(
+                out,
+                "checked {} indicators in {} source(s) ({}): {errors} error(s), {warnings} warning(s)",
+                loaded.indicators.len(),
+                loaded.sources.len(),
+                counts.join(", ")
+            );
+            Ok(if loaded.diagnostics.is_empty() { 0 } else { FOUND })
+        }
+        IndicatorsCommand::Stats { paths, set } => {
+            let (loaded, _) = load_sets(&set, &paths)?;
+            report_load_problems(&loaded);
+            print!("{}", stats_text(&loaded));
+            Ok(0)
+        }
+        IndicatorsCommand::Export { to, output, paths, set } => {
+            let (loaded, _) = load_sets(&set, &paths)?;
+            report_load_problems(&loaded);
+            if let ExportFormat::Suricata = to {
+                let dir = output.ok_or("--to suricata writes several files: give a folder with -o")?;
+                let files = export::to_suricata(&loaded, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                for f in files {
+                    eprintln!("wrote {f}");
+                }
+                return Ok(0);
+            }
+            let mut out: Box<dyn Write> = match &output {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p).map_err(|e| format!("{}: cannot create: {e}", p.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let r = match to {
+                ExportFormat::Csv => export::to_csv(&loaded, &mut out),
+                ExportFormat::Zeek => export::to_zeek(&loaded, &mut out).map(|left| {
+                    if left > 0 {
+                        eprintln!("iocmatch: {left} indicator(s) have no Zeek intel type (JA3/JA4, SHA-256 certificates) and were left out");
+                    }
+                }),
+                ExportFormat::Stix => export::to_stix(&loaded, &mut out),
+                ExportFormat::Suricata => Ok(()),
+            };
+            r.and_then(|_| out.flush()).map_err(|e| format!("writing export: {e}"))?;
+            Ok(0)
+        }
+    }
+}
+
+/// `indicators stats`: counts and provenance per source.
+pub fn stats_text(set: &IndicatorSet) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let counts: Vec<String> = set.counts_by_kind().iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let _ =
+        writeln!(s, "{} indicators in {} source(s): {}", set.indicators.len(), set.sources.len(), counts.join(", "));
+    for (i, p) in set.sources.iter().enumerate() {
+        let mine: Vec<_> = set.indicators.iter().filter(|ind| ind.source as usize == i).collect();
+        let mut by = std::collections::BTreeMap::new();
+        for ind in &mine {
+            *by.entry(ind.kind.as_str()).or_insert(0usize) += 1;
+        }
+        let by: Vec<String> = by.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let _ = writeln!(s, "\n{} ({} indicators: {})", p.set, mine.len(), by.join(", "));
+        for (label, v) in [
+            ("title", Some(p.title.as_str())),
+            ("publisher", Some(p.publisher.as_str())),
+            ("date", p.date.as_deref()),
+            ("url", p.url.as_deref()),
+            ("actor", p.actor.as_deref()),
+            ("entity", p.entity.as_deref()),
+            ("file", Some(p.file.as_str())),
+        ] {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                let _ = writeln!(s, "  {label:<10}{v}");
+            }
+        }
+        if !p.tags.is_empty() {
+            let _ = writeln!(s, "  {:<10}{}", "tags", p.tags.join(", "));
+        }
+    }
+    s
+}
+
+/// Runs the CLI and maps the outcome to the exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("iocmatch: error: {e}");
+            ExitCode::from(ERROR)
+        }
+    }
+}

@@ -1,0 +1,772 @@
+//! The per-packet path: decode, find the connection, match what is new, raise alerts.
+//!
+//! The hot path per packet is: slice the frame (no copy), one hash probe for the connection,
+//! and counters. Addresses are matched only when a connection is new; application bytes are
+//! parsed only until each direction has given what we look for (DNS is parsed on every
+//! message, since each carries new names).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::decode::defrag::Defrag;
+use crate::decode::packet::{self, Decoded, TunnelKind};
+use crate::decode::{dns, http, tls};
+use crate::indicators::{Activity, Kind};
+use crate::matcher::{Id, Matcher};
+use crate::report::alert::{proto_name, Alert, EveAlert, Field, FlowCounters, FlowEvent, Match, Origin, Tunnel};
+use crate::report::summary::Stats;
+use crate::source::capture::Packet;
+use crate::track::conn::{App, Conn, ConnKey, ConnMap, End, Limits};
+use crate::track::dnscache::{DnsCache, Resolved};
+
+/// Which IP layers of a tunnelled packet are matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tunnels {
+    /// Only the innermost connection.
+    Inner,
+    /// Only the outer (carrier) addresses.
+    Outer,
+    /// Both.
+    All,
+}
+
+/// Where alerts go.
+pub trait Sink {
+    fn alert(&mut self, a: Alert);
+    fn flow(&mut self, f: FlowEvent);
+}
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub tunnels: Tunnels,
+    pub active_only: bool,
+    pub limits: Limits,
+    /// Bytes kept per TCP direction for application parsing.
+    pub stream_cap: usize,
+    pub dns_cache_cap: usize,
+    /// Honour DNS answer TTLs for derived indicators (live mode).
+    pub honour_ttl: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tunnels: Tunnels::All,
+            active_only: false,
+            limits: Limits::default(),
+            stream_cap: 16 * 1024,
+            dns_cache_cap: 1_000_000,
+            honour_ttl: false,
+        }
+    }
+}
+
+/// A match found while inspecting a packet: indicator, field, value seen, layer, resolved-from.
+type Hit = (Id, Field, String, Option<&'static str>, Option<Arc<str>>);
+
+/// State shared by every connection: the matcher, the DNS cache, counters, output.
+struct Core<'m, S: Sink> {
+    m: &'m Matcher,
+    opts: Options,
+    dns: DnsCache,
+    sink: S,
+    stats: Stats,
+    files: Vec<Arc<str>>,
+    file: u32,
+    packet: u64,
+    ts: i64,
+    has_certs: bool,
+    has_ja3: bool,
+    namebuf: dns::NameBuf,
+    scratch: Vec<u8>,
+    hits: Vec<Hit>,
+}
+
+/// One inspection engine (one per worker thread).
+pub struct Engine<'m, S: Sink> {
+    conns: ConnMap,
+    defrag: Defrag,
+    core: Core<'m, S>,
+    next_sweep: i64,
+}
+
+fn tunnel_name(k: TunnelKind) -> &'static str {
+    match k {
+        TunnelKind::Gre => "gre",
+        TunnelKind::Erspan => "erspan",
+        TunnelKind::Vxlan => "vxlan",
+        TunnelKind::GtpU => "gtp-u",
+        TunnelKind::IpInIp => "ip-in-ip",
+        TunnelKind::Teredo => "teredo",
+    }
+}
+
+const SWEEP_EVERY_US: i64 = 1_000_000;
+
+impl<'m, S: Sink> Engine<'m, S> {
+    pub fn new(m: &'m Matcher, opts: Options, sink: S) -> Self {
+        let has = |k: Kind| m.set().indicators.iter().any(|i| i.kind == k);
+        let core = Core {
+            m,
+            dns: DnsCache::new(opts.dns_cache_cap),
+            has_certs: has(Kind::Sha1Cert) || has(Kind::Sha256Cert),
+            has_ja3: has(Kind::Ja3),
+            opts,
+            sink,
+            stats: Stats::default(),
+            files: Vec::new(),
+            file: 0,
+            packet: 0,
+            ts: 0,
+            namebuf: dns::NameBuf::default(),
+            scratch: Vec::new(),
+            hits: Vec::new(),
+        };
+        Engine { conns: ConnMap::default(), defrag: Defrag::new(4096, 64 << 20, 30.0), core, next_sweep: i64::MIN }
+    }
+
+    /// Starts a new input file (for the `capture` field of alerts).
+    pub fn begin_file(&mut self, name: Arc<str>) {
+        self.core.files.push(name);
+        self.core.file = (self.core.files.len() - 1) as u32;
+        self.core.stats.files += 1;
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.core.stats
+    }
+
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.core.stats
+    }
+
+    /// Ends every connection (end of input) and returns the counters and the sink.
+    pub fn finish(mut self) -> (Stats, S) {
+        let keys: Vec<ConnKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            if let Some(c) = self.conns.remove(&k) {
+                self.core.end(c, End::EndOfInput);
+            }
+        }
+        let d = self.defrag.stats();
+        self.core.stats.reassembled = d.reassembled;
+        (self.core.stats, self.core.sink)
+    }
+
+    /// Inspects one captured frame.
+    pub fn packet(&mut self, p: &Packet<'_>) {
+        let st = &mut self.core.stats;
+        st.packets += 1;
+        st.bytes += p.data.len() as u64;
+        self.core.packet = p.number;
+        self.core.ts = p.ts_micros;
+        let mut d = Decoded::default();
+        // Always decapsulate: even `--tunnels outer` needs the inner connection as the key.
+        let decap = true;
+        if let Err(skip) = packet::decode(p.linktype, p.data, decap, &mut d) {
+            if skip == packet::Skip::UnsupportedLinkType {
+                *st.unknown_linktypes.entry(p.linktype).or_default() += 1;
+            }
+            st.skip(skip.as_str());
+            return;
+        }
+        st.decoded += 1;
+        if d.depth_exceeded {
+            st.too_deep += 1;
+        }
+        if p.ts_micros >= self.next_sweep {
+            self.sweep(p.ts_micros);
+            self.next_sweep = p.ts_micros + SWEEP_EVERY_US;
+        }
+        if let Some(frag) = d.fragment {
+            self.core.stats.fragments += 1;
+            let Some(inner) = d.innermost().copied() else { return };
+            let ts = p.ts_micros as f64 / 1e6;
+            if let Some((proto, payload)) = self.defrag.push(ts, inner.src, inner.dst, inner.proto, frag, d.ip_payload)
+            {
+                let mut whole: Decoded<'_> = d;
+                whole.fragment = None;
+                packet::decode_transport(proto, &payload, decap, &mut whole);
+                self.inspect(&whole, p.data.len());
+            } else if frag.offset == 0 && d.sport != 0 {
+                // The first fragment carries the ports: the connection is known from it.
+                self.inspect(&d, p.data.len());
+            }
+            return;
+        }
+        self.inspect(&d, p.data.len());
+    }
+
+    fn inspect(&mut self, d: &Decoded<'_>, wire: usize) {
+        let Some(inner) = d.innermost().copied() else { return };
+        let (src, dst) = ((inner.src, d.sport), (inner.dst, d.dport));
+        let (key, _) = ConnKey::new(inner.proto, src, dst);
+        let now = self.core.ts;
+        let tcp = d.tcp;
+        if self.conns.len() >= self.core.opts.limits.max_conns && !self.conns.contains_key(&key) {
+            self.make_room(now);
+        }
+        let mut is_new = false;
+        let conn = self.conns.entry(key).or_insert_with(|| {
+            is_new = true;
+            // A SYN-ACK seen first means we missed the SYN: the receiver is the client.
+            let reply = tcp.is_some_and(|t| t.flags & 0x12 == 0x12);
+            let (client, server) = if reply { (dst, src) } else { (src, dst) };
+            let outer = d.outermost().copied();
+            let tunnel = match (d.depth > 1, outer) {
+                (true, Some(o)) => Some(Tunnel {
+                    src_ip: o.src,
+                    dest_ip: o.dst,
+                    kind: o.tunnel.map(tunnel_name).unwrap_or("ip"),
+                    depth: d.depth - 1,
+                }),
+                _ => None,
+            };
+            Conn {
+                client,
+                server,
+                proto: inner.proto,
+                first_us: now,
+                last_us: now,
+                pkts: [0; 2],
+                bytes: [0; 2],
+                vlans: d.vlans,
+                vlan_count: d.vlan_count,
+                tunnel,
+                file: self.core.file,
+                alerted: Vec::new(),
+                fin: [false; 2],
+                closed_at: None,
+                app_done: [false; 2],
+                app: None,
+            }
+        });
+        // A new SYN on a connection that closed: port reuse, a new connection.
+        if !is_new && conn.closed_at.is_some() && tcp.is_some_and(|t| t.flags & 0x12 == 0x02) {
+            let old = self.conns.remove(&key).expect("present");
+            self.core.end(old, End::Closed);
+            return self.inspect(d, wire);
+        }
+        let dir = conn.dir(src);
+        conn.pkts[dir] += 1;
+        conn.bytes[dir] += wire as u64;
+        conn.last_us = now;
+        if is_new {
+            self.core.stats.conns += 1;
+            self.core.check_addresses(conn, d);
+        }
+        if let Some(t) = tcp {
+            if t.flags & 0x04 != 0 {
+                conn.closed_at.get_or_insert(now);
+            } else if t.flags & 0x01 != 0 {
+                conn.fin[dir] = true;
+                if conn.fin[0] && conn.fin[1] {
+                    conn.closed_at.get_or_insert(now);
+                }
+            }
+            if t.flags & 0x02 != 0 {
+                // SYN: fix where the stream starts.
+                conn.app.get_or_insert_with(Default::default).streams[dir].syn(t.seq);
+            }
+        }
+        if !d.payload.is_empty() && !conn.app_done[dir] {
+            self.core.app(conn, dir, d);
+        }
+    }
+
+    /// Ends connections idle past their timeout.
+    fn sweep(&mut self, now: i64) {
+        let limits = self.core.opts.limits;
+        let mut ended = Vec::new();
+        self.conns.retain(|_, c| match limits.expired(c, now) {
+            Some(why) => {
+                ended.push((std::mem::replace(c, dummy_conn()), why));
+                false
+            }
+            None => true,
+        });
+        for (c, why) in ended {
+            self.core.end(c, why);
+        }
+    }
+
+    /// At the cap: expire what is idle, then evict the oldest tenth.
+    fn make_room(&mut self, now: i64) {
+        self.sweep(now);
+        if self.conns.len() < self.core.opts.limits.max_conns {
+            return;
+        }
+        let mut ages: Vec<(i64, ConnKey)> = self.conns.iter().map(|(k, c)| (c.last_us, *k)).collect();
+        let n = (ages.len() / 10).max(1);
+        ages.select_nth_unstable_by_key(n - 1, |a| a.0);
+        for (_, k) in ages.into_iter().take(n) {
+            if let Some(c) = self.conns.remove(&k) {
+                self.core.stats.conns_evicted += 1;
+                self.core.end(c, End::Evicted);
+            }
+        }
+    }
+}
+
+fn dummy_conn() -> Conn {
+    let z = (IpAddr::from([0, 0, 0, 0]), 0);
+    Conn {
+        client: z,
+        server: z,
+        proto: 0,
+        first_us: 0,
+        last_us: 0,
+        pkts: [0; 2],
+        bytes: [0; 2],
+        vlans: [0; 2],
+        vlan_count: 0,
+        tunnel: None,
+        file: 0,
+        alerted: Vec::new(),
+        fin: [false; 2],
+        closed_at: None,
+        app_done: [true; 2],
+        app: None,
+    }
+}
+
+fn micros_to_rfc3339(us: i64) -> String {
+    let mut s = String::with_capacity(27);
+    crate::time::format_micros(us.div_euclid(1_000_000), us.rem_euclid(1_000_000) as u32, &mut s);
+    s
+}
+
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            a.is_private()
+                || a.is_loopback()
+                || a.is_link_local()
+                || a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64
+        }
+        IpAddr::V6(a) => {
+            (a.segments()[0] & 0xfe00) == 0xfc00 || (a.segments()[0] & 0xffc0) == 0xfe80 || a.is_loopback()
+        }
+    }
+}
+
+impl<S: Sink> Core<'_, S> {
+    /// Matches the addresses of a new connection (and of its tunnel), and the DNS-derived ones.
+    fn check_addresses(&mut self, conn: &mut Conn, d: &Decoded<'_>) {
+        let m = self.m;
+        let depth = d.depth as usize;
+        let tunnelled = depth > 1;
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
+        for (i, layer) in d.ip_layers().enumerate() {
+            let innermost = i + 1 == depth;
+            let wanted = match self.opts.tunnels {
+                Tunnels::All => true,
+                Tunnels::Inner => innermost,
+                Tunnels::Outer => !innermost || !tunnelled,
+            };
+            if !wanted {
+                continue;
+            }
+            let label = if !tunnelled {
+                None
+            } else if innermost {
+                Some("inner")
+            } else {
+                Some("outer")
+            };
+            // Orient by the connection: ip.src is the client side.
+            let from_client = if innermost { (layer.src, d.sport) == conn.client } else { true };
+            let (sp, dp) = if innermost { (d.sport, d.dport) } else { (layer.sport, layer.dport) };
+            let (cs, cp, ss, spt) =
+                if from_client { (layer.src, sp, layer.dst, dp) } else { (layer.dst, dp, layer.src, sp) };
+            m.lookup_ip(cs, cp, &mut |id| hits.push((id, Field::IpSrc, cs.to_string(), label, None)));
+            m.lookup_ip(ss, spt, &mut |id| hits.push((id, Field::IpDst, ss.to_string(), label, None)));
+            if innermost {
+                for ip in [ss, cs] {
+                    if let Some(r) = self.dns.addr(&ip, self.ts) {
+                        for &id in r.ids.iter() {
+                            hits.push((id, Field::DnsResolved, ip.to_string(), label, Some(r.name.clone())));
+                        }
+                    }
+                }
+            }
+        }
+        for (id, field, value, layer, via) in hits.drain(..) {
+            self.emit(conn, id, field, value, layer, via);
+        }
+        self.hits = hits;
+    }
+
+    /// Application bytes of one direction.
+    fn app(&mut self, conn: &mut Conn, dir: usize, d: &Decoded<'_>) {
+        let (sport, dport) = (d.sport, d.dport);
+        let dns_port = sport == 53 || dport == 53 || sport == 5353 || dport == 5353;
+        match conn.proto {
+            17 if dns_port => {
+                self.dns(conn, d.payload);
+            }
+            6 => self.tcp_app(conn, dir, d, dns_port),
+            _ => conn.app_done[dir] = true,
+        }
+    }
+
+    fn tcp_app(&mut self, conn: &mut Conn, dir: usize, d: &Decoded<'_>, dns_port: bool) {
+        let seq = d.tcp.map(|t| t.seq).unwrap_or(0);
+        // Fast path: the whole first message in the first segment, no copy.
+        let fresh = conn.app.as_ref().is_none_or(|a| a.streams[dir].is_empty());
+        if fresh {
+            match self.tcp_message(conn, dir, d.payload, dns_port) {
+                Progress::Done => {
+                    conn.app_done[dir] = true;
+                    if let Some(a) = conn.app.as_mut() {
+                        a.streams[dir].release();
+                    }
+                    return;
+                }
+                Progress::More => {}
+            }
+        }
+        let cap = if dir == 1 { 64 * 1024 } else { self.opts.stream_cap };
+        let app = conn.app.get_or_insert_with(Box::<App>::default);
+        if !app.streams[dir].add(seq, d.payload, cap) && !fresh {
+            return;
+        }
+        if fresh {
+            // already tried on this very payload
+            return;
+        }
+        let mut buf = std::mem::take(&mut app.streams[dir]);
+        let done = matches!(self.tcp_message(conn, dir, buf.data(), dns_port), Progress::Done) || buf.overflow;
+        if done {
+            buf.release();
+            conn.app_done[dir] = true;
+        }
+        if let Some(app) = conn.app.as_mut() {
+            app.streams[dir] = buf;
+        }
+    }
+
+    /// Tries to read what we look for from the bytes a direction sent so far.
+    fn tcp_message(&mut self, conn: &mut Conn, dir: usize, data: &[u8], dns_port: bool) -> Progress {
+        if dns_port {
+            let mut it = dns::tcp_messages(data);
+            let mut n = 0;
+            for msg in it.by_ref() {
+                self.dns(conn, msg);
+                n += 1;
+            }
+            // DNS over TCP carries many messages; keep reading until the buffer fills.
+            let _ = n;
+            return if data.len() >= self.opts.stream_cap { Progress::Done } else { Progress::More };
+        }
+        if dir == 0 {
+            match data.first() {
+                Some(0x16) => {
+                    let mut scratch = std::mem::take(&mut self.scratch);
+                    let r = match tls::parse_client_hello(data, &mut scratch) {
+                        Ok(ch) => {
+                            self.stats.tls_client_hellos += 1;
+                            let mut hits = std::mem::take(&mut self.hits);
+                            for name in &ch.sni {
+                                self.m.lookup_domain(name, &mut |id| {
+                                    hits.push((id, Field::TlsSni, name.clone(), None, None))
+                                });
+                            }
+                            if self.has_ja3 {
+                                let (_, md5) = tls::ja3(&ch);
+                                self.m.lookup_hash(Kind::Ja3, &md5, &mut |id| {
+                                    hits.push((id, Field::TlsJa3, md5.clone(), None, None))
+                                });
+                            }
+                            for (id, f, v, l, via) in hits.drain(..) {
+                                self.emit(conn, id, f, v, l, via);
+                            }
+                            self.hits = hits;
+                            Progress::Done
+                        }
+                        Err(tls::TlsError::Incomplete) => Progress::More,
+                        Err(_) => {
+                            self.stats.tls_errors += 1;
+                            Progress::Done
+                        }
+                    };
+                    scratch.clear();
+                    self.scratch = scratch;
+                    r
+                }
+                Some(b'A'..=b'Z') => match http::parse_request(data) {
+                    Ok(req) => {
+                        self.stats.http_requests += 1;
+                        let mut hits = std::mem::take(&mut self.hits);
+                        if let Some(raw) = req.host {
+                            let mut host = String::new();
+                            http::normalize_host(raw, &mut host);
+                            match host.parse::<IpAddr>() {
+                                Ok(ip) => self.m.lookup_ip(ip, conn.server.1, &mut |id| {
+                                    hits.push((id, Field::HttpHost, host.clone(), None, None))
+                                }),
+                                Err(_) => self.m.lookup_domain(&host, &mut |id| {
+                                    hits.push((id, Field::HttpHost, host.clone(), None, None))
+                                }),
+                            }
+                        }
+                        let mut url = String::new();
+                        http::url_of(&req, &mut url);
+                        self.m.lookup_url(&url, &mut |id| hits.push((id, Field::HttpUrl, url.clone(), None, None)));
+                        for (id, f, v, l, via) in hits.drain(..) {
+                            self.emit(conn, id, f, v, l, via);
+                        }
+                        self.hits = hits;
+                        Progress::Done
+                    }
+                    Err(http::HttpError::Incomplete) => Progress::More,
+                    Err(_) => Progress::Done,
+                },
+                _ => Progress::Done,
+            }
+        } else {
+            if !self.has_certs || data.first() != Some(&0x16) {
+                return Progress::Done;
+            }
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let mut fps = Vec::new();
+            let r = tls::server_certificates(data, &mut scratch, |der| fps.push(tls::cert_fingerprints(der)));
+            scratch.clear();
+            self.scratch = scratch;
+            let mut hits = std::mem::take(&mut self.hits);
+            for (sha1, sha256) in fps {
+                self.stats.certs_seen += 1;
+                self.m.lookup_hash(Kind::Sha1Cert, &sha1, &mut |id| {
+                    hits.push((id, Field::TlsCert, sha1.clone(), None, None))
+                });
+                self.m.lookup_hash(Kind::Sha256Cert, &sha256, &mut |id| {
+                    hits.push((id, Field::TlsCert, sha256.clone(), None, None))
+                });
+            }
+            for (id, f, v, l, via) in hits.drain(..) {
+                self.emit(conn, id, f, v, l, via);
+            }
+            self.hits = hits;
+            match r {
+                Err(tls::TlsError::Incomplete) => Progress::More,
+                _ => Progress::Done,
+            }
+        }
+    }
+
+    /// One DNS message: names against domain indicators, answer addresses against address
+    /// indicators, and the correlation of flagged names with the addresses they resolve to.
+    fn dns(&mut self, conn: &mut Conn, msg: &[u8]) {
+        let Ok(parsed) = dns::parse(msg) else {
+            self.stats.dns_errors += 1;
+            return;
+        };
+        self.stats.dns_messages += 1;
+        let names = std::cell::RefCell::new(Vec::<(String, Field)>::new());
+        let mut addrs: Vec<(IpAddr, u32)> = Vec::new();
+        let mut cnames: Vec<String> = Vec::new();
+        let mut namebuf = std::mem::take(&mut self.namebuf);
+        let r = parsed.walk(
+            &mut namebuf,
+            |q| {
+                if let Some(n) = q.name.as_str() {
+                    names.borrow_mut().push((n.to_string(), Field::DnsQuery));
+                }
+            },
+            |a| {
+                if let Some(n) = a.name.as_str() {
+                    let mut names = names.borrow_mut();
+                    if !names.iter().any(|(x, _)| x == n) {
+                        names.push((n.to_string(), Field::DnsAnswer));
+                    }
+                }
+                match &a.data {
+                    dns::Rdata::A(ip) => addrs.push((IpAddr::V4(*ip), a.ttl)),
+                    dns::Rdata::Aaaa(ip) => addrs.push((IpAddr::V6(*ip), a.ttl)),
+                    dns::Rdata::Cname(t) | dns::Rdata::Dname(t) => {
+                        if let Some(t) = t.as_str() {
+                            names.borrow_mut().push((t.to_string(), Field::DnsAnswer));
+                            cnames.push(t.to_string());
+                        }
+                    }
+                    _ => {}
+                }
+            },
+        );
+        self.namebuf = namebuf;
+        let names = names.into_inner();
+        if r.is_err() {
+            self.stats.dns_errors += 1;
+        }
+        let mut hits = std::mem::take(&mut self.hits);
+        let mut flagged_ids: Vec<Id> = Vec::new();
+        let mut origin: Option<Arc<str>> = None;
+        for (name, field) in &names {
+            if name.is_empty() {
+                continue;
+            }
+            let before = hits.len();
+            self.m.lookup_domain(name, &mut |id| hits.push((id, *field, name.clone(), None, None)));
+            if hits.len() > before {
+                flagged_ids.extend(hits[before..].iter().map(|h| h.0));
+                origin.get_or_insert_with(|| Arc::from(name.as_str()));
+            } else if let Some(r) = self.dns.name(name, self.ts) {
+                // A CNAME target of a flagged name, queried on its own.
+                flagged_ids.extend(r.ids.iter().copied());
+                origin.get_or_insert_with(|| r.name.clone());
+            }
+        }
+        for (ip, _) in &addrs {
+            self.m.lookup_ip(*ip, 0, &mut |id| hits.push((id, Field::DnsAnswer, ip.to_string(), None, None)));
+        }
+        for (id, f, v, l, via) in hits.drain(..) {
+            self.emit(conn, id, f, v, l, via);
+        }
+        self.hits = hits;
+        if parsed.is_response && !flagged_ids.is_empty() {
+            flagged_ids.sort_unstable();
+            flagged_ids.dedup();
+            let ids: Arc<[Id]> = Arc::from(flagged_ids);
+            let name = origin.unwrap_or_else(|| Arc::from(""));
+            for (ip, ttl) in addrs {
+                let until =
+                    if self.opts.honour_ttl { self.ts + (ttl.clamp(60, 86_400) as i64) * 1_000_000 } else { i64::MAX };
+                self.stats.resolved_derived += 1;
+                self.dns.insert_addr(ip, Resolved { ids: ids.clone(), name: name.clone(), until });
+            }
+            for c in cnames {
+                self.dns.insert_name(&c, Resolved { ids: ids.clone(), name: name.clone(), until: i64::MAX });
+            }
+        }
+    }
+
+    /// Raises one alert, unless this connection already raised it for that indicator and field.
+    fn emit(
+        &mut self,
+        conn: &mut Conn,
+        id: Id,
+        field: Field,
+        value: String,
+        layer: Option<&'static str>,
+        via: Option<Arc<str>>,
+    ) {
+        if conn.alerted.iter().any(|&(i, f)| i == id && f == field) {
+            return;
+        }
+        let set = self.m.set();
+        let ind = &set.indicators[id as usize];
+        let meta = set.meta(ind).clone();
+        let activity = meta.activity_at(self.ts.div_euclid(1_000_000));
+        if self.opts.active_only && !matches!(activity, Activity::Active | Activity::Undated) {
+            self.stats.alerts_inactive_dropped += 1;
+            return;
+        }
+        if conn.alerted.is_empty() {
+            self.stats.conns_flagged += 1;
+            let host =
+                if is_internal(conn.server.0) && !is_internal(conn.client.0) { conn.server.0 } else { conn.client.0 };
+            *self.stats.hosts.entry(host).or_default() += 1;
+        }
+        conn.alerted.push((id, field));
+        let prov = set.provenance(ind).clone();
+        let indicator = crate::indicators::export::display_value(ind);
+        self.stats.alerts += 1;
+        *self.stats.alerts_by_set.entry(prov.set.clone()).or_default() += 1;
+        *self.stats.alerts_by_indicator.entry((prov.set.clone(), indicator.clone())).or_default() += 1;
+        let severity = match meta.confidence.as_deref() {
+            Some("high") => 1,
+            Some("medium") => 2,
+            _ => 3,
+        };
+        let signature = format!("iocmatch {} {} in {}", field.as_str(), indicator, prov.set);
+        let sid = {
+            use std::hash::BuildHasher;
+            900_000_000
+                + (foldhash::fast::FixedState::with_seed(3).hash_one((&prov.set, &indicator)) % 99_999_999) as u32
+        };
+        let alert = Alert {
+            timestamp: micros_to_rfc3339(self.ts),
+            ts_micros: self.ts,
+            event_type: "alert",
+            src_ip: conn.client.0,
+            src_port: conn.client.1,
+            dest_ip: conn.server.0,
+            dest_port: conn.server.1,
+            proto: proto_name(conn.proto),
+            vlan: conn.vlans[..conn.vlan_count.min(2) as usize].to_vec(),
+            tunnel: conn.tunnel.clone(),
+            alert: EveAlert {
+                action: "allowed",
+                gid: 1,
+                signature_id: sid,
+                rev: 1,
+                signature,
+                category: meta.role.as_deref().unwrap_or("Advisory infrastructure").to_string(),
+                severity,
+            },
+            matched: Match {
+                indicator,
+                kind: ind.kind,
+                value,
+                field,
+                layer,
+                resolved_from: via,
+                active: matches!(activity, Activity::Active | Activity::Undated),
+                activity,
+                meta,
+                source: prov,
+            },
+            capture: Origin { file: self.files[self.file as usize].clone(), packet: Some(self.packet), line: None },
+        };
+        self.sink.alert(alert);
+    }
+
+    /// A connection ended: the flow summary of a flagged one.
+    fn end(&mut self, c: Conn, why: End) {
+        if !c.flagged() {
+            return;
+        }
+        let set = self.m.set();
+        let mut indicators: Vec<String> = c
+            .alerted
+            .iter()
+            .map(|(id, _)| crate::indicators::export::display_value(&set.indicators[*id as usize]))
+            .collect();
+        indicators.dedup();
+        let ev = FlowEvent {
+            timestamp: micros_to_rfc3339(c.last_us),
+            event_type: "flow",
+            src_ip: c.client.0,
+            src_port: c.client.1,
+            dest_ip: c.server.0,
+            dest_port: c.server.1,
+            proto: proto_name(c.proto),
+            vlan: c.vlans[..c.vlan_count.min(2) as usize].to_vec(),
+            tunnel: c.tunnel.clone(),
+            flow: FlowCounters {
+                pkts_toserver: c.pkts[0],
+                pkts_toclient: c.pkts[1],
+                bytes_toserver: c.bytes[0],
+                bytes_toclient: c.bytes[1],
+                start: micros_to_rfc3339(c.first_us),
+                end: micros_to_rfc3339(c.last_us),
+                reason: why.as_str(),
+                alerted: true,
+            },
+            indicators,
+            capture: Origin {
+                file: self.files.get(c.file as usize).cloned().unwrap_or_else(|| Arc::from("")),
+                packet: None,
+                line: None,
+            },
+        };
+        self.sink.flow(ev);
+    }
+}
+
+enum Progress {
+    Done,
+    More,
+}

@@ -1,0 +1,149 @@
+//! Connections: a canonical bidirectional key, per-direction counters, the verdict cache, and
+//! a bounded table with expiry.
+//!
+//! Addresses are matched once, when a connection is first seen, and the alerts already raised
+//! are remembered, so a long download costs one hash probe per packet and never repeats an alert.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::stream::Stream;
+use crate::report::alert::{Field, Tunnel};
+
+/// Both directions of a connection map to the same key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    pub proto: u8,
+    pub lo: (IpAddr, u16),
+    pub hi: (IpAddr, u16),
+}
+
+impl ConnKey {
+    pub fn new(proto: u8, a: (IpAddr, u16), b: (IpAddr, u16)) -> (ConnKey, bool) {
+        if a <= b {
+            (ConnKey { proto, lo: a, hi: b }, false)
+        } else {
+            (ConnKey { proto, lo: b, hi: a }, true)
+        }
+    }
+}
+
+/// Application-layer state, allocated only for TCP connections whose first payload did not
+/// parse in one segment.
+#[derive(Debug, Default)]
+pub struct App {
+    pub streams: [Stream; 2],
+}
+
+/// Why a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    Closed,
+    Timeout,
+    Evicted,
+    EndOfInput,
+}
+
+impl End {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            End::Closed => "closed",
+            End::Timeout => "timeout",
+            End::Evicted => "evicted",
+            End::EndOfInput => "end-of-input",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    /// The side that spoke first (or sent the SYN).
+    pub client: (IpAddr, u16),
+    pub server: (IpAddr, u16),
+    pub proto: u8,
+    pub first_us: i64,
+    pub last_us: i64,
+    /// Index 0: client to server.
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    pub vlans: [u16; 2],
+    pub vlan_count: u8,
+    pub tunnel: Option<Tunnel>,
+    /// File the connection was first seen in (index into the run's file list).
+    pub file: u32,
+    /// Alerts raised: (indicator, field).
+    pub alerted: Vec<(u32, Field)>,
+    /// FIN seen from each side.
+    pub fin: [bool; 2],
+    pub closed_at: Option<i64>,
+    /// Application inspection finished for each direction.
+    pub app_done: [bool; 2],
+    pub app: Option<Box<App>>,
+}
+
+impl Conn {
+    pub fn flagged(&self) -> bool {
+        !self.alerted.is_empty()
+    }
+
+    /// Direction index of a packet from `src`: 0 = from the client.
+    #[inline]
+    pub fn dir(&self, src: (IpAddr, u16)) -> usize {
+        usize::from(src != self.client)
+    }
+}
+
+pub type ConnMap = HashMap<ConnKey, Conn, foldhash::fast::RandomState>;
+
+/// Timeouts (µs of packet time) and the cap.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_conns: usize,
+    pub tcp_idle_us: i64,
+    pub udp_idle_us: i64,
+    pub other_idle_us: i64,
+    /// How long a closed TCP connection lingers to absorb its last ACKs.
+    pub closed_linger_us: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_conns: 1_000_000,
+            tcp_idle_us: 3_600_000_000,
+            udp_idle_us: 120_000_000,
+            other_idle_us: 60_000_000,
+            closed_linger_us: 5_000_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Whether `c` has ended by time `now`.
+    pub fn expired(&self, c: &Conn, now: i64) -> Option<End> {
+        if let Some(at) = c.closed_at {
+            return (now - at > self.closed_linger_us).then_some(End::Closed);
+        }
+        let idle = match c.proto {
+            6 => self.tcp_idle_us,
+            17 => self.udp_idle_us,
+            _ => self.other_idle_us,
+        };
+        (now - c.last_us > idle).then_some(End::Timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_the_same_both_ways() {
+        let a = ("10.0.0.1".parse().unwrap(), 40000);
+        let b = ("192.0.2.1".parse().unwrap(), 443);
+        let (k1, r1) = ConnKey::new(6, a, b);
+        let (k2, r2) = ConnKey::new(6, b, a);
+        assert_eq!(k1, k2);
+        assert_ne!(r1, r2);
+    }
+}
