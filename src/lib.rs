@@ -11,5 +11,6 @@ pub mod matcher;
 pub mod pipeline;
 pub mod report;
 pub mod source;
+pub mod synth;
 pub mod time;
 pub mod track;

@@ -146,7 +146,8 @@ impl<'m, S: Sink> Engine<'m, S> {
         let keys: Vec<ConnKey> = self.conns.keys().copied().collect();
         for k in keys {
             if let Some(c) = self.conns.remove(&k) {
-                self.core.end(c, End::EndOfInput);
+                let why = if c.closed_at.is_some() { End::Closed } else { End::EndOfInput };
+                self.core.end(c, why);
             }
         }
         let d = self.defrag.stats();
@@ -670,6 +671,8 @@ impl<S: Sink> Core<'_, S> {
             *self.stats.hosts.entry(host).or_default() += 1;
         }
         conn.alerted.push((id, field));
+        // Application fields of a tunnelled connection come from the inner layer.
+        let layer = layer.or(conn.tunnel.as_ref().map(|_| "inner"));
         let prov = set.provenance(ind).clone();
         let indicator = crate::indicators::export::display_value(ind);
         self.stats.alerts += 1;

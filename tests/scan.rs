@@ -1,0 +1,252 @@
+//! Runs the `iocmatch` binary on the shipped sample captures and checks what an analyst sees.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iocmatch"))
+}
+
+fn root(p: &str) -> String {
+    format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run iocmatch")
+}
+
+fn alerts(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .filter(|v| v["event_type"] == "alert")
+        .collect()
+}
+
+fn find<'a>(alerts: &'a [Value], field: &str, indicator: &str) -> &'a Value {
+    alerts
+        .iter()
+        .find(|a| a["match"]["field"] == field && a["match"]["indicator"] == indicator)
+        .unwrap_or_else(|| panic!("no {field} alert for {indicator}: {alerts:#?}"))
+}
+
+#[test]
+fn committed_samples_are_what_the_code_writes() {
+    for (name, bytes) in iocmatch::synth::samples::all().unwrap() {
+        let on_disk = std::fs::read(root(&format!("pcaps/{name}"))).unwrap();
+        assert!(on_disk == bytes, "pcaps/{name} differs from the generator: run `cargo run --example make_pcaps`");
+    }
+}
+
+#[test]
+fn raptor_train_sample_flags_names_answers_and_resolved_addresses() {
+    let out = run(&["scan", "-q", &root("pcaps/raptor-train-c2.pcap")]);
+    assert_eq!(out.status.code(), Some(1), "exit 1 when something is flagged");
+    let a = alerts(&out);
+
+    let q = find(&a, "dns.query", "hy92.com");
+    assert_eq!(q["src_ip"], "10.20.30.40");
+    assert_eq!(q["dest_ip"], "10.20.0.53");
+    assert_eq!(q["dest_port"], 53);
+    assert_eq!(q["proto"], "UDP");
+    assert_eq!(q["match"]["value"], "c2.hy92.com");
+    assert_eq!(q["match"]["type"], "domain");
+    assert_eq!(q["match"]["activity"], "active");
+    assert_eq!(q["match"]["source"]["set"], "raptor-train-lumen-2024-09-18");
+    assert_eq!(q["match"]["source"]["publisher"], "Lumen Technologies, Black Lotus Labs");
+    assert_eq!(q["match"]["source"]["date"], "2024-09-18");
+    assert_eq!(q["match"]["source"]["actor"], "Flax Typhoon");
+    assert_eq!(q["match"]["confidence"], "high");
+    assert_eq!(q["match"]["first_seen"], "2024-09-04");
+    assert!(q["timestamp"].as_str().unwrap().starts_with("2024-09-04T12:00:00."));
+    assert!(q["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert!(q["capture"]["file"].as_str().unwrap().ends_with("raptor-train-c2.pcap"));
+    assert!(q["capture"]["packet"].as_u64().unwrap() > 0);
+
+    // The address nobody listed, flagged because a flagged name resolved to it.
+    let r = find(&a, "dns.resolved", "hy92.com");
+    assert_eq!(r["dest_ip"], "198.51.100.23");
+    assert_eq!(r["dest_port"], 443);
+    assert_eq!(r["match"]["value"], "198.51.100.23");
+    assert_eq!(r["match"]["resolved_from"], "c2.hy92.com");
+    let sni = find(&a, "tls.sni", "hy92.com");
+    assert_eq!(sni["dest_ip"], "198.51.100.23");
+
+    // Listed address, but past its last_seen: still flagged, and says so.
+    let ip = find(&a, "ip.dst", "208.85.16.100");
+    assert_eq!(ip["match"]["activity"], "after_last_seen");
+    assert_eq!(ip["match"]["last_seen"], "2024-08-29");
+    assert_eq!(ip["match"]["active"], false);
+    find(&a, "dns.answer", "208.85.16.100");
+
+    // One alert per connection, indicator and field; the near miss xhy92.com never matches.
+    let mut keys: Vec<String> = a
+        .iter()
+        .map(|x| format!("{}{}{}{}", x["src_port"], x["dest_ip"], x["match"]["indicator"], x["match"]["field"]))
+        .collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "repeated alerts");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("xhy92.com"));
+}
+
+#[test]
+fn active_only_drops_alerts_outside_the_indicator_window() {
+    let out = run(&["scan", "-q", "--active-only", &root("pcaps/raptor-train-c2.pcap")]);
+    let a = alerts(&out);
+    assert!(a.iter().all(|x| x["match"]["active"] == true), "{a:#?}");
+    assert!(a.iter().all(|x| x["match"]["indicator"] != "208.85.16.100"));
+    find(&a, "dns.resolved", "hy92.com");
+}
+
+#[test]
+fn softether_sample_and_flow_summary() {
+    let out = run(&["scan", "-q", &root("pcaps/flax-typhoon-softether.pcap")]);
+    assert_eq!(out.status.code(), Some(1));
+    let a = alerts(&out);
+    let ips: Vec<&Value> = a.iter().filter(|x| x["match"]["indicator"] == "139.180.158.51").collect();
+    assert_eq!(ips.len(), 2, "listed by Microsoft and by AA26-281A: one alert per indicator row's set");
+    let ip = ips.iter().find(|x| x["match"]["source"]["set"] == "flax-typhoon-microsoft-2023-08-24").unwrap();
+    assert_eq!(ip["src_ip"], "10.1.1.20");
+    assert_eq!(ip["match"]["activity"], "active", "2023-07-20 is inside 2022-08-30..2023-07-26");
+    let sni = find(&a, "tls.sni", "vpn472462384.softether.net");
+    assert_eq!(sni["match"]["source"]["publisher"], "Microsoft Threat Intelligence");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("www.softether.net"),
+        "the parent service is not an indicator"
+    );
+    let flows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event_type"] == "flow")
+        .collect();
+    assert_eq!(flows.len(), 1, "one flow event, for the one flagged connection");
+    let f = &flows[0]["flow"];
+    assert_eq!(f["pkts_toserver"], 6);
+    assert_eq!(f["pkts_toclient"], 7);
+    assert_eq!(f["reason"], "closed");
+}
+
+#[test]
+fn clean_capture_exits_zero() {
+    let out = run(&["scan", &root("pcaps/clean.pcap")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("alerts    0"), "{err}");
+    assert!(err.contains("skipped 0"), "{err}");
+}
+
+#[test]
+fn tunnels_report_their_layer_and_outer_addresses() {
+    let out = run(&["scan", "-q", &root("pcaps/tunnelled.pcap")]);
+    let a = alerts(&out);
+    let gre = find(&a, "ip.dst", "45.77.231.209");
+    assert_eq!(gre["match"]["layer"], "inner");
+    assert_eq!(gre["tunnel"]["type"], "gre");
+    assert_eq!(gre["tunnel"]["src_ip"], "192.0.2.1");
+    let vx = find(&a, "dns.query", "dns.studiocloud.xyz");
+    assert_eq!(vx["tunnel"]["type"], "vxlan");
+    // Only the outer layer: the inner addresses are not checked.
+    let outer = alerts(&run(&["scan", "-q", "--tunnels", "outer", &root("pcaps/tunnelled.pcap")]));
+    assert!(outer.iter().all(|x| x["match"]["field"] != "ip.dst"), "{outer:#?}");
+}
+
+#[test]
+fn formats_stdin_output_file_and_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("alerts.json");
+    let out = run(&["scan", "-q", "-o", out_file.to_str().unwrap(), &root("pcaps")]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    assert!(text.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+    for file in ["raptor-train-c2.pcap", "flax-typhoon-softether.pcap", "tunnelled.pcap"] {
+        assert!(text.contains(file), "folder scan missed {file}");
+    }
+
+    let zeek = run(&["scan", "-q", "--format", "zeek", &root("pcaps/raptor-train-c2.pcap")]);
+    let z = String::from_utf8_lossy(&zeek.stdout);
+    assert!(z.starts_with("#separator \\x09\n"));
+    assert!(z.contains("\tc2.hy92.com\tIntel::DOMAIN\tDNS::IN_REQUEST\t"), "{z}");
+
+    let csv = run(&["scan", "-q", "--format", "csv", &root("pcaps/raptor-train-c2.pcap")]);
+    let c = String::from_utf8_lossy(&csv.stdout);
+    assert!(c.starts_with("timestamp,src_ip,src_port,dest_ip,dest_port,proto,field,value,indicator,type,set,"));
+    assert!(c.contains(",dns.resolved,198.51.100.23,hy92.com,domain,raptor-train-lumen-2024-09-18,"));
+
+    let bytes = std::fs::read(root("pcaps/raptor-train-c2.pcap")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &bytes).unwrap();
+    let mut child = bin()
+        .args(["scan", "-q", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &gz.finish().unwrap()).unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert_eq!(piped.status.code(), Some(1));
+    assert!(alerts(&piped).iter().any(|a| a["match"]["field"] == "dns.resolved"));
+}
+
+#[test]
+fn bad_inputs_say_where_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("notes.txt");
+    std::fs::write(&garbage, "this is not a capture\n").unwrap();
+    let out = run(&["scan", "-q", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("notes.txt") && err.contains("not a pcap or pcapng capture"), "{err}");
+
+    // Truncated: alerts from before the cut are kept, the error names the packet.
+    let mut bytes = std::fs::read(root("pcaps/raptor-train-c2.pcap")).unwrap();
+    bytes.truncate(bytes.len() - 30);
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes).unwrap();
+    let out = run(&["scan", &cut.to_string_lossy()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cut.pcap: after packet") && err.contains("truncated"), "{err}");
+    assert!(alerts(&out).iter().any(|a| a["match"]["field"] == "dns.resolved"));
+    assert_eq!(out.status.code(), Some(1));
+
+    let missing = run(&["scan", "/nonexistent/x.pcap"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn user_sets_and_no_default_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("mine.txt");
+    std::fs::write(&list, "www[.]example[.]com\n").unwrap();
+    let out = run(&[
+        "scan",
+        "-q",
+        "--no-default-set",
+        "--indicators",
+        list.to_str().unwrap(),
+        &root("pcaps/raptor-train-c2.pcap"),
+    ]);
+    let a = alerts(&out);
+    assert!(!a.is_empty());
+    assert!(a.iter().all(|x| x["match"]["indicator"] == "www.example.com"), "{a:#?}");
+    find(&a, "http.host", "www.example.com");
+    find(&a, "tls.sni", "www.example.com");
+    let allow = dir.path().join("allow.txt");
+    std::fs::write(&allow, "www.example.com\n").unwrap();
+    let out = run(&[
+        "scan",
+        "-q",
+        "--no-default-set",
+        "--indicators",
+        list.to_str().unwrap(),
+        "--allow",
+        allow.to_str().unwrap(),
+        &root("pcaps/raptor-train-c2.pcap"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "the allowlist removes every match");
+    assert!(Path::new(&root("pcaps")).is_dir());
+}
