@@ -30,6 +30,8 @@ pub const LINKTYPE_LINUX_SLL: u32 = 113;
 pub const LINKTYPE_LINUX_SLL2: u32 = 276;
 pub const LINKTYPE_IPV4: u32 = 228;
 pub const LINKTYPE_IPV6: u32 = 229;
+/// Linux netfilter NFLOG (`iptables -j NFLOG`, `tcpdump -i nflog`).
+pub const LINKTYPE_NFLOG: u32 = 239;
 
 /// Maximum number of IP layers kept (outer tunnel headers plus the innermost packet).
 pub const MAX_DEPTH: usize = 4;
@@ -63,6 +65,8 @@ const ETH_TEB: u16 = 0x6558;
 const ETH_ERSPAN2: u16 = 0x88be;
 const ETH_ERSPAN3: u16 = 0x22eb;
 const ETH_PPP: u16 = 0x880b;
+/// Cisco MetaData (TrustSec SGT tag), in Ethernet and in GRE.
+const ETH_CISCO_METADATA: u16 = 0x8909;
 const ARPHRD_IPGRE: u16 = 778;
 
 const IPPROTO_IPIP: u8 = 4;
@@ -252,6 +256,7 @@ pub fn decode<'a>(linktype: u32, frame: &'a [u8], decapsulate: bool, out: &mut D
         LINKTYPE_RAW => ip(frame, decapsulate, out),
         LINKTYPE_IPV4 => ipv4(frame, decapsulate, out),
         LINKTYPE_IPV6 => ipv6(frame, decapsulate, out),
+        LINKTYPE_NFLOG => nflog(frame, decapsulate, out),
         LINKTYPE_NULL => null(frame, false, decapsulate, out),
         LINKTYPE_LOOP => null(frame, true, decapsulate, out),
         LINKTYPE_LINUX_SLL => sll(frame, decapsulate, out),
@@ -350,10 +355,16 @@ fn ether<'a>(d: &'a [u8], decap: bool, out: &mut Decoded<'a>, allow_pw: bool) ->
 /// Dispatch on an EtherType, popping VLAN tags first.
 fn l2<'a>(mut et: u16, mut d: &'a [u8], decap: bool, out: &mut Decoded<'a>, allow_pw: bool) -> Result<(), Skip> {
     let mut tags = 0usize;
-    while matches!(et, ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD | ETH_QINQ_OLD2) {
+    while matches!(et, ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD | ETH_QINQ_OLD2 | ETH_CISCO_METADATA) {
         tags += 1;
         if tags > MAX_VLAN_TAGS {
             return Err(Skip::TooManyLayers);
+        }
+        if et == ETH_CISCO_METADATA {
+            // Cisco MetaData: version, length, options (2), SGT (2), then the EtherType.
+            et = be16(d, 6).ok_or(Skip::Truncated)?;
+            d = tail(d, 8);
+            continue;
         }
         let tci = be16(d, 0).ok_or(Skip::Truncated)?;
         et = be16(d, 2).ok_or(Skip::Truncated)?;
@@ -450,6 +461,44 @@ fn cooked<'a>(arphrd: u16, proto: u16, payload: &'a [u8], decap: bool, out: &mut
         return run_inner(inner, decap, out);
     }
     l2(proto, payload, decap, out, true)
+}
+
+/// Linux NFLOG: a 4-byte header (address family, version, resource id) and then TLVs (length
+/// and type in host byte order, length including the 4-byte TLV header, padded to 4 bytes);
+/// the packet is the NFULA_PAYLOAD (type 9) TLV, starting at its IP header.
+fn nflog<'a>(d: &'a [u8], decap: bool, out: &mut Decoded<'a>) -> Result<(), Skip> {
+    const NFULA_PAYLOAD: u16 = 9;
+    let h = arr::<4>(d, 0).ok_or(Skip::Truncated)?;
+    if h[1] != 0 {
+        return Err(Skip::NotIp); // only version 0 exists
+    }
+    let mut off = 4usize;
+    // Host byte order is not recorded: take little-endian unless it cannot be right.
+    let le = {
+        let t = arr::<4>(d, off).ok_or(Skip::Truncated)?;
+        let l = usize::from(u16::from_le_bytes([t[0], t[1]]));
+        l >= 4 && off + l <= d.len()
+    };
+    let rd = |x: [u8; 2]| if le { u16::from_le_bytes(x) } else { u16::from_be_bytes(x) };
+    // Every TLV is at least 4 bytes, so this ends within d.len() / 4 rounds.
+    while let Some(t) = arr::<4>(d, off) {
+        let len = usize::from(rd([t[0], t[1]]));
+        let ty = rd([t[2], t[3]]) & 0x7fff; // top bit: NLA_F_NESTED
+        if len < 4 {
+            return Err(Skip::NotIp);
+        }
+        if ty == NFULA_PAYLOAD {
+            let end = (off + len).min(d.len());
+            let payload = d.get(off + 4..end).ok_or(Skip::Truncated)?;
+            return match h[0] {
+                2 => ipv4(payload, decap, out),
+                10 => ipv6(payload, decap, out),
+                _ => ip(payload, decap, out),
+            };
+        }
+        off = off.saturating_add((len + 3) & !3);
+    }
+    Err(Skip::Truncated)
 }
 
 /// BSD loopback: a 4-byte address family, host byte order for NULL (unknown to us, so both
@@ -789,6 +838,13 @@ fn gre(d: &[u8]) -> Result<(TunnelKind, Inner<'_>), Skip> {
             }
         }
         ETH_PPP => Ok((TunnelKind::Gre, ppp(body)?)),
+        ETH_CISCO_METADATA => {
+            // In GRE the MetaData header leads with the EtherType it carries, then version,
+            // length, options and SGT (8 bytes in all), as Wireshark's `cmd_gre` reads it.
+            let et = be16(body, 0).ok_or(Skip::Truncated)?;
+            let rest = body.get(8..).ok_or(Skip::Truncated)?;
+            Ok((TunnelKind::Gre, Inner::EtherType(et, rest)))
+        }
         other => Ok((TunnelKind::Gre, Inner::EtherType(other, body))),
     }
 }
@@ -806,6 +862,17 @@ fn udp_tunnel(sport: u16, dport: u16, payload: &[u8]) -> Option<(TunnelKind, Inn
     }
     if dport == TEREDO_PORT || sport == TEREDO_PORT {
         return teredo(payload).map(|i| (TunnelKind::Teredo, i));
+    }
+    // Teredo relays and clients also talk from and to arbitrary ports (a relay answers from
+    // its own port, a client from its NAT mapping): only 3544 is fixed, on the server side.
+    // Off that port, take the payload as Teredo only when it is an exact IPv6 packet AND one
+    // end is a Teredo address (2001:0::/32), which every Teredo packet has (RFC 4380 4).
+    let inner = teredo(payload)?;
+    if let Inner::Ip(v6) = inner {
+        let teredo_addr = |at: usize| arr::<4>(v6, at) == Some([0x20, 0x01, 0, 0]);
+        if teredo_addr(8) || teredo_addr(24) {
+            return Some((TunnelKind::Teredo, inner));
+        }
     }
     None
 }
@@ -1250,6 +1317,72 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn cisco_metadata_in_ethernet_and_gre() {
+        // Ethernet: version 1, length 1, options 0x0001, SGT 2, then IPv4 (tcpdump's
+        // various_gre.pcap carries it in GRE; Cisco switches send it on the wire too).
+        let mut cmd = vec![1, 1, 0, 1, 0, 2, 0x08, 0x00];
+        cmd.extend_from_slice(&inner_tcp4());
+        let f = eth_tagged(&[(0x8100, 7)], 0x8909, &cmd);
+        let d = dec(LINKTYPE_ETHERNET, &f).unwrap();
+        assert_eq!((d.depth, d.dport, d.vlans[0]), (1, 443, 7));
+        // GRE (key present): the carried EtherType comes first, then the rest of the header.
+        let mut g = vec![0x08, 0x00, 1, 1, 0, 1, 0, 0];
+        g.extend_from_slice(&inner_tcp4());
+        let f = eth(0x0800, &ipv4(A4, B4, 47, &gre(0x2000, 0x8909, &g)));
+        let d = dec(LINKTYPE_ETHERNET, &f).unwrap();
+        assert_eq!(d.layers[0].unwrap().tunnel, Some(TunnelKind::Gre));
+        assert_eq!((d.depth, d.dport, d.innermost().unwrap().src), (2, 443, v4(B4)));
+        // cut short: no decapsulation, the GRE layer stays the connection
+        let f = ipv4(A4, B4, 47, &gre(0, 0x8909, &[0x08, 0x00, 1]));
+        assert_eq!(dec(LINKTYPE_RAW, &f).unwrap().depth, 1);
+    }
+
+    #[test]
+    fn teredo_off_the_teredo_port() {
+        // A relay on udp/32900 (zeek's tunnels/Teredo.pcap): decapsulated because one end of
+        // the IPv6 packet is a Teredo address.
+        let client = [0x20, 0x01, 0, 0, 0x41, 0x37, 0x9e, 0x50, 0x80, 0, 0xf1, 0x2a, 0xb9, 0xc8, 0x28, 0x15];
+        let frame = ipv4(A4, B4, 17, &udp(3797, 32900, &ipv6(client, B6, 6, &tcp(1286, 80, b"GET"))));
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
+        assert_eq!(d.layers[0].unwrap().tunnel, Some(TunnelKind::Teredo));
+        assert_eq!((d.depth, d.dport, d.payload), (2, 80, &b"GET"[..]));
+        // the same packet without a Teredo address stays plain UDP
+        let frame = ipv4(A4, B4, 17, &udp(3797, 32900, &ipv6(A6, B6, 6, &tcp(1286, 80, b"GET"))));
+        let d = dec(LINKTYPE_RAW, &frame).unwrap();
+        assert_eq!((d.depth, d.dport), (1, 32900));
+        // and so does a Teredo address whose IPv6 length does not match the datagram
+        let mut bad = ipv6(client, B6, 6, &tcp(1286, 80, b"GET"));
+        bad.push(0);
+        let frame = ipv4(A4, B4, 17, &udp(3797, 32900, &bad));
+        assert_eq!(dec(LINKTYPE_RAW, &frame).unwrap().depth, 1);
+    }
+
+    #[test]
+    fn nflog() {
+        // zeek's nflog-http.pcap: family AF_INET, TLVs in little-endian, the packet in type 9.
+        let ip = inner_tcp4();
+        let mut f = vec![2, 0, 0, 42];
+        f.extend_from_slice(&[8, 0, 1, 0, 0, 0, 3, 0]); // packet header TLV
+        f.extend_from_slice(&[5, 0, 10, 0, 7, 0, 0, 0]); // 5-byte TLV padded to 8
+        f.extend_from_slice(&((4 + ip.len()) as u16).to_le_bytes());
+        f.extend_from_slice(&[9, 0]);
+        f.extend_from_slice(&ip);
+        let d = dec(LINKTYPE_NFLOG, &f).unwrap();
+        assert_eq!((d.depth, d.dport, d.payload), (1, 443, &b"hello"[..]));
+        // big-endian TLVs, IPv6 family
+        let ip6 = ipv6(A6, B6, 17, &udp(5, 53, b"q"));
+        let mut f = vec![10, 0, 0, 1, 0, 8, 0, 1, 0, 0, 3, 0];
+        f.extend_from_slice(&((4 + ip6.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 9]);
+        f.extend_from_slice(&ip6);
+        assert_eq!(dec(LINKTYPE_NFLOG, &f).unwrap().dport, 53);
+        // no payload TLV, a zero-length TLV, a cut header: skipped, no panic
+        assert_eq!(dec(LINKTYPE_NFLOG, &[2, 0, 0, 1, 8, 0, 1, 0, 0, 0, 0, 0]).err(), Some(Skip::Truncated));
+        assert_eq!(dec(LINKTYPE_NFLOG, &[2, 0, 0, 1, 0, 0, 9, 0, 0x45]).err(), Some(Skip::NotIp));
+        assert_eq!(dec(LINKTYPE_NFLOG, &[2, 0]).err(), Some(Skip::Truncated));
+    }
+
+    #[test]
     fn ip_in_ip_and_6in4() {
         let f = ipv4(A4, A4, 4, &inner_tcp4());
         let d = dec(LINKTYPE_RAW, &f).unwrap();
@@ -1324,6 +1457,7 @@ pub(crate) mod tests {
             LINKTYPE_LINUX_SLL2,
             LINKTYPE_IPV4,
             LINKTYPE_IPV6,
+            LINKTYPE_NFLOG,
         ];
         let ip = inner_tcp4();
         let mut gtp = vec![0x34, 0xff, 0, 100, 0, 0, 0, 1, 0, 0, 0, 0x85, 1, 0, 0, 0];
