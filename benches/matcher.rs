@@ -63,7 +63,7 @@ fn csv_text() -> (String, Vec<u32>, Vec<String>) {
     let mut v4 = Vec::new();
     let mut doms = Vec::new();
     for _ in 0..N * 60 / 100 {
-        if r.next() % 20 == 0 {
+        if r.next().is_multiple_of(20) {
             let _ = writeln!(s, "2001:{:x}:{:x}::{:x},ipv6", r.next() as u16, r.next() as u16, r.next() as u16);
         } else {
             let a = (r.next() as u32) | 0x0100_0000;

@@ -87,6 +87,10 @@ pub struct ScanArgs {
     /// first/last-seen window or past valid_until). Undated indicators are kept.
     #[arg(long)]
     pub active_only: bool,
+    /// Writes every packet of every flagged connection (from its first packet) to FILE, a
+    /// pcapng to open in Wireshark.
+    #[arg(long, value_name = "FILE")]
+    pub evidence: Option<PathBuf>,
     /// Most connections tracked at once; past it the idlest are evicted (counted).
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub max_connections: usize,
@@ -192,7 +196,18 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
     if let Some(allow) = allow {
         matcher = matcher.with_allowlist(allow);
     }
-    let inputs = pipeline::expand_inputs(&a.paths)?;
+    let mut inputs = pipeline::expand_inputs(&a.paths)?;
+    // The evidence is written in a second pass: standard input is kept in a temporary file.
+    let _spool = match (&a.evidence, inputs.iter().position(|p| p.as_os_str() == "-")) {
+        (Some(_), Some(i)) => {
+            let mut tmp = tempfile::NamedTempFile::new().map_err(|e| format!("spooling standard input: {e}"))?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut tmp)
+                .map_err(|e| format!("spooling standard input: {e}"))?;
+            inputs[i] = tmp.path().to_path_buf();
+            Some(tmp)
+        }
+        _ => None,
+    };
     let out: Box<dyn Write + Send> = match &a.output {
         Some(p) => Box::new(std::fs::File::create(p).map_err(|e| format!("{}: cannot create: {e}", p.display()))?),
         None => Box::new(std::io::stdout()),
@@ -202,6 +217,7 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
         tunnels: a.tunnels,
         active_only: a.active_only,
         limits: crate::track::conn::Limits { max_conns: a.max_connections.max(16), ..Default::default() },
+        keep_flagged: a.evidence.is_some(),
         ..Default::default()
     };
     let total: u64 = inputs.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
@@ -225,6 +241,16 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
         b.finish_and_clear();
     }
     writer.finish().map_err(|e| format!("writing alerts: {e}"))?;
+    if let Some(path) = &a.evidence {
+        let n = report::evidence::write(path, &inputs, &res.flagged).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !a.quiet {
+            eprintln!(
+                "iocmatch: {n} packets of {} flagged connections written to {}",
+                res.flagged.len(),
+                path.display()
+            );
+        }
+    }
     if !a.quiet {
         eprint!("{}", res.stats.render(res.elapsed, n));
     } else {

@@ -250,3 +250,31 @@ fn user_sets_and_no_default_set() {
     assert_eq!(out.status.code(), Some(0), "the allowlist removes every match");
     assert!(Path::new(&root("pcaps")).is_dir());
 }
+
+#[test]
+fn evidence_holds_every_packet_of_flagged_connections_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let ev = dir.path().join("evidence.pcapng");
+    let out = run(&["scan", "-q", "--evidence", ev.to_str().unwrap(), &root("pcaps/raptor-train-c2.pcap")]);
+    let flows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event_type"] == "flow")
+        .collect();
+    let expected: u64 = flows
+        .iter()
+        .map(|f| f["flow"]["pkts_toserver"].as_u64().unwrap() + f["flow"]["pkts_toclient"].as_u64().unwrap())
+        .sum();
+    assert_eq!(flows.len(), 4);
+    // Scanning the evidence finds the same connections, from their first packet (the SYN).
+    let again = run(&["scan", ev.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains(&format!("{expected} packets")), "{err}");
+    assert!(err.contains("4 connections, 4 flagged"), "{err}");
+    let syn_flows: Vec<Value> = String::from_utf8_lossy(&again.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event_type"] == "flow" && v["proto"] == "TCP")
+        .collect();
+    assert!(syn_flows.iter().all(|f| f["flow"]["reason"] == "closed"), "handshake and close are in the evidence");
+}

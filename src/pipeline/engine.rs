@@ -47,6 +47,8 @@ pub struct Options {
     pub dns_cache_cap: usize,
     /// Honour DNS answer TTLs for derived indicators (live mode).
     pub honour_ttl: bool,
+    /// Keep the key and time span of every flagged connection (for `--evidence`).
+    pub keep_flagged: bool,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             stream_cap: 16 * 1024,
             dns_cache_cap: 1_000_000,
             honour_ttl: false,
+            keep_flagged: false,
         }
     }
 }
@@ -81,6 +84,7 @@ struct Core<'m, S: Sink> {
     namebuf: dns::NameBuf,
     scratch: Vec<u8>,
     hits: Vec<Hit>,
+    flagged: Vec<crate::report::evidence::Span>,
 }
 
 /// One inspection engine (one per worker thread).
@@ -122,6 +126,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             namebuf: dns::NameBuf::default(),
             scratch: Vec::new(),
             hits: Vec::new(),
+            flagged: Vec::new(),
         };
         Engine { conns: ConnMap::default(), defrag: Defrag::new(4096, 64 << 20, 30.0), core, next_sweep: i64::MIN }
     }
@@ -141,8 +146,9 @@ impl<'m, S: Sink> Engine<'m, S> {
         &mut self.core.stats
     }
 
-    /// Ends every connection (end of input) and returns the counters and the sink.
-    pub fn finish(mut self) -> (Stats, S) {
+    /// Ends every connection (end of input) and returns the counters, the sink, and (with
+    /// `keep_flagged`) the flagged connections.
+    pub fn finish(mut self) -> (Stats, S, Vec<crate::report::evidence::Span>) {
         let keys: Vec<ConnKey> = self.conns.keys().copied().collect();
         for k in keys {
             if let Some(c) = self.conns.remove(&k) {
@@ -152,7 +158,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         }
         let d = self.defrag.stats();
         self.core.stats.reassembled = d.reassembled;
-        (self.core.stats, self.core.sink)
+        (self.core.stats, self.core.sink, self.core.flagged)
     }
 
     /// Inspects one captured frame.
@@ -190,8 +196,9 @@ impl<'m, S: Sink> Engine<'m, S> {
                 whole.fragment = None;
                 packet::decode_transport(proto, &payload, decap, &mut whole);
                 self.inspect(&whole, p.data.len());
-            } else if frag.offset == 0 && d.sport != 0 {
-                // The first fragment carries the ports: the connection is known from it.
+            } else if frag.offset == 0 && d.sport != 0 && !is_tunnel_carrier(inner.proto, d.sport, d.dport) {
+                // The first fragment carries the ports: the connection is known from it. A
+                // fragmented tunnel packet is left for reassembly, which yields the inner one.
                 self.inspect(&d, p.data.len());
             }
             return;
@@ -310,6 +317,12 @@ impl<'m, S: Sink> Engine<'m, S> {
     }
 }
 
+/// Transports that carry tunnels we decapsulate.
+fn is_tunnel_carrier(proto: u8, sport: u16, dport: u16) -> bool {
+    const PORTS: [u16; 4] = [packet::VXLAN_PORT, packet::GTPU_PORT, packet::TEREDO_PORT, 6081];
+    matches!(proto, 4 | 41 | 47) || proto == 17 && (PORTS.contains(&sport) || PORTS.contains(&dport))
+}
+
 fn dummy_conn() -> Conn {
     let z = (IpAddr::from([0, 0, 0, 0]), 0);
     Conn {
@@ -403,7 +416,8 @@ impl<S: Sink> Core<'_, S> {
     /// Application bytes of one direction.
     fn app(&mut self, conn: &mut Conn, dir: usize, d: &Decoded<'_>) {
         let (sport, dport) = (d.sport, d.dport);
-        let dns_port = sport == 53 || dport == 53 || sport == 5353 || dport == 5353;
+        // DNS, multicast DNS and LLMNR share the message format.
+        let dns_port = [53, 5353, 5355].iter().any(|&p| sport == p || dport == p);
         match conn.proto {
             17 if dns_port => {
                 self.dns(conn, d.payload);
@@ -653,7 +667,10 @@ impl<S: Sink> Core<'_, S> {
         layer: Option<&'static str>,
         via: Option<Arc<str>>,
     ) {
-        if conn.alerted.iter().any(|&(i, f)| i == id && f == field) {
+        // Application fields of a tunnelled connection come from the inner layer.
+        let layer = layer.or(conn.tunnel.as_ref().map(|_| "inner"));
+        let outer = layer == Some("outer");
+        if conn.alerted.iter().any(|&(i, f, o)| i == id && f == field && o == outer) {
             return;
         }
         let set = self.m.set();
@@ -670,9 +687,7 @@ impl<S: Sink> Core<'_, S> {
                 if is_internal(conn.server.0) && !is_internal(conn.client.0) { conn.server.0 } else { conn.client.0 };
             *self.stats.hosts.entry(host).or_default() += 1;
         }
-        conn.alerted.push((id, field));
-        // Application fields of a tunnelled connection come from the inner layer.
-        let layer = layer.or(conn.tunnel.as_ref().map(|_| "inner"));
+        conn.alerted.push((id, field, outer));
         let prov = set.provenance(ind).clone();
         let indicator = crate::indicators::export::display_value(ind);
         self.stats.alerts += 1;
@@ -731,11 +746,14 @@ impl<S: Sink> Core<'_, S> {
         if !c.flagged() {
             return;
         }
+        if self.opts.keep_flagged {
+            self.flagged.push((ConnKey::new(c.proto, c.client, c.server).0, c.first_us, c.last_us));
+        }
         let set = self.m.set();
         let mut indicators: Vec<String> = c
             .alerted
             .iter()
-            .map(|(id, _)| crate::indicators::export::display_value(&set.indicators[*id as usize]))
+            .map(|(id, _, _)| crate::indicators::export::display_value(&set.indicators[*id as usize]))
             .collect();
         indicators.dedup();
         let ev = FlowEvent {

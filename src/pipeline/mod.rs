@@ -20,6 +20,8 @@ pub struct ScanResult {
     pub elapsed: f64,
     /// An input could not be read at all (not a capture, missing file).
     pub fatal_inputs: usize,
+    /// Flagged connections (with `Options::keep_flagged`).
+    pub flagged: Vec<crate::report::evidence::Span>,
 }
 
 /// The sink of a single-threaded scan: straight to the writer.
@@ -86,7 +88,7 @@ pub fn scan(
     let mut fatal = 0;
     let mut input_errors = Vec::new();
     let mut failed = 0;
-    let (mut stats, _) = {
+    let (mut stats, _, flagged) = {
         let mut engine = Engine::new(m, opts, &mut sink);
         for path in inputs {
             let name: Arc<str> =
@@ -126,7 +128,7 @@ pub fn scan(
     if let Some(e) = sink.error {
         return Err(e);
     }
-    Ok(ScanResult { stats, elapsed: start.elapsed().as_secs_f64(), fatal_inputs: fatal })
+    Ok(ScanResult { stats, elapsed: start.elapsed().as_secs_f64(), fatal_inputs: fatal, flagged })
 }
 
 impl<S: Sink + ?Sized> Sink for &mut S {

@@ -1,6 +1,7 @@
 //! Alerts out: EVE JSON lines (default), a Zeek `intel.log`, or CSV; and the human summary.
 
 pub mod alert;
+pub mod evidence;
 pub mod summary;
 
 use std::io::{self, Write};

@@ -71,8 +71,8 @@ pub struct Conn {
     pub tunnel: Option<Tunnel>,
     /// File the connection was first seen in (index into the run's file list).
     pub file: u32,
-    /// Alerts raised: (indicator, field).
-    pub alerted: Vec<(u32, Field)>,
+    /// Alerts raised: (indicator, field, on the outer layer).
+    pub alerted: Vec<(u32, Field, bool)>,
     /// FIN seen from each side.
     pub fin: [bool; 2],
     pub closed_at: Option<i64>,
