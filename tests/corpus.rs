@@ -30,7 +30,6 @@ use serde_json::Value;
 const KNOWN: &[(&str, &str, &str, &str)] = &[
     // LLMNR (udp/5355) is DNS-formatted and tshark decodes it; the engine only reads UDP 53
     // and 5353 as DNS (src/pipeline/engine.rs, `Core::app`). The query rides in GTP-U.
-    ("zeek__tunnels-gtp-gtp7_ipv6.pcap", "dns", "xmail.nelt.com", "LLMNR (udp/5355) is not read as DNS by the engine"),
     // The CNAME here is in the ADDITIONAL section (tshark's `cname` column takes every
     // section). iocmatch walks only the question and answer sections, by design (see the
     // module doc of src/decode/dns.rs): additional records are what a resolver did not ask for.
@@ -73,21 +72,6 @@ const KNOWN: &[(&str, &str, &str, &str)] = &[
         "conv-extra",
         "udp 20.0.0.1:6081 20.0.0.2:0",
         "Geneve is not decapsulated: the carrier is the connection (this datagram has dport 0)",
-    ),
-    // The first fragment of a fragmented GTP-U datagram is inspected as plain UDP before the
-    // datagram is reassembled (src/pipeline/engine.rs, `Engine::packet`, the `frag.offset == 0`
-    // branch), which opens a connection for the outer carrier; tshark lists only the inner one.
-    (
-        "zeek__tunnels-gtp-gtp1_gn_normal_incl_fragmentation.pcap",
-        "conv-extra",
-        "udp 239.114.155.111:2152 63.94.149.181:2152",
-        "first fragment of a tunnelled datagram opens a connection for the outer UDP (engine)",
-    ),
-    (
-        "zeek__tunnels-gtp-gtp_ext_header.pcap",
-        "conv-extra",
-        "udp 10.155.148.149:9000 10.155.148.157:2152",
-        "first fragment of a tunnelled datagram opens a connection for the outer UDP (engine)",
     ),
     // Malformed on purpose: an IPv6 packet cut inside its fragment header. We keep the
     // addresses with the last next-header we could read (44); tshark calls it a fragment.
