@@ -278,7 +278,7 @@ fn indicators(c: IndicatorsCommand) -> Result<u8, String> {
                 let _ = writeln!(out, "{d}");
             }
             let errors = loaded.errors();
-            let warnings = loaded.diagnostics.len() - errors;
+            let warnings = loaded.diagnostics.iter().filter(|d| d.severity == Severity::Warning).count();
             let counts: Vec<String> = loaded.counts_by_kind().iter().map(|(k, n)| format!("{n} {k}")).collect();
             let _ = writeln!(
                 out,
@@ -287,7 +287,7 @@ fn indicators(c: IndicatorsCommand) -> Result<u8, String> {
                 loaded.sources.len(),
                 counts.join(", ")
             );
-            Ok(if loaded.diagnostics.is_empty() { 0 } else { FOUND })
+            Ok(if errors + warnings == 0 { 0 } else { FOUND })
         }
         IndicatorsCommand::Stats { paths, set } => {
             let (loaded, _) = load_sets(&set, &paths)?;

@@ -140,7 +140,9 @@ pub fn risky_domain(name: &str) -> Option<String> {
 /// are reported as never matching.
 pub fn check(set: &mut IndicatorSet, allow: Option<&Matcher>) {
     let mut found: Vec<Diagnostic> = Vec::new();
-    let mut seen: HashMap<(Kind, &str, Option<u16>, u32), u32> = HashMap::new();
+    // Rows repeating a value with other dates or roles are facts worth keeping; only a row
+    // identical in every fact is a duplicate.
+    let mut seen: HashMap<(Kind, &str, Option<u16>, u32, u32), u32> = HashMap::new();
     let mut push = |ind: &super::Indicator, set: &IndicatorSet, severity: Severity, msg: String| {
         found.push(Diagnostic {
             severity,
@@ -151,7 +153,7 @@ pub fn check(set: &mut IndicatorSet, allow: Option<&Matcher>) {
     };
     for ind in &set.indicators {
         let v = &*ind.value;
-        if let Some(first) = seen.insert((ind.kind, v, ind.port, ind.source), ind.line) {
+        if let Some(first) = seen.insert((ind.kind, v, ind.port, ind.source, ind.meta), ind.line) {
             push(ind, set, Severity::Warning, format!("{v} is listed again (first at line {first})"));
         }
         match ind.kind {

@@ -28,6 +28,7 @@ shipped!(
 pub fn load_into(set: &mut IndicatorSet) {
     for (name, text, manifest) in SETS {
         let file: Arc<str> = Arc::from(format!("embedded:{name}.csv").as_str());
+        set.first_time(text);
         // The manifests are checked by the test below; a broken one cannot ship.
         let prov = csv::Manifest::parse(manifest).map(|m| m.provenance(name, &file)).unwrap_or_default();
         csv::load(text, &file, prov, set);

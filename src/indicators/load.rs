@@ -171,6 +171,10 @@ fn load_file(path: &Path, set: &mut IndicatorSet, opts: &Options) -> Result<(), 
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let stem = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let stem = stem.split('.').next().unwrap_or("").to_string();
+    if !set.first_time(text) {
+        set.note(&file, "same content as a set already loaded (for instance the built-in one): loaded once".into());
+        return Ok(());
+    }
     let before = set.errors();
     let format = detect(&stem, text);
     let prov = |format: Format| Provenance {

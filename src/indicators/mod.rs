@@ -225,6 +225,8 @@ pub struct Indicator {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Information only (not a finding).
+    Note,
     Warning,
     Error,
 }
@@ -242,6 +244,7 @@ pub struct Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sev = match self.severity {
+            Severity::Note => "note",
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
@@ -265,11 +268,20 @@ pub struct IndicatorSet {
     pub skipped: u64,
     /// Records read but deliberately left out (e.g. MISP `to_ids: false`, revoked STIX).
     pub ignored: u64,
+    /// Hashes of the texts loaded, so the same document given twice (say, `indicators/` on
+    /// top of the built-in sets) is loaded once.
+    texts: std::collections::HashSet<u64>,
 }
 
 impl IndicatorSet {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// True the first time a document with this exact text is offered.
+    pub fn first_time(&mut self, text: &str) -> bool {
+        use std::hash::BuildHasher;
+        self.texts.insert(foldhash::fast::FixedState::with_seed(11).hash_one(text))
     }
 
     /// Registers a source document; returns its index for [`Indicator::source`].
@@ -340,6 +352,11 @@ impl IndicatorSet {
 
     pub fn meta(&self, i: &Indicator) -> &Arc<RowMeta> {
         &self.metas[i.meta as usize]
+    }
+
+    /// Records an informational note.
+    pub fn note(&mut self, file: &Arc<str>, message: String) {
+        self.diagnostics.push(Diagnostic { severity: Severity::Note, file: file.clone(), location: None, message });
     }
 
     pub fn errors(&self) -> usize {
