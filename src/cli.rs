@@ -45,6 +45,13 @@ pub enum Command {
         folders (recursive, name order), '-' for standard input.\n\
         Exit status: 0 = nothing flagged, 1 = something flagged, 2 = error.")]
     Scan(ScanArgs),
+    /// Receive NetFlow v5/v9 and IPFIX on UDP and flag records as they arrive.
+    #[command(after_help = "Examples:\n  \
+        iocmatch collect --listen 0.0.0.0:2055 -o /var/log/iocmatch/alerts.json\n  \
+        iocmatch collect --listen 127.0.0.1:4739 --indicators feed.csv --idle-exit 60\n\n\
+        Templates are cached per exporter (bounded); malformed datagrams are counted, never fatal.\n\
+        SIGINT/SIGTERM flush the alerts and print the summary. Exit status: 0 = nothing flagged, 1 = flagged, 2 = error.")]
+    Collect(CollectArgs),
     /// Check, describe and export indicator sets.
     #[command(subcommand)]
     Indicators(IndicatorsCommand),
@@ -87,6 +94,10 @@ pub struct ScanArgs {
     /// first/last-seen window or past valid_until). Undated indicators are kept.
     #[arg(long)]
     pub active_only: bool,
+    /// Input format; by default each input is recognised by its content (captures, Zeek logs,
+    /// Suricata EVE, AWS/GCP/Azure flow logs, nfdump CSV; NetFlow/IPFIX inside captures).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub input_format: pipeline::InputFormat,
     /// Writes every packet of every flagged connection (from its first packet) to FILE, a
     /// pcapng to open in Wireshark.
     #[arg(long, value_name = "FILE")]
@@ -94,6 +105,30 @@ pub struct ScanArgs {
     /// Most connections tracked at once; past it the idlest are evicted (counted).
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub max_connections: usize,
+    /// Prints no summary on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CollectArgs {
+    /// UDP address to listen on (NetFlow usually 2055, IPFIX 4739).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub set: SetArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "eve")]
+    pub format: report::Format,
+    /// Writes alerts to FILE instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exits after SECS without a datagram.
+    #[arg(long, value_name = "SECS")]
+    pub idle_exit: Option<f64>,
+    /// Exits after N datagrams.
+    #[arg(long, value_name = "N")]
+    pub max_datagrams: Option<u64>,
     /// Prints no summary on standard error.
     #[arg(short, long)]
     pub quiet: bool,
@@ -181,6 +216,7 @@ fn report_load_problems(set: &IndicatorSet) {
 pub fn run(cli: Cli) -> Result<u8, String> {
     match cli.command {
         Command::Scan(a) => scan(a),
+        Command::Collect(a) => collect(a),
         Command::Indicators(c) => indicators(c),
     }
 }
@@ -231,7 +267,7 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
     } else {
         None
     };
-    let res = pipeline::scan(&matcher, &inputs, opts, &mut writer, |n| {
+    let res = pipeline::scan(&matcher, &inputs, opts, a.input_format, &mut writer, |n| {
         if let Some(b) = &bar {
             b.inc(n)
         }
@@ -265,6 +301,47 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
     } else {
         0
     })
+}
+
+fn compile(set: &SetArgs) -> Result<Matcher, String> {
+    let (loaded, allow) = load_sets(set, &[])?;
+    report_load_problems(&loaded);
+    if loaded.indicators.is_empty() {
+        return Err("no indicators loaded: give --indicators, or drop --no-default-set".into());
+    }
+    let m = Matcher::new(loaded);
+    Ok(match allow {
+        Some(a) => m.with_allowlist(a),
+        None => m,
+    })
+}
+
+fn output(path: &Option<PathBuf>) -> Result<Box<dyn Write + Send>, String> {
+    Ok(match path {
+        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| format!("{}: cannot create: {e}", p.display()))?),
+        None => Box::new(std::io::stdout()),
+    })
+}
+
+fn collect(a: CollectArgs) -> Result<u8, String> {
+    let matcher = compile(&a.set)?;
+    let mut writer = report::Writer::new(a.format, output(&a.output)?);
+    let stop = pipeline::collect::Stop {
+        idle: a.idle_exit.map(std::time::Duration::from_secs_f64),
+        max_datagrams: a.max_datagrams,
+    };
+    let quiet = a.quiet;
+    let res = pipeline::collect::collect(&matcher, a.listen, engine::Options::default(), &mut writer, stop, |addr| {
+        if !quiet {
+            eprintln!("iocmatch: listening for NetFlow/IPFIX on udp {addr}");
+        }
+    })
+    .map_err(|e| format!("udp {}: {e}", a.listen))?;
+    writer.finish().map_err(|e| format!("writing alerts: {e}"))?;
+    if !a.quiet {
+        eprint!("{}", res.stats.render(res.elapsed, matcher.len()));
+    }
+    Ok(if res.stats.alerts > 0 { FOUND } else { 0 })
 }
 
 fn indicators(c: IndicatorsCommand) -> Result<u8, String> {

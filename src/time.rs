@@ -130,6 +130,11 @@ pub fn format_compact(secs: Epoch) -> String {
     s
 }
 
+/// The current wall-clock time in microseconds.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
 /// The current wall-clock time.
 pub fn now() -> Epoch {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)

@@ -34,6 +34,8 @@ pub enum Tunnels {
 pub trait Sink {
     fn alert(&mut self, a: Alert);
     fn flow(&mut self, f: FlowEvent);
+    /// Pushes buffered output out (live modes).
+    fn flush(&mut self) {}
 }
 
 /// Engine settings.
@@ -81,6 +83,8 @@ struct Core<'m, S: Sink> {
     ts: i64,
     has_certs: bool,
     has_ja3: bool,
+    /// Where the current packet or record came from.
+    pos: Pos,
     namebuf: dns::NameBuf,
     scratch: Vec<u8>,
     hits: Vec<Hit>,
@@ -90,6 +94,8 @@ struct Core<'m, S: Sink> {
 /// One inspection engine (one per worker thread).
 pub struct Engine<'m, S: Sink> {
     conns: ConnMap,
+    /// Template caches for NetFlow/IPFIX export packets seen in captures.
+    netflow: Option<NetflowDecoder>,
     defrag: Defrag,
     core: Core<'m, S>,
     next_sweep: i64,
@@ -122,13 +128,20 @@ impl<'m, S: Sink> Engine<'m, S> {
             files: Vec::new(),
             file: 0,
             packet: 0,
+            pos: Pos::Packet(0),
             ts: 0,
             namebuf: dns::NameBuf::default(),
             scratch: Vec::new(),
             hits: Vec::new(),
             flagged: Vec::new(),
         };
-        Engine { conns: ConnMap::default(), defrag: Defrag::new(4096, 64 << 20, 30.0), core, next_sweep: i64::MIN }
+        Engine {
+            conns: ConnMap::default(),
+            netflow: None,
+            defrag: Defrag::new(4096, 64 << 20, 30.0),
+            core,
+            next_sweep: i64::MIN,
+        }
     }
 
     /// Starts a new input file (for the `capture` field of alerts).
@@ -140,6 +153,11 @@ impl<'m, S: Sink> Engine<'m, S> {
 
     pub fn stats(&self) -> &Stats {
         &self.core.stats
+    }
+
+    /// Pushes buffered alerts to the output.
+    pub fn flush_sink(&mut self) {
+        self.core.sink.flush();
     }
 
     pub fn stats_mut(&mut self) -> &mut Stats {
@@ -167,6 +185,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         st.packets += 1;
         st.bytes += p.data.len() as u64;
         self.core.packet = p.number;
+        self.core.pos = Pos::Packet(p.number);
         self.core.ts = p.ts_micros;
         let mut d = Decoded::default();
         // Always decapsulate: even `--tunnels outer` needs the inner connection as the key.
@@ -248,6 +267,7 @@ impl<'m, S: Sink> Engine<'m, S> {
                 closed_at: None,
                 app_done: [false; 2],
                 app: None,
+                netflow: false,
             }
         });
         // A new SYN on a connection that closed: port reuse, a new connection.
@@ -278,8 +298,23 @@ impl<'m, S: Sink> Engine<'m, S> {
                 conn.app.get_or_insert_with(Default::default).streams[dir].syn(t.seq);
             }
         }
+        // NetFlow/IPFIX export packets (any UDP port, recognised by content).
+        let mut export = false;
+        if inner.proto == 17 && dir == 0 && !d.payload.is_empty() {
+            if conn.netflow {
+                export = true;
+            } else if !conn.app_done[0] && ![53, 5353, 5355].contains(&d.dport) && NetflowDecoder::looks_like(d.payload)
+            {
+                conn.netflow = true;
+                conn.app_done[0] = true;
+                export = true;
+            }
+        }
         if !d.payload.is_empty() && !conn.app_done[dir] {
             self.core.app(conn, dir, d);
+        }
+        if export {
+            self.export_packet(std::net::SocketAddr::new(src.0, src.1), d.payload);
         }
     }
 
@@ -342,6 +377,7 @@ fn dummy_conn() -> Conn {
         closed_at: None,
         app_done: [true; 2],
         app: None,
+        netflow: false,
     }
 }
 
@@ -736,9 +772,19 @@ impl<S: Sink> Core<'_, S> {
                 meta,
                 source: prov,
             },
-            capture: Origin { file: self.files[self.file as usize].clone(), packet: Some(self.packet), line: None },
+            capture: self.origin(),
         };
         self.sink.alert(alert);
+    }
+
+    fn origin(&self) -> Origin {
+        let file = self.files.get(self.file as usize).cloned().unwrap_or_else(|| Arc::from(""));
+        let (packet, line, exporter, sequence) = match self.pos {
+            Pos::Packet(n) => (Some(n), None, None, None),
+            Pos::Line(n) => (None, Some(n), None, None),
+            Pos::Export(e, s) => (Some(self.packet).filter(|n| *n > 0), None, e, s),
+        };
+        Origin { file, packet, line, exporter, sequence }
     }
 
     /// A connection ended: the flow summary of a flagged one.
@@ -781,13 +827,184 @@ impl<S: Sink> Core<'_, S> {
                 file: self.files.get(c.file as usize).cloned().unwrap_or_else(|| Arc::from("")),
                 packet: None,
                 line: None,
+                exporter: None,
+                sequence: None,
             },
         };
         self.sink.flow(ev);
     }
 }
 
+/// Position of the input being inspected, for the alert's `capture` field.
+#[derive(Clone, Copy, Debug)]
+enum Pos {
+    Packet(u64),
+    Line(u64),
+    Export(Option<std::net::SocketAddr>, Option<u32>),
+}
+
 enum Progress {
     Done,
     More,
+}
+
+use crate::source::flowlog::netflow::NetflowDecoder;
+use crate::source::flowlog::Record;
+
+impl<'m, S: Sink> Engine<'m, S> {
+    /// Learns, without alerting, the addresses that flagged names resolved to in a flow log's
+    /// DNS records: flow logs come in several files in any order, so DNS is read first.
+    pub fn learn_dns(&mut self, r: &Record) {
+        let Some(q) = r.dns_query.as_deref() else { return };
+        let mut ids = Vec::new();
+        self.core.m.lookup_domain(q, &mut |id| ids.push(id));
+        for c in &r.dns_cnames {
+            self.core.m.lookup_domain(c, &mut |id| ids.push(id));
+        }
+        if ids.is_empty() {
+            return;
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let ids: Arc<[Id]> = Arc::from(ids);
+        let name: Arc<str> = Arc::from(q);
+        for ip in &r.dns_answers {
+            self.core.stats.resolved_derived += 1;
+            self.core.dns.insert_addr(*ip, Resolved { ids: ids.clone(), name: name.clone(), until: i64::MAX });
+        }
+    }
+
+    /// Inspects one flow-log record: its addresses (and AWS packet addresses), names from DNS,
+    /// TLS and HTTP logs, and the DNS correlation.
+    pub fn record(&mut self, r: &Record) {
+        let core = &mut self.core;
+        core.stats.records += 1;
+        core.ts = r.ts_micros;
+        core.pos = if r.exporter.is_some() { Pos::Export(r.exporter, r.sequence) } else { Pos::Line(r.line) };
+        let (Some(src), Some(dst)) = (r.src, r.dst) else {
+            // Name-only records (rare): no connection to attach them to.
+            core.stats.records_skipped += 1;
+            return;
+        };
+        let now = r.ts_micros;
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.next_sweep = now + SWEEP_EVERY_US;
+        }
+        let (key, _) = ConnKey::new(r.proto, (src, r.sport), (dst, r.dport));
+        if self.conns.len() >= self.core.opts.limits.max_conns && !self.conns.contains_key(&key) {
+            self.make_room(now);
+        }
+        let mut is_new = false;
+        let file = self.core.file;
+        let conn = self.conns.entry(key).or_insert_with(|| {
+            is_new = true;
+            let mut c = dummy_conn();
+            c.client = (src, r.sport);
+            c.server = (dst, r.dport);
+            c.proto = r.proto;
+            c.first_us = now;
+            c.file = file;
+            c.app_done = [true; 2];
+            c
+        });
+        let dir = conn.dir((src, r.sport));
+        conn.pkts[dir] += r.pkts[0];
+        conn.pkts[1 - dir] += r.pkts[1];
+        conn.bytes[dir] += r.bytes[0];
+        conn.bytes[1 - dir] += r.bytes[1];
+        conn.last_us = conn.last_us.max(r.end_micros.unwrap_or(now)).max(now);
+        let core = &mut self.core;
+        if is_new {
+            core.stats.conns += 1;
+        }
+        let m = core.m;
+        let mut hits = std::mem::take(&mut core.hits);
+        let (cs, ss) = (conn.client, conn.server);
+        if is_new {
+            m.lookup_ip(cs.0, cs.1, &mut |id| hits.push((id, Field::FlowSrc, cs.0.to_string(), None, None)));
+            m.lookup_ip(ss.0, ss.1, &mut |id| hits.push((id, Field::FlowDst, ss.0.to_string(), None, None)));
+            for ip in [ss.0, cs.0] {
+                if let Some(res) = core.dns.addr(&ip, now) {
+                    for &id in res.ids.iter() {
+                        hits.push((id, Field::DnsResolved, ip.to_string(), None, Some(res.name.clone())));
+                    }
+                }
+            }
+        }
+        for (ip, field, port) in [(r.pkt_src, Field::FlowPktSrc, r.sport), (r.pkt_dst, Field::FlowPktDst, r.dport)] {
+            if let Some(ip) = ip.filter(|ip| *ip != src && *ip != dst) {
+                m.lookup_ip(ip, port, &mut |id| hits.push((id, field, ip.to_string(), None, None)));
+            }
+        }
+        if let Some(sni) = r.tls_sni.as_deref() {
+            m.lookup_domain(sni, &mut |id| hits.push((id, Field::TlsSni, sni.to_string(), None, None)));
+        }
+        if let Some(host) = r.http_host.as_deref() {
+            let mut h = String::new();
+            http::normalize_host(host, &mut h);
+            match h.parse::<IpAddr>() {
+                Ok(ip) => m.lookup_ip(ip, r.dport, &mut |id| hits.push((id, Field::HttpHost, h.clone(), None, None))),
+                Err(_) => m.lookup_domain(&h, &mut |id| hits.push((id, Field::HttpHost, h.clone(), None, None))),
+            }
+            if let Some(uri) = r.http_uri.as_deref() {
+                let url = if uri.starts_with('/') { format!("{h}{uri}") } else { format!("{h}/{uri}") };
+                m.lookup_url(&url, &mut |id| hits.push((id, Field::HttpUrl, url.clone(), None, None)));
+            }
+        }
+        if let Some(q) = r.dns_query.as_deref() {
+            m.lookup_domain(q, &mut |id| hits.push((id, Field::DnsQuery, q.to_string(), None, None)));
+            for c in &r.dns_cnames {
+                m.lookup_domain(c, &mut |id| hits.push((id, Field::DnsAnswer, c.clone(), None, None)));
+            }
+            for ip in &r.dns_answers {
+                m.lookup_ip(*ip, 0, &mut |id| hits.push((id, Field::DnsAnswer, ip.to_string(), None, None)));
+            }
+        }
+        for (id, f, v, l, via) in hits.drain(..) {
+            core.emit(conn, id, f, v, l, via);
+        }
+        core.hits = hits;
+        if r.dns_query.is_some() {
+            // Live collectors see DNS in time order: learn as we go too.
+            self.learn_dns(r);
+        }
+    }
+
+    /// NetFlow/IPFIX export packets inside a capture: their records are inspected like a
+    /// flow log's.
+    fn export_packet(&mut self, exporter: std::net::SocketAddr, payload: &[u8]) {
+        let ts = self.core.ts;
+        self.export_datagram(exporter, payload, ts);
+    }
+
+    /// One NetFlow v5/v9 or IPFIX datagram from `exporter` (the collector, or a capture of
+    /// export traffic). Malformed datagrams are counted, never fatal.
+    pub fn export_datagram(&mut self, exporter: std::net::SocketAddr, payload: &[u8], ts_micros: i64) {
+        self.core.ts = ts_micros;
+        let mut records = Vec::new();
+        let ts = ts_micros;
+        let mut warnings = Vec::new();
+        let nf = self.netflow.get_or_insert_with(|| NetflowDecoder::new(4096));
+        if let Err(e) = nf.decode(exporter, payload, ts, |r| records.push(r), |w| warnings.push(w)) {
+            self.core.stats.records_skipped += 1;
+            if self.core.stats.input_errors.len() < 100 {
+                let f = self.core.files.get(self.core.file as usize).cloned().unwrap_or_else(|| Arc::from(""));
+                self.core.stats.input_errors.push(format!("{f}: packet {}: NetFlow/IPFIX: {e}", self.core.packet));
+            }
+        }
+        for w in warnings {
+            if self.core.stats.input_errors.len() < 100 {
+                self.core.stats.input_errors.push(w);
+            }
+        }
+        let (packet, ts) = (self.core.packet, self.core.ts);
+        for r in &records {
+            self.record(r);
+        }
+        // Back to the capture's own position and time.
+        self.core.packet = packet;
+        self.core.ts = ts;
+        self.core.pos = Pos::Packet(packet);
+    }
 }

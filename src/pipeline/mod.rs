@@ -2,6 +2,7 @@
 //! the writer, counters to the summary. `scan` (files, standard input) uses it today; `watch`
 //! and `collect` feed the same engine.
 
+pub mod collect;
 pub mod engine;
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,9 @@ use std::time::Instant;
 use crate::matcher::Matcher;
 use crate::report::summary::Stats;
 use crate::report::{Alert, FlowEvent, Writer};
-use crate::source::capture;
+use std::io::Read;
+
+use crate::source::{capture, flowlog};
 use engine::{Engine, Options, Sink};
 
 /// What a scan produced.
@@ -31,6 +34,11 @@ pub struct WriterSink<'w> {
 }
 
 impl Sink for WriterSink<'_> {
+    fn flush(&mut self) {
+        if let Err(e) = self.writer.flush() {
+            self.error.get_or_insert(e);
+        }
+    }
     fn alert(&mut self, a: Alert) {
         if let Err(e) = self.writer.alert(&a) {
             self.error.get_or_insert(e);
@@ -76,10 +84,86 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Scans capture files with one engine, writing alerts as they come.
+/// What kind of input a file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    Capture,
+    FlowLog(flowlog::Format),
+}
+
+/// Forcing the input format (`--input-format`); `Auto` recognises it by content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum InputFormat {
+    #[default]
+    Auto,
+    Pcap,
+    ZeekTsv,
+    ZeekJson,
+    Eve,
+    AwsVpc,
+    GcpVpc,
+    AzureNsg,
+    NfdumpCsv,
+}
+
+impl InputFormat {
+    fn forced(self) -> Option<InputKind> {
+        use flowlog::Format as F;
+        Some(match self {
+            InputFormat::Auto => return None,
+            InputFormat::Pcap => InputKind::Capture,
+            InputFormat::ZeekTsv => InputKind::FlowLog(F::ZeekTsv),
+            InputFormat::ZeekJson => InputKind::FlowLog(F::ZeekJson),
+            InputFormat::Eve => InputKind::FlowLog(F::EveJson),
+            InputFormat::AwsVpc => InputKind::FlowLog(F::AwsVpc),
+            InputFormat::GcpVpc => InputKind::FlowLog(F::GcpVpcJson),
+            InputFormat::AzureNsg => InputKind::FlowLog(F::AzureNsgJson),
+            InputFormat::NfdumpCsv => InputKind::FlowLog(F::NfdumpCsv),
+        })
+    }
+}
+
+const CAPTURE_MAGICS: [[u8; 4]; 7] = [
+    [0xd4, 0xc3, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0x4d, 0x3c, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0x3c, 0x4d],
+    [0x34, 0xcd, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0xcd, 0x34],
+    [0x0a, 0x0d, 0x0d, 0x0a],
+];
+
+/// Recognises a (decompressed) input by its first bytes.
+pub fn sniff(head: &[u8]) -> Option<InputKind> {
+    if head.len() >= 4 && CAPTURE_MAGICS.iter().any(|m| head[..4] == *m) {
+        return Some(InputKind::Capture);
+    }
+    flowlog::detect(head).map(InputKind::FlowLog)
+}
+
+/// Opens an input and reads its first bytes for recognition; the returned reader still yields
+/// the whole stream.
+fn open_sniffed(path: &Path) -> std::io::Result<(Vec<u8>, Box<dyn Read + Send>)> {
+    let mut r = capture::open(path)?;
+    let mut head = vec![0u8; 64 * 1024];
+    let mut n = 0;
+    while n < head.len() {
+        match r.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    head.truncate(n);
+    let again: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head.clone()).chain(r));
+    Ok((head, again))
+}
+
+/// Scans captures and flow logs with one engine, writing alerts as they come.
 pub fn scan(
     m: &Matcher,
     inputs: &[PathBuf],
     opts: Options,
+    format: InputFormat,
     writer: &mut Writer,
     mut progress: impl FnMut(u64),
 ) -> Result<ScanResult, std::io::Error> {
@@ -90,11 +174,25 @@ pub fn scan(
     let mut failed = 0;
     let (mut stats, _, flagged) = {
         let mut engine = Engine::new(m, opts, &mut sink);
+        // Flow logs may put DNS in another file, before or after the connections: learn the
+        // addresses flagged names resolved to from every DNS-bearing log first.
+        for path in inputs.iter().filter(|p| p.as_os_str() != "-") {
+            let Ok((head, reader)) = open_sniffed(path) else { continue };
+            let kind = format.forced().or_else(|| sniff(&head));
+            if let Some(InputKind::FlowLog(f)) = kind {
+                if head.windows(3).any(|w| w.eq_ignore_ascii_case(b"dns")) {
+                    let mut data = Vec::new();
+                    if std::io::BufReader::new(reader).read_to_end(&mut data).is_ok() {
+                        flowlog::parse_text(f, &data, |r| engine.learn_dns(&r), |_, _| {});
+                    }
+                }
+            }
+        }
         for path in inputs {
             let name: Arc<str> =
                 Arc::from(if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() });
             engine.begin_file(name.clone());
-            let reader = match capture::open(path) {
+            let (head, reader) = match open_sniffed(path) {
                 Ok(r) => r,
                 Err(e) => {
                     input_errors.push(format!("{name}: cannot open: {e}"));
@@ -103,22 +201,65 @@ pub fn scan(
                     continue;
                 }
             };
-            let mut n = 0u64;
-            let res = capture::read(reader, |p| {
-                engine.packet(&p);
-                n += p.data.len() as u64 + 16;
-                if p.number % 65536 == 0 {
+            match format.forced().or_else(|| sniff(&head)) {
+                Some(InputKind::FlowLog(f)) => {
+                    let mut data = Vec::new();
+                    if let Err(e) = std::io::BufReader::new(reader).read_to_end(&mut data) {
+                        input_errors.push(format!("{name}: read error: {e} (records before it were inspected)"));
+                        failed += 1;
+                    }
+                    progress(data.len() as u64);
+                    let mut bad = 0u64;
+                    let mut shown = Vec::new();
+                    let st = flowlog::parse_text_stats(
+                        f,
+                        &data,
+                        |r| engine.record(&r),
+                        |line, why| {
+                            bad += 1;
+                            if shown.len() < 20 {
+                                shown.push(format!("{name}:{line}: {why}"));
+                            }
+                        },
+                    );
+                    let _ = st;
+                    engine.stats_mut().records_skipped += bad;
+                    engine.stats_mut().bytes += data.len() as u64;
+                    if bad > shown.len() as u64 {
+                        shown.push(format!("{name}: ... {} more bad lines", bad - shown.len() as u64));
+                    }
+                    input_errors.extend(shown);
+                }
+                Some(InputKind::Capture) => {
+                    let mut n = 0u64;
+                    let res = capture::read(reader, |p| {
+                        engine.packet(&p);
+                        n += p.data.len() as u64 + 16;
+                        if p.number % 65536 == 0 {
+                            progress(n);
+                            n = 0;
+                        }
+                    });
                     progress(n);
-                    n = 0;
+                    if let Err(e) = res {
+                        if e.not_a_capture {
+                            fatal += 1;
+                        }
+                        failed += 1;
+                        input_errors.push(format!("{name}: {e}"));
+                    }
                 }
-            });
-            progress(n);
-            if let Err(e) = res {
-                if e.not_a_capture {
+                None => {
                     fatal += 1;
+                    failed += 1;
+                    let what = if head.is_empty() {
+                        "empty file".to_string()
+                    } else {
+                        "not a pcap or pcapng capture, nor a flow log iocmatch reads (use --input-format to force one)"
+                            .to_string()
+                    };
+                    input_errors.push(format!("{name}: {what}"));
                 }
-                failed += 1;
-                input_errors.push(format!("{name}: {e}"));
             }
         }
         engine.finish()
@@ -132,6 +273,9 @@ pub fn scan(
 }
 
 impl<S: Sink + ?Sized> Sink for &mut S {
+    fn flush(&mut self) {
+        (**self).flush()
+    }
     fn alert(&mut self, a: Alert) {
         (**self).alert(a)
     }

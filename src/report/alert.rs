@@ -38,6 +38,11 @@ pub enum Field {
     FlowSrc,
     #[serde(rename = "flow.dst")]
     FlowDst,
+    /// AWS VPC `pkt-srcaddr`: the original source behind a NAT gateway or load balancer.
+    #[serde(rename = "flow.pkt_src")]
+    FlowPktSrc,
+    #[serde(rename = "flow.pkt_dst")]
+    FlowPktDst,
 }
 
 impl Field {
@@ -55,14 +60,16 @@ impl Field {
             Field::HttpUrl => "http.url",
             Field::FlowSrc => "flow.src",
             Field::FlowDst => "flow.dst",
+            Field::FlowPktSrc => "flow.pkt_src",
+            Field::FlowPktDst => "flow.pkt_dst",
         }
     }
 
     /// Zeek's `seen.where` for the intel.log writer.
     pub fn zeek_where(self) -> &'static str {
         match self {
-            Field::IpSrc | Field::FlowSrc => "Conn::IN_ORIG",
-            Field::IpDst | Field::FlowDst | Field::DnsResolved => "Conn::IN_RESP",
+            Field::IpSrc | Field::FlowSrc | Field::FlowPktSrc => "Conn::IN_ORIG",
+            Field::IpDst | Field::FlowDst | Field::FlowPktDst | Field::DnsResolved => "Conn::IN_RESP",
             Field::DnsQuery => "DNS::IN_REQUEST",
             Field::DnsAnswer => "DNS::IN_RESPONSE",
             Field::TlsSni => "SSL::IN_SERVER_NAME",
@@ -120,6 +127,11 @@ pub struct Origin {
     pub packet: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
+    /// NetFlow/IPFIX exporter and sequence number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exporter: Option<std::net::SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u32>,
 }
 
 /// EVE's own `alert` object, so dashboards built on it show ours.

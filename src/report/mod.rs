@@ -160,6 +160,13 @@ impl Writer {
         Ok(())
     }
 
+    /// Writes what is buffered so far (whole lines).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.out.flush()
+    }
+
     /// Writes what is buffered (and the header of an empty Zeek/CSV file).
     pub fn finish(&mut self) -> io::Result<()> {
         self.header();

@@ -79,6 +79,8 @@ pub struct Conn {
     /// Application inspection finished for each direction.
     pub app_done: [bool; 2],
     pub app: Option<Box<App>>,
+    /// Carries NetFlow/IPFIX export packets.
+    pub netflow: bool,
 }
 
 impl Conn {
