@@ -63,13 +63,9 @@ pub fn looks_like(first_line: &str) -> bool {
 /// Loads one CSV document with the provenance `prov`.
 pub fn load(text: &str, file: &Arc<str>, prov: Provenance, set: &mut IndicatorSet) {
     let source = set.add_source(prov);
-    let mut rdr = ::csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(::csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
+    let mut rdr = ::csv::ReaderBuilder::new().flexible(true).comment(Some(b'#')).from_reader(text.as_bytes());
     let headers = match rdr.headers() {
-        Ok(h) => h.iter().map(|h| h.to_ascii_lowercase()).collect::<Vec<_>>(),
+        Ok(h) => h.iter().map(|h| h.trim().to_ascii_lowercase()).collect::<Vec<_>>(),
         Err(e) => {
             set.error(file, Some("1".into()), format!("cannot read the CSV header: {e}"));
             return;
@@ -124,10 +120,11 @@ pub fn load(text: &str, file: &Arc<str>, prov: Provenance, set: &mut IndicatorSe
             }
         }
         let line = record.position().map(|p| p.line() as u32).unwrap_or(line);
-        if record.iter().all(str::is_empty) {
+        if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        let get = |i: Option<usize>| i.and_then(|i| record.get(i)).filter(|v| !v.is_empty());
+        // Fields are trimmed here rather than by the reader, which would copy every record.
+        let get = |i: Option<usize>| i.and_then(|i| record.get(i)).map(str::trim).filter(|v| !v.is_empty());
         let value = get(Some(ci)).unwrap_or("");
         let ty = get(Some(ct)).unwrap_or("");
         let Some(kind) = Kind::parse(ty) else {
@@ -160,7 +157,9 @@ pub fn load(text: &str, file: &Arc<str>, prov: Provenance, set: &mut IndicatorSe
             .unwrap_or_default();
         meta.extra = extra_cols
             .iter()
-            .filter_map(|(i, h)| record.get(*i).filter(|v| !v.is_empty()).map(|v| (h.clone(), Arc::from(v))))
+            .filter_map(|(i, h)| {
+                record.get(*i).map(str::trim).filter(|v| !v.is_empty()).map(|v| (h.clone(), Arc::from(v)))
+            })
             .collect();
         let exact =
             ty.eq_ignore_ascii_case("domain-exact") || get(cols[7]).is_some_and(|m| m.eq_ignore_ascii_case("exact"));

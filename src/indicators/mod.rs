@@ -292,6 +292,12 @@ impl IndicatorSet {
 
     /// Interns per-row facts; returns the index for [`Indicator::meta`].
     pub fn intern_meta(&mut self, m: RowMeta) -> u32 {
+        // Consecutive rows usually share their facts: compare with the last one before hashing.
+        if let Some(last) = self.metas.last() {
+            if **last == m {
+                return (self.metas.len() - 1) as u32;
+            }
+        }
         if let Some(&i) = self.meta_index.get(&m) {
             return i;
         }

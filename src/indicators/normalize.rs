@@ -140,6 +140,25 @@ fn split_host_port(a: &str) -> Result<(&str, Option<u16>), String> {
     }
 }
 
+/// `a.b.c.d` with each part 0-255 and no leading zeros: exactly how `Ipv4Addr` prints.
+fn is_canonical_v4(s: &str) -> bool {
+    let mut parts = 0;
+    for p in s.split('.') {
+        parts += 1;
+        let ok = match p.as_bytes() {
+            [b'0'] => true,
+            [b'1'..=b'9', rest @ ..] if rest.len() <= 2 && rest.iter().all(u8::is_ascii_digit) => {
+                p.parse::<u16>().is_ok_and(|v| v <= 255)
+            }
+            _ => false,
+        };
+        if !ok || parts > 4 {
+            return false;
+        }
+    }
+    parts == 4
+}
+
 /// Guesses the type of an untyped value (plain lists).
 pub fn infer(s: &str) -> Option<Kind> {
     let s = s.trim();
@@ -224,6 +243,10 @@ fn parse_address(s: &str, declared: Kind) -> Result<Parsed, String> {
             });
         }
         return Ok(Parsed { kind: Kind::Cidr, value: trunc.to_string(), port: None });
+    }
+    // Most lists hold plain dotted quads already in canonical form: keep the text as given.
+    if declared != Kind::Ipv6 && is_canonical_v4(s) {
+        return Ok(Parsed { kind: Kind::Ipv4, value: s.to_string(), port: None });
     }
     let (ip, port) = if let Ok(ip) = s.parse::<IpAddr>() {
         (ip, None)

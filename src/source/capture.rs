@@ -157,7 +157,9 @@ pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result
                     PcapBlockOwned::NG(_) => {}
                 }
                 offset += len as u64;
-                reader.consume(len);
+                // No shift per block: `refill` moves only the partial record left at the end,
+                // where `consume` would move half the buffer each time it passes the middle.
+                reader.consume_noshift(len);
             }
             Err(PcapError::Eof) => break,
             Err(PcapError::Incomplete(needed)) => {

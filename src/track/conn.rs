@@ -10,20 +10,33 @@ use std::net::IpAddr;
 use super::stream::Stream;
 use crate::report::alert::{Field, Tunnel};
 
-/// Both directions of a connection map to the same key.
+/// Both directions of a connection map to the same key. Addresses are stored as integers
+/// (IPv4 mapped into IPv6) so hashing the key is a few multiplications: this probe runs for
+/// every packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConnKey {
+    lo: u128,
+    hi: u128,
+    ports: u32,
     pub proto: u8,
-    pub lo: (IpAddr, u16),
-    pub hi: (IpAddr, u16),
+}
+
+fn int(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
+    }
 }
 
 impl ConnKey {
+    /// The key of a packet from `a` to `b`, and whether `a` is the higher endpoint.
+    #[inline]
     pub fn new(proto: u8, a: (IpAddr, u16), b: (IpAddr, u16)) -> (ConnKey, bool) {
-        if a <= b {
-            (ConnKey { proto, lo: a, hi: b }, false)
+        let (ai, bi) = ((int(a.0), a.1), (int(b.0), b.1));
+        if ai <= bi {
+            (ConnKey { lo: ai.0, hi: bi.0, ports: (ai.1 as u32) << 16 | bi.1 as u32, proto }, false)
         } else {
-            (ConnKey { proto, lo: b, hi: a }, true)
+            (ConnKey { lo: bi.0, hi: ai.0, ports: (bi.1 as u32) << 16 | ai.1 as u32, proto }, true)
         }
     }
 }
