@@ -160,6 +160,15 @@ impl Writer {
         Ok(())
     }
 
+    /// Writes what is buffered, without closing anything (a live sensor calls it whenever its
+    /// queue runs dry, so alerts are seen at once).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.header();
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.out.flush()
+    }
+
     /// Writes what is buffered (and the header of an empty Zeek/CSV file).
     pub fn finish(&mut self) -> io::Result<()> {
         self.header();
