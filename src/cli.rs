@@ -52,6 +52,13 @@ pub enum Command {
         Templates are cached per exporter (bounded); malformed datagrams are counted, never fatal.\n\
         SIGINT/SIGTERM flush the alerts and print the summary. Exit status: 0 = nothing flagged, 1 = flagged, 2 = error.")]
     Collect(CollectArgs),
+    /// Captures live traffic and flags connections as they happen (a sensor, run as a service).
+    #[command(after_help = "Examples:\n  \
+        iocmatch watch -i eth0 -o /var/log/iocmatch/alerts.json\n  \
+        iocmatch watch -i eth0 -i eth1 --indicators /etc/iocmatch/feeds/ --metrics 127.0.0.1:9775 --user iocmatch\n\n\
+        SIGHUP reloads the indicator sets and reopens the alert file; SIGINT/SIGTERM flush and exit 0.\n\
+        Needs a build with `--features live` (libpcap).")]
+    Watch(crate::watch::WatchArgs),
     /// Check, describe and export indicator sets.
     #[command(subcommand)]
     Indicators(IndicatorsCommand),
@@ -217,6 +224,7 @@ pub fn run(cli: Cli) -> Result<u8, String> {
     match cli.command {
         Command::Scan(a) => scan(a),
         Command::Collect(a) => collect(a),
+        Command::Watch(a) => crate::watch::run(a),
         Command::Indicators(c) => indicators(c),
     }
 }

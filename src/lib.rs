@@ -14,3 +14,4 @@ pub mod source;
 pub mod synth;
 pub mod time;
 pub mod track;
+pub mod watch;

@@ -36,6 +36,8 @@ pub trait Sink {
     fn flow(&mut self, f: FlowEvent);
     /// Pushes buffered output out (live modes).
     fn flush(&mut self) {}
+    /// A DNS answer resolved a flagged name to `ip` (for engines that share what they learn).
+    fn resolved(&mut self, _ip: IpAddr, _r: &Resolved) {}
 }
 
 /// Engine settings.
@@ -70,9 +72,25 @@ impl Default for Options {
 /// A match found while inspecting a packet: indicator, field, value seen, layer, resolved-from.
 type Hit = (Id, Field, String, Option<&'static str>, Option<Arc<str>>);
 
+/// The engine's matcher: borrowed (`scan`), or shared and replaceable (`watch` reloads).
+enum MatcherRef<'m> {
+    Borrowed(&'m Matcher),
+    Shared(Arc<Matcher>),
+}
+
+impl std::ops::Deref for MatcherRef<'_> {
+    type Target = Matcher;
+    fn deref(&self) -> &Matcher {
+        match self {
+            MatcherRef::Borrowed(m) => m,
+            MatcherRef::Shared(m) => m,
+        }
+    }
+}
+
 /// State shared by every connection: the matcher, the DNS cache, counters, output.
 struct Core<'m, S: Sink> {
-    m: &'m Matcher,
+    m: MatcherRef<'m>,
     opts: Options,
     dns: DnsCache,
     sink: S,
@@ -89,7 +107,12 @@ struct Core<'m, S: Sink> {
     scratch: Vec<u8>,
     hits: Vec<Hit>,
     flagged: Vec<crate::report::evidence::Span>,
+    /// Indicators that open connections alerted on and that a reload removed.
+    retired: Vec<String>,
 }
+
+/// Ids from here on in `Conn::alerted` name [`Core::retired`] entries, not the matcher's.
+const RETIRED: Id = 1 << 31;
 
 /// One inspection engine (one per worker thread).
 pub struct Engine<'m, S: Sink> {
@@ -116,12 +139,21 @@ const SWEEP_EVERY_US: i64 = 1_000_000;
 
 impl<'m, S: Sink> Engine<'m, S> {
     pub fn new(m: &'m Matcher, opts: Options, sink: S) -> Self {
+        Self::build(MatcherRef::Borrowed(m), opts, sink)
+    }
+
+    /// An engine whose matcher can later be replaced with [`Engine::set_matcher`].
+    pub fn shared(m: Arc<Matcher>, opts: Options, sink: S) -> Self {
+        Self::build(MatcherRef::Shared(m), opts, sink)
+    }
+
+    fn build(m: MatcherRef<'m>, opts: Options, sink: S) -> Self {
         let has = |k: Kind| m.set().indicators.iter().any(|i| i.kind == k);
         let core = Core {
-            m,
             dns: DnsCache::new(opts.dns_cache_cap),
             has_certs: has(Kind::Sha1Cert) || has(Kind::Sha256Cert),
             has_ja3: has(Kind::Ja3),
+            m,
             opts,
             sink,
             stats: Stats::default(),
@@ -134,6 +166,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             scratch: Vec::new(),
             hits: Vec::new(),
             flagged: Vec::new(),
+            retired: Vec::new(),
         };
         Engine {
             conns: ConnMap::default(),
@@ -142,6 +175,60 @@ impl<'m, S: Sink> Engine<'m, S> {
             core,
             next_sweep: i64::MIN,
         }
+    }
+
+    /// Replaces the indicator set between two packets. Nothing is re-checked retroactively:
+    /// DNS-derived addresses (which hold the old set's ids) are forgotten, and the indicators
+    /// that open connections already alerted on are carried over to the new set's ids (those
+    /// it no longer holds keep their name for the flow event, but never match again).
+    pub fn set_matcher(&mut self, m: Arc<Matcher>) {
+        let key = |set: &crate::indicators::IndicatorSet, id: Id| {
+            let ind = &set.indicators[id as usize];
+            (set.provenance(ind).set.clone(), ind.kind, ind.value.clone(), ind.port, ind.exact)
+        };
+        let new: std::collections::HashMap<_, Id> = {
+            let mut wanted = std::collections::HashSet::new();
+            for c in self.conns.values() {
+                for &(id, _, _) in &c.alerted {
+                    if id < RETIRED {
+                        wanted.insert(key(self.core.m.set(), id));
+                    }
+                }
+            }
+            let set = m.set();
+            (0..set.indicators.len() as Id).map(|id| (key(set, id), id)).filter(|(k, _)| wanted.contains(k)).collect()
+        };
+        for c in self.conns.values_mut() {
+            for (id, _, _) in c.alerted.iter_mut() {
+                if *id >= RETIRED {
+                    continue;
+                }
+                let k = key(self.core.m.set(), *id);
+                *id = match new.get(&k) {
+                    Some(&n) => n,
+                    None => {
+                        let shown =
+                            crate::indicators::export::display_value(&self.core.m.set().indicators[*id as usize]);
+                        self.core.retired.push(shown);
+                        RETIRED + (self.core.retired.len() - 1) as Id
+                    }
+                };
+            }
+        }
+        if self.conns.values().all(|c| c.alerted.iter().all(|a| a.0 < RETIRED)) {
+            self.core.retired.clear();
+        }
+        let has = |k: Kind| m.set().indicators.iter().any(|i| i.kind == k);
+        self.core.has_certs = has(Kind::Sha1Cert) || has(Kind::Sha256Cert);
+        self.core.has_ja3 = has(Kind::Ja3);
+        self.core.dns = DnsCache::new(self.core.opts.dns_cache_cap);
+        self.core.m = MatcherRef::Shared(m);
+    }
+
+    /// Learns an address that another engine's DNS traffic resolved for a flagged name (the
+    /// `ids` must come from this engine's current matcher).
+    pub fn learn_resolved(&mut self, ip: IpAddr, r: Resolved) {
+        self.core.dns.insert_addr(ip, r);
     }
 
     /// Starts a new input file (for the `capture` field of alerts).
@@ -404,7 +491,7 @@ fn is_internal(ip: IpAddr) -> bool {
 impl<S: Sink> Core<'_, S> {
     /// Matches the addresses of a new connection (and of its tunnel), and the DNS-derived ones.
     fn check_addresses(&mut self, conn: &mut Conn, d: &Decoded<'_>) {
-        let m = self.m;
+        let m = &*self.m;
         let depth = d.depth as usize;
         let tunnelled = depth > 1;
         let mut hits = std::mem::take(&mut self.hits);
@@ -685,7 +772,9 @@ impl<S: Sink> Core<'_, S> {
                 let until =
                     if self.opts.honour_ttl { self.ts + (ttl.clamp(60, 86_400) as i64) * 1_000_000 } else { i64::MAX };
                 self.stats.resolved_derived += 1;
-                self.dns.insert_addr(ip, Resolved { ids: ids.clone(), name: name.clone(), until });
+                let r = Resolved { ids: ids.clone(), name: name.clone(), until };
+                self.sink.resolved(ip, &r);
+                self.dns.insert_addr(ip, r);
             }
             for c in cnames {
                 self.dns.insert_name(&c, Resolved { ids: ids.clone(), name: name.clone(), until: i64::MAX });
@@ -799,7 +888,10 @@ impl<S: Sink> Core<'_, S> {
         let mut indicators: Vec<String> = c
             .alerted
             .iter()
-            .map(|(id, _, _)| crate::indicators::export::display_value(&set.indicators[*id as usize]))
+            .map(|&(id, _, _)| match id.checked_sub(RETIRED) {
+                Some(r) => self.retired[r as usize].clone(),
+                None => crate::indicators::export::display_value(&set.indicators[id as usize]),
+            })
             .collect();
         indicators.dedup();
         let ev = FlowEvent {
@@ -918,7 +1010,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         if is_new {
             core.stats.conns += 1;
         }
-        let m = core.m;
+        let m = &*core.m;
         let mut hits = std::mem::take(&mut core.hits);
         let (cs, ss) = (conn.client, conn.server);
         if is_new {

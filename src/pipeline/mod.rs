@@ -282,4 +282,7 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     fn flow(&mut self, f: FlowEvent) {
         (**self).flow(f)
     }
+    fn resolved(&mut self, ip: std::net::IpAddr, r: &crate::track::dnscache::Resolved) {
+        (**self).resolved(ip, r)
+    }
 }

@@ -160,8 +160,10 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes what is buffered so far (whole lines).
+    /// Writes what is buffered, without closing anything (a live sensor calls it whenever its
+    /// queue runs dry, so alerts are seen at once).
     pub fn flush(&mut self) -> io::Result<()> {
+        self.header();
         self.out.write_all(&self.buf)?;
         self.buf.clear();
         self.out.flush()

@@ -1,0 +1,116 @@
+//! The symmetric flow hash that shards packets over workers.
+//!
+//! Only the outermost IP address pair is hashed, ordered, so both directions of a connection
+//! land on the same worker, and so do every fragment of a datagram (which carry no ports after
+//! the first) and every connection inside one tunnel. Frames without IP hash to 0.
+
+use std::hash::BuildHasher;
+
+const SEED: u64 = 0x1f0c_5a7e_d00d_feed;
+
+/// The IP header of a frame of link type `linktype`, if it carries IPv4 or IPv6.
+fn ip_header(linktype: u32, data: &[u8]) -> Option<&[u8]> {
+    let ethertype = |d: &[u8], at: usize| d.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let by_ethertype = |d: &'_ [u8], mut at: usize| -> Option<usize> {
+        let mut t = ethertype(d, at)?;
+        // 802.1Q, 802.1ad and the old QinQ tag: skip up to three tags.
+        for _ in 0..3 {
+            if !matches!(t, 0x8100 | 0x88a8 | 0x9100) {
+                break;
+            }
+            at += 4;
+            t = ethertype(d, at)?;
+        }
+        matches!(t, 0x0800 | 0x86dd).then_some(at + 2)
+    };
+    let start = match linktype {
+        1 => by_ethertype(data, 12)?,                                         // Ethernet
+        113 => by_ethertype(data, 14)?,                                       // Linux cooked (SLL)
+        276 => matches!(ethertype(data, 0)?, 0x0800 | 0x86dd).then_some(20)?, // SLL2
+        0 | 108 => 4,                                                         // BSD loopback / OpenBSD loop
+        12 | 14 | 101 | 228 | 229 => 0,                                       // raw IP
+        _ => return None,
+    };
+    data.get(start..)
+}
+
+/// Hash of the frame's outermost address pair, the same in both directions.
+pub fn flow_hash(linktype: u32, data: &[u8]) -> u64 {
+    let Some(ip) = ip_header(linktype, data) else { return 0 };
+    let h = foldhash::fast::FixedState::with_seed(SEED);
+    match ip.first().map(|b| b >> 4) {
+        Some(4) if ip.len() >= 20 => {
+            let a = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
+            let b = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
+            h.hash_one((a.min(b), a.max(b)))
+        }
+        Some(6) if ip.len() >= 40 => {
+            let a = u128::from_be_bytes(ip[8..24].try_into().expect("16 bytes"));
+            let b = u128::from_be_bytes(ip[24..40].try_into().expect("16 bytes"));
+            h.hash_one((a.min(b), a.max(b)))
+        }
+        _ => 0,
+    }
+}
+
+/// The worker (of `n`) a frame goes to.
+pub fn worker_of(linktype: u32, data: &[u8], n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    // The high bits mix better than the low ones for small moduli.
+    ((flow_hash(linktype, data) >> 32) % n as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eth_v4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, vlan: bool) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        if vlan {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        let mut ip = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        ip.extend_from_slice(&sport.to_be_bytes());
+        ip.extend_from_slice(&dport.to_be_bytes());
+        ip.extend_from_slice(&[0, 8, 0, 0]);
+        f.extend(ip);
+        f
+    }
+
+    #[test]
+    fn both_directions_hash_alike() {
+        for vlan in [false, true] {
+            let a = eth_v4([10, 0, 0, 1], [203, 0, 113, 9], 5353, 53, vlan);
+            let b = eth_v4([203, 0, 113, 9], [10, 0, 0, 1], 53, 5353, vlan);
+            assert_ne!(flow_hash(1, &a), 0);
+            assert_eq!(flow_hash(1, &a), flow_hash(1, &b));
+            for n in 1..8 {
+                assert_eq!(worker_of(1, &a, n), worker_of(1, &b, n));
+            }
+        }
+        let mut v6a = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
+        v6a.extend([1u8; 16]);
+        v6a.extend([2u8; 16]);
+        let mut v6b = v6a[..8].to_vec();
+        v6b.extend([2u8; 16]);
+        v6b.extend([1u8; 16]);
+        assert_eq!(flow_hash(101, &v6a), flow_hash(101, &v6b));
+    }
+
+    #[test]
+    fn pairs_spread_and_junk_is_safe() {
+        let mut seen = [0usize; 4];
+        for i in 0..400u32 {
+            let f = eth_v4([10, 0, (i >> 8) as u8, i as u8], [198, 51, 100, 7], 40000, 443, false);
+            seen[worker_of(1, &f, 4)] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+        assert_eq!(flow_hash(1, &[0u8; 5]), 0);
+        assert_eq!(flow_hash(999, &[0x45; 60]), 0);
+    }
+}

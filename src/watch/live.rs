@@ -1,0 +1,674 @@
+//! The live sensor's threads: readers (libpcap), workers (engines), the alert writer, and the
+//! main thread's control loop (signals, reloads, statistics).
+
+use std::cell::Cell;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use super::hash::worker_of;
+use super::metrics::{Metrics, Snapshot};
+use super::{sys, WatchArgs};
+use crate::cli::SetArgs;
+use crate::indicators::{load, IndicatorSet, Severity};
+use crate::matcher::Matcher;
+use crate::pipeline::engine::{Engine, Options, Sink};
+use crate::report::summary::Stats;
+use crate::report::{Alert, FlowEvent, Format, Writer};
+use crate::source::capture::Packet;
+use crate::track::dnscache::Resolved;
+
+macro_rules! log {
+    ($($t:tt)*) => { eprintln!("iocmatch: {}", format_args!($($t)*)) };
+}
+
+/// Frames a reader hands to a worker in one message.
+const BATCH: usize = 64;
+/// A partial batch waits at most this long in the reader.
+const BATCH_WAIT: Duration = Duration::from_millis(20);
+/// libpcap read timeout: how often a quiet reader looks at the stop flag.
+const READ_TIMEOUT_MS: i32 = 100;
+
+/// Frames copied out of libpcap's buffer.
+struct Batch {
+    linktype: u32,
+    data: Vec<u8>,
+    /// (offset, length, wire length, timestamp µs, packet number)
+    frames: Vec<(u32, u32, u32, i64, u64)>,
+}
+
+impl Batch {
+    fn new(linktype: u32) -> Batch {
+        Batch { linktype, data: Vec::with_capacity(BATCH * 256), frames: Vec::with_capacity(BATCH) }
+    }
+}
+
+enum ToWorker {
+    Frames(Batch),
+    /// An address another worker's DNS traffic resolved for a flagged name, with the set
+    /// generation its indicator ids belong to.
+    Resolved(u64, IpAddr, Resolved),
+}
+
+enum ToWriter {
+    Alert(Box<Alert>),
+    Flow(Box<FlowEvent>),
+    Reopen,
+}
+
+/// The compiled set in force, and its generation (bumped on every swap).
+struct Sets {
+    current: ArcSwap<Matcher>,
+    generation: AtomicU64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+/// Loads the sets. At start a file that fails is skipped (logged) unless every file failed; on
+/// reload any failure keeps the old set.
+fn load_sets(a: &SetArgs, startup: bool) -> Result<Matcher, String> {
+    let opts = load::Options { no_default_set: a.no_default_set, strict: a.strict };
+    let mut set = load::load_all(&[], &opts).map_err(|e| e.to_string())?;
+    let mut failed = Vec::new();
+    for p in &a.indicators {
+        if let Err(e) = load::load_path(p, &mut set, &opts) {
+            failed.push(e.to_string());
+        }
+    }
+    if !failed.is_empty() && (!startup || failed.len() == a.indicators.len()) {
+        let all = if failed.len() == a.indicators.len() { "every indicator file failed to load: " } else { "" };
+        return Err(format!("{all}{}", failed.join("; ")));
+    }
+    for f in &failed {
+        log!("warning: skipped: {f}");
+    }
+    report_problems(&set);
+    if set.indicators.is_empty() {
+        return Err("no indicators loaded: give --indicators, or drop --no-default-set".into());
+    }
+    let mut m = Matcher::new(set);
+    if !a.allow.is_empty() {
+        let opts = load::Options { no_default_set: true, strict: a.strict };
+        let allow = load::load_all(&a.allow, &opts).map_err(|e| format!("--allow: {e}"))?;
+        m = m.with_allowlist(allow);
+    }
+    Ok(m)
+}
+
+fn report_problems(set: &IndicatorSet) {
+    let errs: Vec<_> = set.diagnostics.iter().filter(|d| d.severity == Severity::Error).collect();
+    for d in errs.iter().take(20) {
+        log!("{d}");
+    }
+    if errs.len() > 20 {
+        log!("... and {} more bad indicator records", errs.len() - 20);
+    }
+    if set.skipped > 0 {
+        log!("{} indicator record(s) skipped; the rest loaded", set.skipped);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+/// Counts what reaches the file, for size rotation.
+struct Counted {
+    inner: Box<dyn Write + Send>,
+    n: Arc<AtomicU64>,
+}
+
+impl Write for Counted {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let k = self.inner.write(b)?;
+        self.n.fetch_add(k as u64, Relaxed);
+        Ok(k)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn open_output(path: Option<&Path>, n: &Arc<AtomicU64>) -> Result<Box<dyn Write + Send>, String> {
+    Ok(match path {
+        Some(p) => {
+            let f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p)
+                .map_err(|e| format!("{}: cannot open: {e}", p.display()))?;
+            n.store(f.metadata().map(|m| m.len()).unwrap_or(0), Relaxed);
+            Box::new(Counted { inner: Box::new(f), n: n.clone() })
+        }
+        None => Box::new(std::io::stdout()),
+    })
+}
+
+/// FILE -> FILE.1 -> FILE.2 ... (the oldest past `keep` is removed).
+fn rotate(path: &Path, keep: u32) {
+    let numbered = |i: u32| PathBuf::from(format!("{}.{i}", path.display()));
+    let _ = std::fs::remove_file(numbered(keep.max(1)));
+    for i in (1..keep.max(1)).rev() {
+        let _ = std::fs::rename(numbered(i), numbered(i + 1));
+    }
+    if let Err(e) = std::fs::rename(path, numbered(1)) {
+        log!("rotating {}: {e}", path.display());
+    }
+}
+
+struct WriterCfg {
+    format: Format,
+    path: Option<PathBuf>,
+    rotate_size: u64,
+    rotate_keep: u32,
+}
+
+fn writer_thread(
+    cfg: WriterCfg,
+    first: Box<dyn Write + Send>,
+    rx: Receiver<ToWriter>,
+    m: Arc<Metrics>,
+    size: Arc<AtomicU64>,
+) {
+    let mut w = Writer::new(cfg.format, first);
+    let fail = |e: std::io::Error| {
+        if m.output_errors.fetch_add(1, Relaxed) == 0 {
+            log!("writing alerts: {e}");
+        }
+    };
+    let reopen = |w: &mut Writer, why: &str| {
+        if let Err(e) = w.finish() {
+            fail(e);
+        }
+        if why == "rotate" {
+            if let Some(p) = &cfg.path {
+                rotate(p, cfg.rotate_keep);
+            }
+        }
+        match open_output(cfg.path.as_deref(), &size) {
+            Ok(out) => *w = Writer::new(cfg.format, out),
+            Err(e) => log!("{why}: {e}; still writing to the old file"),
+        }
+    };
+    loop {
+        let msg = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut next = msg;
+        while let Some(msg) = next {
+            let r = match msg {
+                ToWriter::Alert(a) => {
+                    m.alerts_written.fetch_add(1, Relaxed);
+                    w.alert(&a)
+                }
+                ToWriter::Flow(f) => w.flow(&f),
+                ToWriter::Reopen => {
+                    reopen(&mut w, "reopening the alert file");
+                    Ok(())
+                }
+            };
+            if let Err(e) = r {
+                fail(e);
+            }
+            next = rx.try_recv().ok();
+        }
+        // The queue ran dry: make what we have visible.
+        if let Err(e) = w.flush() {
+            fail(e);
+        }
+        if cfg.rotate_size > 0 && cfg.path.is_some() && size.load(Relaxed) >= cfg.rotate_size {
+            reopen(&mut w, "rotate");
+        }
+    }
+    if let Err(e) = w.finish() {
+        fail(e);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+
+struct WorkerSink {
+    out: SyncSender<ToWriter>,
+    /// Other workers, to share DNS-derived addresses with (the own slot is `None`).
+    peers: Vec<Option<SyncSender<ToWorker>>>,
+    generation: Rc<Cell<u64>>,
+    shared_dropped: u64,
+}
+
+impl Sink for WorkerSink {
+    fn alert(&mut self, a: Alert) {
+        // Blocks when the writer is behind: the worker's queue then fills and the reader counts
+        // drops; the reader itself never waits.
+        let _ = self.out.send(ToWriter::Alert(Box::new(a)));
+    }
+    fn flow(&mut self, f: FlowEvent) {
+        let _ = self.out.send(ToWriter::Flow(Box::new(f)));
+    }
+    fn resolved(&mut self, ip: IpAddr, r: &Resolved) {
+        for p in self.peers.iter().flatten() {
+            if p.try_send(ToWorker::Resolved(self.generation.get(), ip, r.clone())).is_err() {
+                self.shared_dropped += 1;
+            }
+        }
+    }
+}
+
+struct WorkerCtx {
+    index: usize,
+    rx: Receiver<ToWorker>,
+    peers: Vec<Option<SyncSender<ToWorker>>>,
+    out: SyncSender<ToWriter>,
+    sets: Arc<Sets>,
+    metrics: Arc<Metrics>,
+    opts: Options,
+    label: Arc<str>,
+    /// Set once every reader has stopped: the worker ends when its queue is empty (workers
+    /// hold each other's senders, so the channel alone never says so).
+    readers_done: Arc<AtomicBool>,
+}
+
+fn worker(c: WorkerCtx) -> Stats {
+    let generation = Rc::new(Cell::new(c.sets.generation.load(SeqCst)));
+    let sink = WorkerSink { out: c.out, peers: c.peers, generation: generation.clone(), shared_dropped: 0 };
+    let mut engine = Engine::shared(c.sets.current.load_full(), c.opts, sink);
+    engine.begin_file(c.label);
+    let mine = &c.metrics.workers[c.index];
+    let publish = |e: &Engine<'_, WorkerSink>| {
+        let s = e.stats();
+        mine.packets.store(s.packets, Relaxed);
+        mine.bytes.store(s.bytes, Relaxed);
+        mine.conns.store(s.conns, Relaxed);
+        mine.conns_evicted.store(s.conns_evicted, Relaxed);
+        mine.alerts.store(s.alerts, Relaxed);
+        mine.dns_derived.store(s.resolved_derived, Relaxed);
+    };
+    loop {
+        let msg = c.rx.recv_timeout(Duration::from_millis(200));
+        // Swap between packets, never within one; after the wait, so that a frame read after
+        // a reload is matched against the new set.
+        let g = c.sets.generation.load(SeqCst);
+        if g != generation.get() {
+            engine.set_matcher(c.sets.current.load_full());
+            generation.set(g);
+        }
+        match msg {
+            Ok(ToWorker::Frames(b)) => {
+                for &(off, len, wire, ts, number) in &b.frames {
+                    let data = &b.data[off as usize..(off + len) as usize];
+                    engine.packet(&Packet { linktype: b.linktype, ts_micros: ts, data, wire_len: wire, number });
+                }
+                publish(&engine);
+            }
+            Ok(ToWorker::Resolved(g, ip, r)) => {
+                if g == generation.get() {
+                    engine.learn_resolved(ip, r);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) if c.readers_done.load(SeqCst) => break,
+            Err(RecvTimeoutError::Timeout) => publish(&engine),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let (stats, sink, _) = engine.finish();
+    publish_final(mine, &stats, sink.shared_dropped);
+    stats
+}
+
+fn publish_final(w: &super::metrics::Worker, s: &Stats, shared_dropped: u64) {
+    w.packets.store(s.packets, Relaxed);
+    w.bytes.store(s.bytes, Relaxed);
+    w.conns.store(s.conns, Relaxed);
+    w.conns_evicted.store(s.conns_evicted, Relaxed);
+    w.alerts.store(s.alerts, Relaxed);
+    w.shared_dropped.store(shared_dropped, Relaxed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readers
+
+fn reader(
+    index: usize,
+    mut cap: pcap::Capture<pcap::Active>,
+    to: Vec<SyncSender<ToWorker>>,
+    stop: Arc<AtomicBool>,
+    m: Arc<Metrics>,
+) -> Result<(), String> {
+    let me = &m.ifaces[index];
+    let linktype = cap.get_datalink().0 as u32;
+    let n = to.len();
+    let mut batches: Vec<Batch> = (0..n).map(|_| Batch::new(linktype)).collect();
+    let mut oldest = Instant::now();
+    let mut last_stats = Instant::now();
+    let mut number = 0u64;
+    let send = |w: usize, batches: &mut Vec<Batch>| {
+        let b = std::mem::replace(&mut batches[w], Batch::new(linktype));
+        let k = b.frames.len() as u64;
+        match to[w].try_send(ToWorker::Frames(b)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                if me.queue_dropped.fetch_add(k, Relaxed) == 0 {
+                    log!("{}: a worker's queue is full: dropping packets (counted in the stats)", me.name);
+                }
+            }
+        }
+    };
+    let flush_all = |batches: &mut Vec<Batch>| {
+        for w in 0..n {
+            if !batches[w].frames.is_empty() {
+                send(w, batches);
+            }
+        }
+    };
+    let result = loop {
+        if stop.load(Relaxed) {
+            break Ok(());
+        }
+        match cap.next_packet() {
+            Ok(p) => {
+                number += 1;
+                me.packets.fetch_add(1, Relaxed);
+                let w = worker_of(linktype, p.data, n);
+                if batches.iter().all(|b| b.frames.is_empty()) {
+                    oldest = Instant::now();
+                }
+                let b = &mut batches[w];
+                // time_t and suseconds_t are narrower than i64 on some targets.
+                #[allow(clippy::useless_conversion)]
+                let ts = i64::from(p.header.ts.tv_sec) * 1_000_000 + i64::from(p.header.ts.tv_usec);
+                b.frames.push((b.data.len() as u32, p.data.len() as u32, p.header.len, ts, number));
+                b.data.extend_from_slice(p.data);
+                if b.frames.len() >= BATCH {
+                    send(w, &mut batches);
+                }
+                if oldest.elapsed() >= BATCH_WAIT {
+                    flush_all(&mut batches);
+                }
+            }
+            Err(pcap::Error::TimeoutExpired) => flush_all(&mut batches),
+            Err(e) => break Err(format!("{}: capture stopped: {e}", me.name)),
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            last_stats = Instant::now();
+            pcap_stats(&mut cap, me);
+        }
+    };
+    flush_all(&mut batches);
+    pcap_stats(&mut cap, me);
+    result
+}
+
+fn pcap_stats(cap: &mut pcap::Capture<pcap::Active>, me: &super::metrics::Iface) {
+    if let Ok(s) = cap.stats() {
+        me.pcap_received.store(s.received as u64, Relaxed);
+        me.pcap_dropped.store(s.dropped as u64, Relaxed);
+        me.pcap_ifdropped.store(s.if_dropped as u64, Relaxed);
+    }
+}
+
+fn open_capture(a: &WatchArgs, iface: &str) -> Result<pcap::Capture<pcap::Active>, String> {
+    let err = |e: pcap::Error| format!("{iface}: cannot capture: {e}");
+    let mut cap = pcap::Capture::from_device(iface)
+        .map_err(err)?
+        .promisc(!a.no_promisc)
+        .snaplen(a.snaplen)
+        .buffer_size(a.buffer_size.saturating_mul(1 << 20))
+        .immediate_mode(a.immediate)
+        .timeout(READ_TIMEOUT_MS)
+        .open()
+        .map_err(err)?;
+    if let Some(f) = &a.filter {
+        cap.filter(f, true).map_err(|e| format!("--filter {f:?}: {e}"))?;
+    }
+    Ok(cap)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watching indicator files
+
+/// Watches the folders holding the indicator files (so a file replaced by rename is seen) and
+/// sends a unit when one of them changes.
+fn watch_files(paths: &[PathBuf], tx: mpsc::Sender<()>) -> Result<notify::RecommendedWatcher, String> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let abs: Vec<PathBuf> = paths.iter().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())).collect();
+    let targets = abs.clone();
+    let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        let Ok(ev) = ev else { return };
+        if matches!(ev.kind, EventKind::Access(_)) {
+            return;
+        }
+        if ev.paths.iter().any(|p| targets.iter().any(|t| p.starts_with(t))) {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| format!("watching indicator files: {e}"))?;
+    for p in &abs {
+        let (dir, mode) = if p.is_dir() {
+            (p.clone(), RecursiveMode::Recursive)
+        } else {
+            (p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")), RecursiveMode::NonRecursive)
+        };
+        w.watch(&dir, mode).map_err(|e| format!("watching {}: {e}", dir.display()))?;
+    }
+    Ok(w)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+pub fn run(a: WatchArgs) -> Result<u8, String> {
+    let matcher = load_sets(&a.set, true)?;
+    let n_ind = matcher.len();
+    sys::install_handlers()?;
+    let workers = a
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).saturating_sub(1))
+        .max(1);
+    let metrics = Arc::new(Metrics::new(&a.interfaces, workers));
+    metrics.indicators.store(n_ind as u64, Relaxed);
+
+    // Everything that needs privileges first: captures, the metrics port, the alert file.
+    let mut caps = Vec::new();
+    for iface in &a.interfaces {
+        caps.push(open_capture(&a, iface)?);
+    }
+    let listener = match a.metrics {
+        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| format!("--metrics {addr}: {e}"))?),
+        None => None,
+    };
+    let size = Arc::new(AtomicU64::new(0));
+    let first_out = open_output(a.output.as_deref(), &size)?;
+    if let Some(user) = &a.user {
+        sys::drop_privileges(user)?;
+        log!("running as {user}");
+    }
+    if let Some(l) = listener {
+        log!("metrics on http://{}/metrics", l.local_addr().map(|a| a.to_string()).unwrap_or_default());
+        super::metrics::serve(l, metrics.clone());
+    }
+
+    let sets = Arc::new(Sets { current: ArcSwap::from_pointee(matcher), generation: AtomicU64::new(0) });
+    let (file_tx, file_rx) = mpsc::channel();
+    let _watcher = if a.no_watch_files || a.set.indicators.is_empty() {
+        None
+    } else {
+        match watch_files(&a.set.indicators, file_tx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                log!("warning: {e}; reload with SIGHUP");
+                None
+            }
+        }
+    };
+
+    // Writer.
+    let (out_tx, out_rx) = mpsc::sync_channel::<ToWriter>(16 * 1024);
+    let writer = {
+        let cfg = WriterCfg {
+            format: a.format,
+            path: a.output.clone(),
+            rotate_size: a.rotate_size,
+            rotate_keep: a.rotate_keep,
+        };
+        let (m, size) = (metrics.clone(), size.clone());
+        std::thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || writer_thread(cfg, first_out, out_rx, m, size))
+            .map_err(|e| e.to_string())?
+    };
+
+    // Workers.
+    let opts = Options {
+        tunnels: a.tunnels,
+        active_only: a.active_only,
+        limits: crate::track::conn::Limits { max_conns: a.max_connections.max(16), ..Default::default() },
+        honour_ttl: true,
+        ..Default::default()
+    };
+    let label: Arc<str> = Arc::from(format!("live:{}", a.interfaces.join(",")));
+    let chans: Vec<_> = (0..workers).map(|_| mpsc::sync_channel::<ToWorker>(a.queue.max(4))).collect();
+    let senders: Vec<SyncSender<ToWorker>> = chans.iter().map(|c| c.0.clone()).collect();
+    let readers_done = Arc::new(AtomicBool::new(false));
+    let mut worker_handles: Vec<JoinHandle<Stats>> = Vec::new();
+    for (i, (_, rx)) in chans.into_iter().enumerate() {
+        let ctx = WorkerCtx {
+            index: i,
+            rx,
+            // Workers hold each other's senders only weakly in effect: they are dropped when the
+            // worker ends. With one worker there is nobody to share with.
+            peers: senders.iter().enumerate().map(|(j, s)| (j != i).then(|| s.clone())).collect(),
+            out: out_tx.clone(),
+            sets: sets.clone(),
+            metrics: metrics.clone(),
+            opts: opts.clone(),
+            label: label.clone(),
+            readers_done: readers_done.clone(),
+        };
+        worker_handles.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || worker(ctx))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let ctl_tx = out_tx;
+
+    // Readers.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for (i, cap) in caps.into_iter().enumerate() {
+        let (to, stop, m) = (senders.clone(), stop.clone(), metrics.clone());
+        readers.push(
+            std::thread::Builder::new()
+                .name(format!("reader-{}", a.interfaces[i]))
+                .spawn(move || reader(i, cap, to, stop, m))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    drop(senders);
+    log!(
+        "watching {} with {} indicators, {} worker(s){}",
+        a.interfaces.join(", "),
+        n_ind,
+        workers,
+        a.output.as_ref().map(|p| format!(", alerts to {}", p.display())).unwrap_or_default()
+    );
+
+    // Control loop.
+    let start = Instant::now();
+    let mut last_log = Instant::now();
+    let mut prev: Snapshot = metrics.snapshot();
+    let mut pending_change: Option<Instant> = None;
+    let mut exit = 0u8;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if sys::stopping() {
+            log!("stopping (signal)");
+            break;
+        }
+        if readers.iter().all(|r| r.is_finished()) {
+            log!("every capture has stopped");
+            exit = crate::cli::ERROR;
+            break;
+        }
+        let mut hup = sys::take_hup();
+        if hup {
+            log!("SIGHUP: reloading indicators and reopening the alert file");
+            let _ = ctl_tx.send(ToWriter::Reopen);
+        }
+        while file_rx.try_recv().is_ok() {
+            pending_change = Some(Instant::now());
+        }
+        // Editors and feed updaters write in several steps: wait until the files are quiet.
+        if pending_change.is_some_and(|t| t.elapsed() >= Duration::from_millis(300)) {
+            pending_change = None;
+            log!("indicator files changed: reloading");
+            hup = true;
+        }
+        if hup {
+            reload(&a.set, &sets, &metrics);
+        }
+        if a.stats_interval > 0 && last_log.elapsed() >= Duration::from_secs(a.stats_interval) {
+            let secs = last_log.elapsed().as_secs_f64();
+            log!("{}", metrics.log_line(Some((prev, secs))));
+            prev = metrics.snapshot();
+            last_log = Instant::now();
+        }
+    }
+
+    // Stop: readers flush their batches and drop their senders; workers drain their queues and
+    // end every connection; the writer writes what is left.
+    stop.store(true, SeqCst);
+    for (i, r) in readers.into_iter().enumerate() {
+        match r.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log!("{e}"),
+            Err(_) => log!("reader {} panicked", a.interfaces[i]),
+        }
+    }
+    readers_done.store(true, SeqCst);
+    let mut total = Stats::default();
+    for w in worker_handles {
+        match w.join() {
+            Ok(s) => total.merge(s),
+            Err(_) => {
+                log!("a worker panicked");
+                exit = crate::cli::ERROR;
+            }
+        }
+    }
+    drop(ctl_tx);
+    let _ = writer.join();
+    let secs = start.elapsed().as_secs_f64();
+    eprint!("{}", total.render(secs, sets.current.load().len()));
+    log!("{}", metrics.log_line(None));
+    Ok(exit)
+}
+
+fn reload(set: &SetArgs, sets: &Sets, metrics: &Metrics) {
+    let t = Instant::now();
+    match load_sets(set, false) {
+        Ok(m) => {
+            let n = m.len();
+            sets.current.store(Arc::new(m));
+            sets.generation.fetch_add(1, SeqCst);
+            metrics.reloads.fetch_add(1, Relaxed);
+            metrics.indicators.store(n as u64, Relaxed);
+            log!("reloaded: {n} indicators in {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+        }
+        Err(e) => {
+            metrics.reload_failures.fetch_add(1, Relaxed);
+            log!("reload failed, keeping the previous set: {e}");
+        }
+    }
+}
