@@ -262,7 +262,7 @@ pub fn generate(n: usize, seed: u64) -> Scenario {
                 let answer = if v6 {
                     IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x51, 0, 0, 0, 0, i as u16))
                 } else {
-                    IpAddr::V4(Ipv4Addr::new(198, 51, (100 + (i >> 8) % 2) as u8, (i & 0xff) as u8))
+                    IpAddr::V4(Ipv4Addr::from(0x6446_0000 + i as u32)) // 100.70.0.0 + i
                 };
                 dns(&mut s, name, answer, Some(d));
                 f.dst = answer;
@@ -274,7 +274,7 @@ pub fn generate(n: usize, seed: u64) -> Scenario {
                 let answer = if v6 {
                     IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x52, 0, 0, 0, 0, i as u16))
                 } else {
-                    IpAddr::V4(Ipv4Addr::new(198, 51, 102, (i & 0xff) as u8))
+                    IpAddr::V4(Ipv4Addr::from(0x6447_0000 + i as u32)) // 100.71.0.0 + i
                 };
                 dns(&mut s, format!("x{d}"), answer, None);
                 f.dst = answer;
@@ -295,7 +295,7 @@ pub fn generate(n: usize, seed: u64) -> Scenario {
                 let answer = if v6 {
                     IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x53, 0, 0, 0, 0, i as u16))
                 } else {
-                    IpAddr::V4(Ipv4Addr::new(198, 51, 103, (i & 0xff) as u8))
+                    IpAddr::V4(Ipv4Addr::from(0x6448_0000 + i as u32)) // 100.72.0.0 + i
                 };
                 dns(&mut s, format!("www{}.example.com", i % 7), answer, None);
                 f.dst = answer;
@@ -627,10 +627,6 @@ pub fn eve(s: &Scenario, flows: &[usize], kind: EveKind, with_dns: bool) -> Text
             }
             Item::Dns(i) => {
                 let d = &s.dns[i];
-                if flows.iter().all(|&j| s.flows[j].src != d.client.0) && d.client.0.is_ipv6() {
-                    // The format renders no IPv6 (never happens for EVE; kept for symmetry).
-                    continue;
-                }
                 let rrtype = if d.answers.iter().any(|a| a.is_ipv6()) { "AAAA" } else { "A" };
                 let ts = iso_eve(d.ts_micros);
                 let q = format!(
@@ -1140,6 +1136,8 @@ mod tests {
         let keys: std::collections::HashSet<_> =
             a.flows.iter().map(|f| tuple_key(f.proto, (f.src, f.sport), (f.dst, f.dport))).collect();
         assert_eq!(keys.len(), a.flows.len(), "5-tuples are unique");
+        let answers: std::collections::HashSet<_> = a.dns.iter().flat_map(|d| d.answers.clone()).collect();
+        assert_eq!(answers.len(), a.dns.len(), "every DNS answer is its own address");
         assert!(a.flows.iter().all(|f| f.src.is_ipv4() == f.dst.is_ipv4()), "one address family per flow");
     }
 
