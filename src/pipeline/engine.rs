@@ -1078,7 +1078,11 @@ impl<'m, S: Sink> Engine<'m, S> {
         let ts = ts_micros;
         let mut warnings = Vec::new();
         let nf = self.netflow.get_or_insert_with(|| NetflowDecoder::new(4096));
-        if let Err(e) = nf.decode(exporter, payload, ts, |r| records.push(r), |w| warnings.push(w)) {
+        let missing = nf.stats().missing_template_records;
+        let res = nf.decode(exporter, payload, ts, |r| records.push(r), |w| warnings.push(w));
+        // Data sets dropped for want of their template are reported once per template; count each.
+        self.core.stats.records_skipped += nf.stats().missing_template_records - missing;
+        if let Err(e) = res {
             self.core.stats.records_skipped += 1;
             if self.core.stats.input_errors.len() < 100 {
                 let f = self.core.files.get(self.core.file as usize).cloned().unwrap_or_else(|| Arc::from(""));

@@ -4,6 +4,8 @@
 
 pub mod collect;
 pub mod engine;
+#[cfg(test)]
+mod flow_tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

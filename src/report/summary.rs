@@ -112,7 +112,7 @@ impl Stats {
             mb / secs,
             self.packets as f64 / secs / 1e6
         );
-        if self.records > 0 {
+        if self.records > 0 || self.records_skipped > 0 {
             let _ = writeln!(s, "  records   {} flow-log records, {} skipped", self.records, self.records_skipped);
         }
         let _ = writeln!(

@@ -6,6 +6,8 @@
 use std::io::{self, Write};
 use std::net::IpAddr;
 
+pub mod flows;
+
 /// Writes a classic pcap (microseconds, little-endian).
 pub struct PcapWriter<W: Write> {
     out: W,

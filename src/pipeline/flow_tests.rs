@@ -1,0 +1,56 @@
+//! Unit tests of the engine's flow-record paths (NetFlow/IPFIX datagrams, flow-log records).
+
+use std::sync::Arc;
+
+use super::engine::{Engine, Options, Sink};
+use crate::indicators::{plain, IndicatorSet, Provenance};
+use crate::matcher::Matcher;
+use crate::report::{Alert, FlowEvent};
+use crate::synth::flows;
+
+#[derive(Default)]
+struct Alerts(Vec<Alert>);
+
+impl Sink for Alerts {
+    fn alert(&mut self, a: Alert) {
+        self.0.push(a);
+    }
+    fn flow(&mut self, _: FlowEvent) {}
+}
+
+fn matcher(csv: &str) -> Matcher {
+    let lines: String = csv.lines().skip(1).filter_map(|l| l.split(',').next()).map(|v| format!("{v}\n")).collect();
+    let mut set = IndicatorSet::new();
+    plain::load(&lines, &Arc::from("t"), Provenance::default(), &mut set);
+    assert_eq!(set.errors(), 0, "{:?}", set.diagnostics);
+    Matcher::new(set)
+}
+
+#[test]
+fn ipfix_data_sets_without_their_template_are_counted_as_skipped() {
+    let s = flows::generate(200, 1);
+    let all: Vec<usize> = (0..s.flows.len()).collect();
+    let e = flows::ipfix(&s, &all);
+    let m = matcher(&s.indicators_csv);
+    let mut engine = Engine::new(&m, Options::default(), Alerts::default());
+    engine.begin_file(Arc::from("udp"));
+    let exporter = "192.0.2.1:4739".parse().unwrap();
+    // Template message lost: every data set is dropped, reported once per template, and counted.
+    for d in &e.datagrams[1..] {
+        engine.export_datagram(exporter, d, flows::START_MICROS);
+    }
+    let st = engine.stats();
+    assert_eq!(st.records, 0);
+    assert!(st.records_skipped >= (e.datagrams.len() - 1) as u64, "{}", st.records_skipped);
+    assert_eq!(st.input_errors.iter().filter(|w| w.contains("arrived before its template")).count(), 2);
+    // Once the template arrives, the data decodes and nothing more is skipped.
+    let skipped = st.records_skipped;
+    for d in &e.datagrams {
+        engine.export_datagram(exporter, d, flows::START_MICROS);
+    }
+    assert_eq!(engine.stats().records_skipped, skipped);
+    assert_eq!(engine.stats().records, all.len() as u64);
+    let (stats, sink, _) = engine.finish();
+    assert!(!sink.0.is_empty());
+    assert!(stats.render(1.0, 1).contains(&format!("{} flow-log records, {skipped} skipped", all.len())));
+}
