@@ -182,9 +182,19 @@ pub fn scan(
             let Ok((head, reader)) = open_sniffed(path) else { continue };
             let kind = format.forced().or_else(|| sniff(&head));
             if let Some(InputKind::FlowLog(f)) = kind {
-                if head.windows(3).any(|w| w.eq_ignore_ascii_case(b"dns")) {
+                use flowlog::Format as F;
+                let has_dns = |data: &[u8]| match f {
+                    F::ZeekTsv => {
+                        memchr::memmem::find(data, b"#path\tdns").is_some()
+                            || memchr::memmem::find(data, b"\tquery\t").is_some()
+                    }
+                    F::ZeekJson => memchr::memmem::find(data, b"\"query\"").is_some(),
+                    F::EveJson => memchr::memmem::find(data, b"\"dns\"").is_some(),
+                    _ => false,
+                };
+                if matches!(f, F::ZeekTsv | F::ZeekJson | F::EveJson) {
                     let mut data = Vec::new();
-                    if std::io::BufReader::new(reader).read_to_end(&mut data).is_ok() {
+                    if std::io::BufReader::new(reader).read_to_end(&mut data).is_ok() && has_dns(&data) {
                         flowlog::parse_text(f, &data, |r| engine.learn_dns(&r), |_, _| {});
                     }
                 }
