@@ -72,8 +72,9 @@ pub struct Matcher {
     strings: HashMap<u64, Id, PreHashed>,
     /// Fewest labels of any domain indicator: shorter suffixes are never probed.
     min_labels: usize,
-    /// URL indicators by host key.
-    urls: HashMap<u64, Vec<Id>, PreHashed>,
+    /// URL indicators as `host/path` patterns (port dropped), searched with Aho-Corasick so
+    /// one pass over a request URL finds every indicator, including on subdomains.
+    urls: Option<UrlTable>,
     allow: Option<Box<Matcher>>,
 }
 
@@ -98,7 +99,7 @@ impl Matcher {
             cidr4: RangeTable::build(Vec::new()),
             cidr6: RangeTable::build(Vec::new()),
             strings: HashMap::with_hasher(PreHashed),
-            urls: HashMap::with_hasher(PreHashed),
+            urls: None,
             allow: None,
             min_labels: usize::MAX,
             set: IndicatorSet::new(),
@@ -109,6 +110,7 @@ impl Matcher {
         m.strings.reserve(
             count(Kind::Domain) + count(Kind::Sha1Cert) + count(Kind::Sha256Cert) + count(Kind::Ja3) + count(Kind::Ja4),
         );
+        let mut url_heads: Vec<Id> = Vec::new();
         let mut nets4: FastMap<(u32, u8), Id> = FastMap::default();
         let mut nets6: FastMap<(u128, u8), Id> = FastMap::default();
         fn chain<K: std::hash::Hash + Eq, S: BuildHasher>(
@@ -144,10 +146,7 @@ impl Matcher {
                     }
                     None => debug_assert!(false, "unnormalised network {}", ind.value),
                 },
-                Kind::Url => {
-                    let host = url_host(&ind.value);
-                    m.urls.entry(str_key(Kind::Url, host)).or_default().push(id);
-                }
+                Kind::Url => url_heads.push(id),
                 k => {
                     if k == Kind::Domain {
                         m.min_labels = m.min_labels.min(ind.value.split('.').count());
@@ -161,6 +160,7 @@ impl Matcher {
                 *head |= SINGLE;
             }
         };
+        m.urls = UrlTable::build(&url_heads, &set.indicators, &mut m.next);
         m.v4.values_mut().for_each(|h| single(h, &m.next, &set.indicators));
         m.v6.values_mut().for_each(|h| single(h, &m.next, &set.indicators));
         m.cidr4 = RangeTable::build(
@@ -211,7 +211,7 @@ impl Matcher {
 
     /// True when some indicator could match a name (domains), so callers can skip parsing.
     pub fn has_names(&self) -> bool {
-        !self.strings.is_empty() || !self.urls.is_empty()
+        !self.strings.is_empty() || self.urls.is_some()
     }
 
     #[inline]
@@ -356,25 +356,27 @@ impl Matcher {
     /// URL indicators matching a request URL written as `host/path?query` (host lowercase,
     /// without port): same host and the indicator's path is a prefix of the request's.
     pub fn lookup_url(&self, url: &str, f: &mut impl FnMut(Id)) {
-        if self.urls.is_empty() {
-            return;
-        }
-        let host = url_host(url);
-        let Some(ids) = self.urls.get(&str_key(Kind::Url, host)) else { return };
-        if self
-            .allow
-            .as_ref()
-            .is_some_and(|al| al.any_domain(host) || host.parse::<IpAddr>().is_ok_and(|ip| al.any_ip(ip)))
-        {
-            return;
-        }
-        let path = &url[host.len()..];
-        for &id in ids {
-            let v = &self.set.indicators[id as usize].value;
-            let ipath = &v[v.find('/').unwrap_or(v.len())..];
-            if url_host(v) == host && path.starts_with(ipath) {
-                f(id);
+        let Some(t) = &self.urls else { return };
+        let host_end = url.find(['/', '?']).unwrap_or(url.len());
+        let mut allowed: Option<bool> = None;
+        for hit in t.ac.find_overlapping_iter(url) {
+            let (start, p) = (hit.start(), hit.pattern().as_usize());
+            // The pattern's host must be the URL's host or a parent domain of it.
+            let aligned = start + t.host_len[p] == host_end && (start == 0 || url.as_bytes()[start - 1] == b'.');
+            if !aligned {
+                continue;
             }
+            let ok = *allowed.get_or_insert_with(|| {
+                let host = &url[..host_end];
+                !self
+                    .allow
+                    .as_ref()
+                    .is_some_and(|al| al.any_domain(host) || host.parse::<IpAddr>().is_ok_and(|ip| al.any_ip(ip)))
+            });
+            if !ok {
+                return;
+            }
+            self.walk(t.heads[p], f);
         }
     }
 
@@ -389,6 +391,44 @@ impl Matcher {
             + map(self.strings.capacity(), 12)
             + self.cidr4.heap_bytes()
             + self.cidr6.heap_bytes()
+    }
+}
+
+/// URL patterns for [`Matcher::lookup_url`].
+struct UrlTable {
+    ac: aho_corasick::AhoCorasick,
+    /// Per pattern: the chain of indicators with that pattern, and the length of its host.
+    heads: Vec<Id>,
+    host_len: Vec<usize>,
+}
+
+impl UrlTable {
+    fn build(ids: &[Id], inds: &[Indicator], next: &mut [Id]) -> Option<UrlTable> {
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let (mut pats, mut heads, mut host_len) = (Vec::new(), Vec::new(), Vec::new());
+        for &id in ids {
+            let v = &inds[id as usize].value;
+            let host = url_host(v);
+            let path = &v[v.find(['/', '?']).unwrap_or(v.len())..];
+            let pat = format!("{host}{path}");
+            match index.get(&pat) {
+                Some(&p) => {
+                    next[id as usize] = heads[p];
+                    heads[p] = id;
+                }
+                None => {
+                    index.insert(pat.clone(), pats.len());
+                    host_len.push(host.len());
+                    heads.push(id);
+                    pats.push(pat);
+                }
+            }
+        }
+        if pats.is_empty() {
+            return None;
+        }
+        let ac = aho_corasick::AhoCorasick::new(&pats).ok()?;
+        Some(UrlTable { ac, heads, host_len })
     }
 }
 
@@ -479,6 +519,11 @@ mod tests {
         m.lookup_url("evil.example/x/y", &mut |id| v.push(id));
         m.lookup_url("evil.example/other", &mut |id| v.push(id));
         assert_eq!(v, [0, 1]);
+        let mut w = Vec::new();
+        m.lookup_url("www.evil.example/gate.php", &mut |id| w.push(id));
+        m.lookup_url("xevil.example/gate.php", &mut |id| w.push(id));
+        m.lookup_url("other.example/evil.example/gate.php", &mut |id| w.push(id));
+        assert_eq!(w, [0], "subdomains match; near misses and paths that merely contain it do not");
         let mut h = Vec::new();
         m.lookup_hash(Kind::Sha1Cert, "da39a3ee5e6b4b0d3255bfef95601890afd80709", &mut |id| h.push(id));
         m.lookup_hash(Kind::Sha256Cert, "da39a3ee5e6b4b0d3255bfef95601890afd80709", &mut |id| h.push(id));
