@@ -25,9 +25,9 @@ fn build(r: &mut Rng) -> Vec<u8> {
     let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
     let (sp, dp) = (r.next() as u16, r.next() as u16);
     let mut out = Vec::new();
-    let v6 = r.next() % 3 == 0;
-    let tcp = r.next() % 2 == 0;
-    let vlan = r.next() % 4 == 0;
+    let v6 = r.next().is_multiple_of(3);
+    let tcp = r.next().is_multiple_of(2);
+    let vlan = r.next().is_multiple_of(4);
     macro_rules! finish {
         ($ip:expr) => {{
             if tcp {
@@ -104,7 +104,7 @@ fn agrees_with_etherparse_on_mutated_frames() {
             let i = (r.next() as usize) % f.len();
             f[i] = r.next() as u8;
         }
-        if r.next() % 4 == 0 {
+        if r.next().is_multiple_of(4) {
             let n = (r.next() as usize) % f.len();
             f.truncate(n);
         }
