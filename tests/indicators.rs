@@ -102,3 +102,52 @@ fn exports_load_back_as_the_same_set() {
     assert!(rules.contains("iprep:dst,iocmatch"));
     assert!(std::fs::read_to_string(s.join("iocmatch.iprep")).unwrap().lines().count() >= 100);
 }
+
+#[test]
+fn compiled_sets_load_the_same_and_rebuild_when_a_source_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.csv");
+    std::fs::write(&feed, "indicator,type,role\nc2.hy92.com,domain,test C2\n198.51.100.23,ipv4,test\n").unwrap();
+    let set = dir.path().join("feed.iocset");
+    let out = run(&["indicators", "compile", feed.to_str().unwrap(), "-o", set.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let scan = |ind: &str| {
+        let o = run(&["scan", "-q", "--no-default-set", "--indicators", ind, &root("pcaps/raptor-train-c2.pcap")]);
+        let mut v: Vec<String> = stdout(&o)
+            .lines()
+            .filter(|l| l.contains("\"event_type\":\"alert\""))
+            .map(|l| {
+                let a: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{} {} {}", a["match"]["field"], a["match"]["value"], a["match"]["role"])
+            })
+            .collect();
+        v.sort();
+        (v, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (from_csv, _) = scan(feed.to_str().unwrap());
+    let (from_set, _) = scan(set.to_str().unwrap());
+    assert!(!from_csv.is_empty());
+    assert_eq!(from_csv, from_set, "a compiled set matches exactly what its sources match");
+
+    // A damaged compiled set is refused with a reason.
+    let mut bytes = std::fs::read(&set).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let broken = dir.path().join("broken.iocset");
+    std::fs::write(&broken, &bytes).unwrap();
+    let o =
+        run(&["scan", "-q", "--no-default-set", "--indicators", broken.to_str().unwrap(), &root("pcaps/clean.pcap")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("damaged"));
+
+    // The source changes: the set is rebuilt from it, and the new row matches.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&feed, "indicator,type,role\nacqv.w8510.com,domain,added later\n").unwrap();
+    let (after, err) = scan(set.to_str().unwrap());
+    assert!(err.contains("changed since this set was compiled"), "{err}");
+    assert!(after.iter().all(|a| !a.contains("hy92")), "{after:?}");
+    assert!(after.iter().any(|a| a.contains("added later")), "{after:?}");
+    let (again, err) = scan(set.to_str().unwrap());
+    assert!(!err.contains("changed since"), "rewritten: {err}");
+    assert_eq!(again, after);
+}

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{csv, embedded, misp, plain, stix, zeek, IndicatorSet, Provenance};
+use super::{compiled, csv, embedded, misp, plain, stix, zeek, IndicatorSet, Provenance};
 
 /// Formats we read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +157,9 @@ fn load_file(path: &Path, set: &mut IndicatorSet, opts: &Options) -> Result<(), 
     let shown = path.display().to_string();
     let bytes = read_maybe_compressed(path).map_err(|e| LoadError(format!("{shown}: cannot read: {e}")))?;
     let file: Arc<str> = Arc::from(shown.as_str());
+    if bytes.starts_with(compiled::MAGIC) {
+        return load_compiled(path, &bytes, &file, set, opts);
+    }
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -211,6 +214,40 @@ fn load_file(path: &Path, set: &mut IndicatorSet, opts: &Options) -> Result<(), 
             .unwrap_or_default();
         return Err(LoadError(format!("{first} (--strict: stopping at the first bad record)")));
     }
+    Ok(())
+}
+
+/// A compiled set: used as is, unless a source changed since it was compiled; then the
+/// sources are loaded and the compiled file rewritten.
+fn load_compiled(
+    path: &Path,
+    bytes: &[u8],
+    file: &Arc<str>,
+    set: &mut IndicatorSet,
+    opts: &Options,
+) -> Result<(), LoadError> {
+    let mut changed: Option<PathBuf> = None;
+    let stamps = compiled::append(bytes, file, set, |st| {
+        changed = st.iter().find(|s| s.changed()).map(|s| s.path.clone());
+        changed.is_none()
+    })
+    .map_err(|e| LoadError(format!("{file}: {e}")))?;
+    let Some(changed) = changed else { return Ok(()) };
+    let sources: Vec<PathBuf> = stamps.iter().map(|s| s.path.clone()).filter(|p| p.exists()).collect();
+    set.warn(
+        file,
+        None,
+        format!("{} changed since this set was compiled: loading the sources instead", changed.display()),
+    );
+    let mut fresh = IndicatorSet::new();
+    for p in &sources {
+        load_path(p, &mut fresh, opts)?;
+    }
+    match compiled::stamps(&sources).and_then(|st| std::fs::write(path, compiled::to_bytes(&fresh, &st))) {
+        Ok(()) => set.note(file, "compiled set rebuilt from its sources".into()),
+        Err(e) => set.warn(file, None, format!("could not rewrite the compiled set: {e}")),
+    }
+    set.extend(fresh);
     Ok(())
 }
 

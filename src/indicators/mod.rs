@@ -8,6 +8,7 @@
 //! The set is compiled once into a [`crate::matcher::Matcher`] for lookups.
 
 pub mod check;
+pub mod compiled;
 pub mod csv;
 pub mod embedded;
 pub mod export;
@@ -308,6 +309,15 @@ impl IndicatorSet {
         i
     }
 
+    /// Appends row facts known to be distinct (compiled sets); returns the index.
+    pub fn push_meta(&mut self, m: RowMeta) -> u32 {
+        let m = Arc::new(m);
+        let i = self.metas.len() as u32;
+        self.metas.push(m.clone());
+        self.meta_index.insert(m, i);
+        i
+    }
+
     /// Normalises `raw` (refanged, typed by `hint` or inferred) and adds it. On failure the
     /// reason is recorded as an error at `file:line` and the record counted as skipped.
     #[allow(clippy::too_many_arguments)] // each argument is one fact of the row; a struct would only rename them
@@ -371,6 +381,20 @@ impl IndicatorSet {
 
     /// Appends another set (used to merge files loaded separately).
     pub fn extend(&mut self, other: IndicatorSet) {
+        if self.indicators.is_empty() && self.sources.is_empty() && self.metas.is_empty() {
+            // Nothing to renumber: take the other set whole (no copy of a million rows).
+            let texts = std::mem::take(&mut self.texts);
+            let diagnostics = std::mem::take(&mut self.diagnostics);
+            let (skipped, ignored) = (self.skipped, self.ignored);
+            *self = other;
+            self.texts.extend(texts);
+            let mut d = diagnostics;
+            d.append(&mut self.diagnostics);
+            self.diagnostics = d;
+            self.skipped += skipped;
+            self.ignored += ignored;
+            return;
+        }
         let src_base = self.sources.len() as u32;
         self.sources.extend(other.sources);
         let mut remap = Vec::with_capacity(other.metas.len());
