@@ -22,7 +22,7 @@ pub const MAGIC: &[u8; 8] = b"IOCSET\0\x01";
 const VERSION: u32 = 1;
 
 fn checksum(body: &[u8]) -> u64 {
-    foldhash::fast::FixedState::with_seed(0x10C5_E7).hash_one(body)
+    foldhash::fast::FixedState::with_seed(0x0010_C5E7).hash_one(body)
 }
 
 /// A source file as it was when the set was compiled.
@@ -210,6 +210,7 @@ impl<'a> R<'a> {
 }
 
 /// A compiled set read back: the indicators and the sources they were built from.
+#[derive(Debug)]
 pub struct Compiled {
     pub set: IndicatorSet,
     pub sources: Vec<SourceStamp>,
