@@ -629,8 +629,10 @@ fn decode_record(t: &Template, b: &[u8], ctx: &Ctx) -> Option<(Option<Record>, u
             }
         };
         match f.ie {
-            Ie::SrcV4 | Ie::SrcV6 => r.src = addr(v).or(r.src),
-            Ie::DstV4 | Ie::DstV6 => r.dst = addr(v).or(r.dst),
+            // Templates that carry both IPv4 and IPv6 fields fill the unused family with zeros:
+            // an unspecified address never replaces a real one.
+            Ie::SrcV4 | Ie::SrcV6 => r.src = real(addr(v), r.src),
+            Ie::DstV4 | Ie::DstV6 => r.dst = real(addr(v), r.dst),
             Ie::NatSrc => r.pkt_src = addr(v).or(r.pkt_src),
             Ie::NatDst => r.pkt_dst = addr(v).or(r.pkt_dst),
             Ie::SrcPort => r.sport = uint(v).map_or(r.sport, |p| p as u16),
@@ -681,4 +683,13 @@ fn decode_record(t: &Template, b: &[u8], ctx: &Ctx) -> Option<(Option<Record>, u
     r.ts_micros = start.unwrap_or(ctx.now_ms * 1000);
     r.end_micros = end;
     Some((Some(r), at))
+}
+
+/// The new address unless it is unspecified and an address is already known.
+fn real(new: Option<IpAddr>, old: Option<IpAddr>) -> Option<IpAddr> {
+    match (new, old) {
+        (Some(n), Some(_)) if n.is_unspecified() => old,
+        (Some(n), _) => Some(n),
+        (None, o) => o,
+    }
 }
