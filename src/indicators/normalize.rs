@@ -179,9 +179,19 @@ pub fn infer(s: &str) -> Option<Kind> {
     None
 }
 
+/// Longest value accepted, in bytes. The longest real indicators are URLs with a query string,
+/// well under this.
+pub const MAX_VALUE: usize = 8 * 1024;
+
 /// Normalises one value; `hint` is the declared type, if any. The declared type wins, except
 /// that an address declared as `ipv4`/`ipv6`/`cidr` is checked against what it is.
 pub fn parse_value(raw: &str, hint: Option<Kind>) -> Result<Parsed, String> {
+    // Checked before any copy: a multi-megabyte "value" (a file that is one endless line) is
+    // not an indicator, and lowercasing or refanging it would only cost time and memory.
+    let len = raw.trim().len();
+    if len > MAX_VALUE {
+        return Err(format!("value is {len} bytes long, over the {MAX_VALUE}-byte limit"));
+    }
     let s = refang(raw);
     let s = s.as_ref();
     if s.is_empty() {
@@ -294,6 +304,19 @@ mod tests {
     #[test]
     fn idn_goes_to_punycode() {
         assert_eq!(p("bücher.example").value, "xn--bcher-kva.example");
+    }
+
+    #[test]
+    fn overlong_values_are_rejected_before_any_copy() {
+        let long = format!("{}.example", "a".repeat(MAX_VALUE));
+        let e = parse_value(&long, None).unwrap_err();
+        assert!(e.contains("over the 8192-byte limit"), "{e}");
+        let e = parse_value(&format!("hxxp://{long}"), Some(Kind::Url)).unwrap_err();
+        assert!(e.contains("limit"), "{e}");
+        // At the limit is fine (as far as length goes).
+        let url = format!("http://a.example/{}", "x".repeat(MAX_VALUE - 17));
+        assert_eq!(url.len(), MAX_VALUE);
+        assert!(parse_value(&url, None).is_ok());
     }
 
     #[test]
