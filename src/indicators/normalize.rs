@@ -22,7 +22,9 @@ pub struct Parsed {
 /// Undoes the usual defanging: `hxxp`, `[.]`, `(.)`, `{.}`, `[dot]`, `[:]`, `[://]`, `[@]`.
 pub fn refang(s: &str) -> Cow<'_, str> {
     let t = s.trim();
-    let needs = t.contains(['[', '(', '{']) || t.len() >= 4 && t[..4].eq_ignore_ascii_case("hxxp");
+    // Compared as bytes: slicing the str at 4 panics when a multi-byte character spans it.
+    let hxxp = |s: &str| s.as_bytes().get(..4).is_some_and(|b| b.eq_ignore_ascii_case(b"hxxp"));
+    let needs = t.contains(['[', '(', '{']) || hxxp(t);
     if !needs {
         return Cow::Borrowed(t);
     }
@@ -43,7 +45,7 @@ pub fn refang(s: &str) -> Cow<'_, str> {
             out = out.replace(from, to);
         }
     }
-    if out.len() >= 4 && out[..4].eq_ignore_ascii_case("hxxp") {
+    if hxxp(&out) {
         out.replace_range(..4, "http");
     }
     if out.starts_with("fxp://") {
@@ -304,6 +306,14 @@ mod tests {
     #[test]
     fn idn_goes_to_punycode() {
         assert_eq!(p("bücher.example").value, "xn--bcher-kva.example");
+    }
+
+    #[test]
+    fn multibyte_character_across_byte_four_does_not_panic() {
+        // Found by the `indicators` fuzz target: "ind\u{fffd}..." sliced at byte 4.
+        assert_eq!(refang("ind\u{fffd}\u{fffd}icator"), "ind\u{fffd}\u{fffd}icator");
+        assert_eq!(refang("hxx\u{e9}[.]x"), "hxx\u{e9}.x");
+        assert!(parse_value("ind\u{fffd}", None).is_err());
     }
 
     #[test]
