@@ -6,6 +6,8 @@
 
 pub mod cli;
 pub mod decode;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod indicators;
 pub mod matcher;
 pub mod pipeline;

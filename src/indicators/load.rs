@@ -122,6 +122,21 @@ fn decompress(raw: Vec<u8>) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// How much of the first line format detection looks at.
+const DETECT_LINE: usize = 4096;
+
+/// The first `max` bytes of `s`, cut on a character boundary.
+fn head(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Recognises the format of an indicator file from its content (and name as a tie-breaker).
 pub fn detect(name: &str, text: &str) -> Format {
     let t = text.trim_start_matches('\u{feff}').trim_start();
@@ -139,7 +154,10 @@ pub fn detect(name: &str, text: &str) -> Format {
         }
         return if name.contains("misp") { Format::MispJson } else { Format::Stix };
     }
+    // Only the head of the first line says anything about the format; a file that is one
+    // endless line must not be scanned, lowercased and split whole just to be recognised.
     let first = t.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let first = head(first, DETECT_LINE);
     if t.starts_with("#fields") || t.starts_with("#separator") || first.contains("Intel::") {
         return Format::ZeekIntel;
     }
@@ -271,6 +289,15 @@ mod tests {
         assert_eq!(detect("x", "{\"Event\": {\"info\": \"x\"}}"), Format::MispJson);
         assert_eq!(detect("x", "uuid,event_id,category,type,value,comment,to_ids,date\n"), Format::MispCsv);
         assert_eq!(detect("x", "1.2.3.4\nevil.example\n"), Format::Plain);
+    }
+
+    #[test]
+    fn detection_reads_only_the_head_of_an_endless_first_line() {
+        let long = format!("indicator,type{}\n1.2.3.4,ipv4\n", ",x".repeat(DETECT_LINE));
+        assert_eq!(detect("x", &long), Format::Csv);
+        let long = format!("{}é{}", "a".repeat(DETECT_LINE - 1), "b".repeat(1 << 20));
+        assert_eq!(detect("x", &long), Format::Plain);
+        assert_eq!(head("aé", 2), "a");
     }
 
     #[test]

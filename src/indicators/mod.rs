@@ -19,6 +19,7 @@ pub mod plain;
 pub mod stix;
 pub mod zeek;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -274,6 +275,22 @@ pub struct IndicatorSet {
     texts: std::collections::HashSet<u64>,
 }
 
+/// How much of a rejected value a diagnostic quotes.
+const QUOTED: usize = 200;
+
+/// `raw`, cut to [`QUOTED`] bytes (on a character boundary) with the full length noted: a
+/// diagnostic must not repeat a 200 MB line.
+fn clip(raw: &str) -> Cow<'_, str> {
+    if raw.len() <= QUOTED {
+        return Cow::Borrowed(raw);
+    }
+    let mut end = QUOTED;
+    while !raw.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}... ({} bytes)", &raw[..end], raw.len()))
+}
+
 impl IndicatorSet {
     pub fn new() -> Self {
         Self::default()
@@ -345,7 +362,7 @@ impl IndicatorSet {
                 true
             }
             Err(e) => {
-                self.error(file, Some(line.to_string()), format!("{e}: {raw:?}"));
+                self.error(file, Some(line.to_string()), format!("{e}: {:?}", clip(raw)));
                 false
             }
         }
@@ -418,5 +435,23 @@ impl IndicatorSet {
             c[i.kind as usize] += 1;
         }
         Kind::ALL.iter().map(|k| (*k, c[*k as usize])).filter(|(_, n)| *n > 0).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_value_is_quoted_clipped_in_its_diagnostic() {
+        let mut set = IndicatorSet::new();
+        let file: Arc<str> = Arc::from("long.txt");
+        let raw = format!("{}é{}", "a".repeat(QUOTED - 1), "b".repeat(1 << 20));
+        assert!(!set.add(&raw, None, false, 0, 0, &file, 1));
+        let d = set.diagnostics[0].to_string();
+        assert!(d.len() < 400, "{} bytes", d.len());
+        assert!(d.contains(&format!("... ({} bytes)", raw.len())), "{d}");
+        assert!(!set.add("not a value at all", None, false, 0, 0, &file, 2));
+        assert!(set.diagnostics[1].to_string().ends_with("\"not a value at all\""));
     }
 }

@@ -22,7 +22,9 @@ pub struct Parsed {
 /// Undoes the usual defanging: `hxxp`, `[.]`, `(.)`, `{.}`, `[dot]`, `[:]`, `[://]`, `[@]`.
 pub fn refang(s: &str) -> Cow<'_, str> {
     let t = s.trim();
-    let needs = t.contains(['[', '(', '{']) || t.len() >= 4 && t[..4].eq_ignore_ascii_case("hxxp");
+    // Compared as bytes: slicing the str at 4 panics when a multi-byte character spans it.
+    let hxxp = |s: &str| s.as_bytes().get(..4).is_some_and(|b| b.eq_ignore_ascii_case(b"hxxp"));
+    let needs = t.contains(['[', '(', '{']) || hxxp(t);
     if !needs {
         return Cow::Borrowed(t);
     }
@@ -43,7 +45,7 @@ pub fn refang(s: &str) -> Cow<'_, str> {
             out = out.replace(from, to);
         }
     }
-    if out.len() >= 4 && out[..4].eq_ignore_ascii_case("hxxp") {
+    if hxxp(&out) {
         out.replace_range(..4, "http");
     }
     if out.starts_with("fxp://") {
@@ -198,9 +200,19 @@ pub fn infer(s: &str) -> Option<Kind> {
     None
 }
 
+/// Longest value accepted, in bytes. The longest real indicators are URLs with a query string,
+/// well under this.
+pub const MAX_VALUE: usize = 8 * 1024;
+
 /// Normalises one value; `hint` is the declared type, if any. The declared type wins, except
 /// that an address declared as `ipv4`/`ipv6`/`cidr` is checked against what it is.
 pub fn parse_value(raw: &str, hint: Option<Kind>) -> Result<Parsed, String> {
+    // Checked before any copy: a multi-megabyte "value" (a file that is one endless line) is
+    // not an indicator, and lowercasing or refanging it would only cost time and memory.
+    let len = raw.trim().len();
+    if len > MAX_VALUE {
+        return Err(format!("value is {len} bytes long, over the {MAX_VALUE}-byte limit"));
+    }
     let s = refang(raw);
     let s = s.as_ref();
     if s.is_empty() {
@@ -317,6 +329,27 @@ mod tests {
     #[test]
     fn idn_goes_to_punycode() {
         assert_eq!(p("bücher.example").value, "xn--bcher-kva.example");
+    }
+
+    #[test]
+    fn multibyte_character_across_byte_four_does_not_panic() {
+        // Found by the `indicators` fuzz target: "ind\u{fffd}..." sliced at byte 4.
+        assert_eq!(refang("ind\u{fffd}\u{fffd}icator"), "ind\u{fffd}\u{fffd}icator");
+        assert_eq!(refang("hxx\u{e9}[.]x"), "hxx\u{e9}.x");
+        assert!(parse_value("ind\u{fffd}", None).is_err());
+    }
+
+    #[test]
+    fn overlong_values_are_rejected_before_any_copy() {
+        let long = format!("{}.example", "a".repeat(MAX_VALUE));
+        let e = parse_value(&long, None).unwrap_err();
+        assert!(e.contains("over the 8192-byte limit"), "{e}");
+        let e = parse_value(&format!("hxxp://{long}"), Some(Kind::Url)).unwrap_err();
+        assert!(e.contains("limit"), "{e}");
+        // At the limit is fine (as far as length goes).
+        let url = format!("http://a.example/{}", "x".repeat(MAX_VALUE - 17));
+        assert_eq!(url.len(), MAX_VALUE);
+        assert!(parse_value(&url, None).is_ok());
     }
 
     #[test]

@@ -5,12 +5,21 @@ use std::sync::Arc;
 
 use super::{IndicatorSet, Provenance, RowMeta};
 
+/// Longest line read: a value (at most `normalize::MAX_VALUE`) and a comment.
+pub const MAX_LINE: usize = 64 * 1024;
+
 pub fn load(text: &str, file: &Arc<str>, prov: Provenance, set: &mut IndicatorSet) {
     let source = set.add_source(prov);
     let plain_meta = set.intern_meta(RowMeta::default());
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') || line.starts_with("//") {
+            continue;
+        }
+        if line.len() > MAX_LINE {
+            // Not worth searching for comments: no indicator is this long.
+            let msg = format!("line is {} bytes long, over the {MAX_LINE}-byte limit", line.len());
+            set.error(file, Some((n + 1).to_string()), msg);
             continue;
         }
         let (value, comment) = match line.find(" #").or_else(|| line.find("\t#")) {
@@ -46,5 +55,16 @@ mod tests {
         assert_eq!(set.meta(&set.indicators[1]).role.as_deref(), Some("C2"));
         assert_eq!(set.skipped, 1);
         assert!(set.diagnostics[0].to_string().starts_with("error: l.txt:7:"));
+    }
+
+    #[test]
+    fn an_endless_line_is_one_short_error_and_the_next_lines_load() {
+        let mut set = IndicatorSet::new();
+        let text = format!("1.2.3.4\n{} # c\nevil.example\n", "a".repeat(MAX_LINE));
+        load(&text, &Arc::from("l.txt"), Provenance::default(), &mut set);
+        assert_eq!(set.indicators.len(), 2);
+        assert_eq!(set.skipped, 1);
+        let d = set.diagnostics[0].to_string();
+        assert_eq!(d, format!("error: l.txt:2: line is {} bytes long, over the 65536-byte limit", MAX_LINE + 4));
     }
 }

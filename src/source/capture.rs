@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use pcap_parser::{Block, PcapBlockOwned, PcapError};
 
@@ -84,23 +85,70 @@ const BUFFER: usize = 1 << 20;
 /// Largest frame we accept: a record claiming more is a corrupt length.
 const MAX_FRAME: usize = 256 * 1024;
 
+/// Turns the first read error into an end of file, keeping the error for the caller: a
+/// compressed stream cut short fails in the decompressor, and the packets decoded before the
+/// cut must still be delivered (the parser would drop a whole buffer on an I/O error).
+struct KeepError<R> {
+    inner: R,
+    error: Arc<Mutex<Option<std::io::Error>>>,
+}
+
+impl<R: Read> Read for KeepError<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if let Ok(mut slot) = self.error.lock() {
+                        slot.get_or_insert(e);
+                    }
+                    return Ok(0);
+                }
+                ok => return ok,
+            }
+        }
+    }
+}
+
+/// pcap-parser 0.17 asks for more bytes forever on a pcapng block with an empty body (total
+/// length 12, which the format allows for a type it does not know; an empty block of a type
+/// it decodes, such as a Process Information Block, is malformed but harmless). When it stalls
+/// there, this says whether the buffered bytes start with such a block, so it can be skipped:
+/// there is nothing in it to lose. Section headers, interfaces and packets are never skipped.
+fn empty_unknown_block(data: &[u8], big_endian: bool) -> bool {
+    let Some(h) = data.get(..12) else { return false };
+    let word = |i: usize| {
+        let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+        if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    // SHB, IDB, PB, SPB, EPB.
+    const STRUCTURE: [u32; 5] = [0x0a0d_0d0a, 1, 2, 3, 6];
+    word(4) == 12 && word(8) == 12 && !STRUCTURE.contains(&word(0))
+}
+
 /// Reads every packet of a capture stream and hands it to `sink`.
 pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result<FileStats, ReadError> {
     let mut stats = FileStats::default();
+    let io_error = Arc::new(Mutex::new(None));
+    let input = KeepError { inner: input, error: io_error.clone() };
+    let take_io_error = || io_error.lock().ok().and_then(|mut e| e.take());
     let mut reader = match pcap_parser::create_reader(BUFFER, input) {
         Ok(r) => r,
-        Err(PcapError::Eof) => {
-            return Err(ReadError { after_packet: 0, offset: 0, reason: "empty file".into(), not_a_capture: true })
-        }
         Err(e) => {
-            return Err(ReadError {
-                after_packet: 0,
-                offset: 0,
-                reason: format!("not a pcap or pcapng capture ({e:?})"),
-                not_a_capture: true,
-            })
+            let reason = match (take_io_error(), e) {
+                (Some(io), _) => format!("read error: {io}"),
+                (None, PcapError::Eof) => "empty file".into(),
+                (None, e) => format!("not a pcap or pcapng capture ({e:?})"),
+            };
+            return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true });
         }
     };
+    let mut big_endian = false;
+    let mut peek = false;
     let mut legacy: Option<(u32, bool)> = None;
     let mut ifaces: Vec<Iface> = Vec::new();
     let mut offset: u64 = 0;
@@ -112,9 +160,17 @@ pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result
         not_a_capture: false,
     };
     loop {
+        if peek && empty_unknown_block(reader.data(), big_endian) {
+            offset += 12;
+            reader.consume(12);
+            stalled = false;
+            peek = false;
+            continue;
+        }
         match reader.next() {
             Ok((len, block)) => {
                 stalled = false;
+                peek = false;
                 let mut deliver = |linktype: u32, ts_micros: i64, data: &[u8], wire_len: u32| {
                     stats.packets += 1;
                     stats.bytes += data.len() as u64;
@@ -130,7 +186,10 @@ pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result
                         let data = &b.data[..(b.caplen as usize).min(b.data.len())];
                         deliver(linktype, b.ts_sec as i64 * 1_000_000 + frac, data, b.origlen);
                     }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => ifaces.clear(),
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                        big_endian = shb.big_endian();
+                        ifaces.clear();
+                    }
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => ifaces.push(Iface {
                         linktype: idb.linktype.0 as u32,
                         units: idb.ts_resolution().unwrap_or(1_000_000).max(1),
@@ -162,6 +221,15 @@ pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result
                 reader.consume_noshift(len);
             }
             Err(PcapError::Eof) => break,
+            // Look at the buffered bytes once (the parser's error borrows them) before treating
+            // this as a short read.
+            Err(PcapError::Incomplete(_) | PcapError::UnexpectedEof) if legacy.is_none() && !peek => peek = true,
+            Err(_) if io_error.lock().is_ok_and(|e| e.is_some()) => {
+                // The stream failed (a compressed file cut short): what came before it has been
+                // delivered; say why it stopped rather than what the parser made of the rest.
+                let io = take_io_error().map(|e| e.to_string()).unwrap_or_default();
+                return Err(err(&stats, offset, format!("read error: {io}")));
+            }
             Err(PcapError::Incomplete(needed)) => {
                 if stalled || needed > MAX_FRAME {
                     let reason = if needed > MAX_FRAME {
@@ -194,6 +262,9 @@ pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result
                 return Err(err(&stats, offset, reason));
             }
         }
+    }
+    if let Some(io) = take_io_error() {
+        return Err(err(&stats, offset, format!("read error: {io}")));
     }
     Ok(stats)
 }
@@ -259,6 +330,48 @@ mod tests {
         assert!(r.unwrap_err().not_a_capture);
         let (_, r) = collect(Vec::new());
         assert!(r.unwrap_err().not_a_capture);
+    }
+
+    #[test]
+    fn compressed_stream_cut_short_keeps_the_packets_before_the_cut() {
+        use std::io::Write;
+        let frames: Vec<(u32, u32, &[u8])> = (0..200).map(|i| (i, 0, &[7u8; 100][..])).collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&pcap(false, false, &frames)).unwrap();
+        let mut gz = gz.finish().unwrap();
+        gz.truncate(gz.len() / 2);
+        let mut n = 0;
+        let r = read(decompress(Box::new(std::io::Cursor::new(gz))).unwrap(), |_| n += 1);
+        let e = r.unwrap_err();
+        assert!(n > 0, "packets before the cut are delivered");
+        assert_eq!(e.after_packet, n);
+        assert!(!e.not_a_capture);
+        assert!(e.reason.starts_with("read error"), "{e}");
+    }
+
+    fn ng_block(ty: u32, body: &[u8]) -> Vec<u8> {
+        let len = (12 + body.len()) as u32;
+        [&ty.to_le_bytes()[..], &len.to_le_bytes(), body, &len.to_le_bytes()].concat()
+    }
+
+    #[test]
+    fn pcapng_empty_block_of_unknown_type_is_skipped() {
+        let shb = [&0x1a2b3c4du32.to_le_bytes()[..], &[1, 0, 0, 0], &(-1i64).to_le_bytes()].concat();
+        let idb = [&1u16.to_le_bytes()[..], &[0, 0], &65535u32.to_le_bytes()].concat();
+        let epb = [&[0u8; 12][..], &60u32.to_le_bytes(), &60u32.to_le_bytes(), &[0u8; 60]].concat();
+        let mut data = [ng_block(0x0a0d0d0a, &shb), ng_block(1, &idb), ng_block(6, &epb)].concat();
+        data.extend(ng_block(0x0000_0042, &[]));
+        data.extend(ng_block(6, &epb));
+        data.extend(ng_block(0x0000_0043, &[]));
+        let (got, r) = collect(data);
+        assert_eq!(got.len(), 2, "{r:?}");
+        assert_eq!(r.unwrap().packets, 2);
+        assert!(!empty_unknown_block(&ng_block(6, &[]), false));
+        let be = [&0x4200_0000u32.to_be_bytes()[..], &12u32.to_be_bytes(), &12u32.to_be_bytes()].concat();
+        assert!(empty_unknown_block(&be, true));
+        assert!(!empty_unknown_block(&be, false));
+        // An empty Process Information Block (which pcap-parser decodes) is skipped too.
+        assert!(empty_unknown_block(&ng_block(0x8000_0001, &[]), false));
     }
 
     #[test]

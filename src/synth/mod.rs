@@ -488,3 +488,29 @@ pub mod samples {
         ])
     }
 }
+
+/// A SYN flood for load tests: `n` SYNs (Ethernet, IPv4) from random spoofed sources and
+/// ports to random destinations and ports, 1 µs apart, every one a new connection. The same
+/// `seed` writes the same bytes. Returns the writer.
+pub fn syn_flood<W: Write>(out: W, n: u64, seed: u64) -> io::Result<W> {
+    let mut w = PcapWriter::new(out, 1)?;
+    // SplitMix64: small, fast and good enough to make every 4-tuple distinct.
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let start = 1_700_000_000_000_000i64;
+    for i in 0..n {
+        let (a, b) = (next(), next());
+        let src = IpAddr::from(((a >> 32) as u32).to_be_bytes());
+        let dst = IpAddr::from((a as u32).to_be_bytes());
+        let (sport, dport) = ((b >> 48) as u16 | 1024, (b >> 32) as u16);
+        let p = ip(src, dst, 6, tcp(sport, dport, b as u32, 0, SYN, &[]), Some(16));
+        w.frame(start + i as i64, &ethernet(None, 0x0800, &p))?;
+    }
+    Ok(w.into_inner())
+}

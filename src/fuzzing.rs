@@ -1,0 +1,280 @@
+//! Fuzz harness bodies, shared by the cargo-fuzz targets in `fuzz/` and by
+//! `tests/fuzz_replay.rs`, which replays the committed corpus under `cargo test` so the targets
+//! keep compiling and the inputs that once crashed keep passing without a fuzzer.
+//!
+//! Every function takes arbitrary bytes and must return without panicking, whatever they hold.
+//! Not part of the API.
+
+use std::hint::black_box;
+use std::io::{Cursor, Read};
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+use crate::decode::defrag::Defrag;
+use crate::decode::packet::{self, Decoded};
+use crate::decode::{dns, http, tls};
+use crate::indicators::load::{self, Format};
+use crate::indicators::{csv, misp, normalize, plain, stix, zeek, IndicatorSet, Kind, Provenance};
+use crate::matcher::Matcher;
+use crate::pipeline::engine::{Engine, Options, Sink};
+use crate::report::{Alert, FlowEvent};
+use crate::source::capture;
+use crate::track::conn::Limits;
+
+/// Link types the `packet` target picks from with its first byte.
+pub const LINKTYPES: [u32; 9] = [
+    packet::LINKTYPE_ETHERNET,
+    packet::LINKTYPE_RAW,
+    packet::LINKTYPE_IPV4,
+    packet::LINKTYPE_IPV6,
+    packet::LINKTYPE_NFLOG,
+    packet::LINKTYPE_NULL,
+    packet::LINKTYPE_LOOP,
+    packet::LINKTYPE_LINUX_SLL,
+    packet::LINKTYPE_LINUX_SLL2,
+];
+
+/// A harness body.
+pub type Harness = fn(&[u8]);
+
+/// Every target by name, as the fuzz crate and the replay test know them.
+pub const TARGETS: [(&str, Harness); 8] = [
+    ("capture", capture),
+    ("packet", packet),
+    ("dns", dns),
+    ("tls_client", tls_client),
+    ("tls_server", tls_server),
+    ("http", http),
+    ("indicators", indicators),
+    ("engine", engine),
+];
+
+/// Most bytes a (possibly compressed) capture may expand to: a 4 KiB zstd input can claim
+/// hundreds of megabytes, which would only measure memcpy.
+const MAX_DECOMPRESSED: u64 = 16 << 20;
+
+/// `source::capture::read` over the bytes, after undoing gzip/zstd as `capture::open` does.
+pub fn capture(data: &[u8]) {
+    let Ok(r) = capture::decompress(Box::new(Cursor::new(data.to_vec()))) else { return };
+    let mut n = 0u64;
+    let res = capture::read(r.take(MAX_DECOMPRESSED), |p| {
+        n += p.data.len() as u64 + u64::from(p.wire_len) + p.ts_micros as u64 + u64::from(p.linktype);
+    });
+    if let Err(e) = &res {
+        black_box(e.to_string());
+    }
+    black_box((n, res.is_ok()));
+}
+
+/// Splits the `packet` target's input: byte 0 picks the link type, then frames follow, each
+/// prefixed with its length (u16, big-endian); the last frame takes whatever is left.
+pub fn split_frames(data: &[u8]) -> (u32, Vec<&[u8]>) {
+    let Some((&sel, mut rest)) = data.split_first() else { return (packet::LINKTYPE_ETHERNET, Vec::new()) };
+    let linktype = LINKTYPES[usize::from(sel) % LINKTYPES.len()];
+    let mut frames = Vec::new();
+    while rest.len() >= 2 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let body = &rest[2..];
+        if len > body.len() {
+            frames.push(body);
+            return (linktype, frames);
+        }
+        frames.push(&body[..len]);
+        rest = &body[len..];
+    }
+    (linktype, frames)
+}
+
+/// The inverse of [`split_frames`], to turn captures into `packet` seeds.
+pub fn join_frames(selector: u8, frames: &[&[u8]]) -> Vec<u8> {
+    let mut v = vec![selector];
+    for f in frames {
+        let len = f.len().min(usize::from(u16::MAX));
+        v.extend_from_slice(&(len as u16).to_be_bytes());
+        v.extend_from_slice(&f[..len]);
+    }
+    v
+}
+
+/// Frames through `decode::packet::decode` (with and without decapsulation), fragments through
+/// one `Defrag`, and every payload through the DNS, TLS and HTTP parsers.
+pub fn packet(data: &[u8]) {
+    let (linktype, frames) = split_frames(data);
+    // Small caps so that eviction runs too.
+    let mut defrag = Defrag::new(8, 256 * 1024, 30.0);
+    for (i, frame) in frames.iter().enumerate() {
+        let mut plain = Decoded::default();
+        black_box(packet::decode(linktype, frame, false, &mut plain).is_ok());
+        let mut d = Decoded::default();
+        if packet::decode(linktype, frame, true, &mut d).is_err() {
+            continue;
+        }
+        black_box((d.innermost(), d.outermost(), d.ip_layers().count()));
+        payload(d.payload);
+        if let (Some(frag), Some(inner)) = (d.fragment, d.innermost().copied()) {
+            if let Some((proto, whole)) = defrag.push(i as f64, inner.src, inner.dst, inner.proto, frag, d.ip_payload) {
+                let mut w = d;
+                w.fragment = None;
+                packet::decode_transport(proto, &whole, true, &mut w);
+                payload(w.payload);
+            }
+        }
+    }
+    defrag.expire(1e9);
+    black_box((defrag.stats(), defrag.in_flight(), defrag.buffered_bytes()));
+}
+
+/// One application payload through every parser the engine may call on it.
+fn payload(p: &[u8]) {
+    if p.is_empty() {
+        return;
+    }
+    dns(p);
+    for msg in dns::tcp_messages(p) {
+        dns(msg);
+    }
+    tls_client(p);
+    tls_server(p);
+    http(p);
+}
+
+/// `dns::parse` then `walk`, reading every field handed out.
+pub fn dns(data: &[u8]) {
+    let mut scratch = dns::NameBuf::default();
+    let Ok(m) = dns::parse(data) else { return };
+    let (mut n, mut k) = (0usize, 0usize);
+    let r = m.walk(
+        &mut scratch,
+        |q| k += q.name.as_bytes().len() + q.name.as_str().map_or(0, str::len) + usize::from(q.qtype),
+        |a| {
+            n += a.name.as_bytes().len() + usize::from(a.rtype) + a.ttl as usize;
+            if let dns::Rdata::Cname(t) | dns::Rdata::Ns(t) | dns::Rdata::Ptr(t) | dns::Rdata::Dname(t) = &a.data {
+                n += t.as_bytes().len() + usize::from(t.is_root());
+            }
+        },
+    );
+    black_box((n, k, r.is_ok()));
+}
+
+/// `tls::parse_client_hello`, then JA3 of what it returns.
+pub fn tls_client(data: &[u8]) {
+    let mut scratch = Vec::new();
+    if let Ok(ch) = tls::parse_client_hello(data, &mut scratch) {
+        black_box(tls::ja3(&ch));
+        black_box(&ch.sni);
+    }
+}
+
+/// `tls::server_certificates`, fingerprinting every certificate handed out.
+pub fn tls_server(data: &[u8]) {
+    let mut scratch = Vec::new();
+    let r = tls::server_certificates(data, &mut scratch, |der| {
+        black_box(tls::cert_fingerprints(der));
+    });
+    black_box(r.ok());
+}
+
+/// `http::parse_request`, then host normalisation and the URL, as the engine does.
+pub fn http(data: &[u8]) {
+    let Ok(req) = http::parse_request(data) else { return };
+    let mut host = String::new();
+    if let Some(raw) = req.host {
+        http::normalize_host(raw, &mut host);
+        black_box(host.parse::<IpAddr>().ok());
+    }
+    let mut url = String::new();
+    http::url_of(&req, &mut url);
+    black_box((host, url));
+}
+
+/// Byte 0 picks the file name given to `detect` (it breaks ties on "misp") and the type hint
+/// for `parse_value`; the rest is the file's text. The detected format's loader reads it, and
+/// every line goes through `normalize::parse_value`.
+pub fn indicators(data: &[u8]) {
+    let Some((&sel, body)) = data.split_first() else { return };
+    let text = String::from_utf8_lossy(body);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let name = if sel & 1 == 0 { "fuzz" } else { "misp-fuzz" };
+    let file: Arc<str> = Arc::from(name);
+    let mut set = IndicatorSet::new();
+    let format = load::detect(name, text);
+    let prov = Provenance { set: name.into(), file: name.into(), format: format.as_str(), ..Provenance::default() };
+    match format {
+        Format::Csv => csv::load(text, &file, prov, &mut set),
+        Format::Plain => plain::load(text, &file, prov, &mut set),
+        Format::ZeekIntel => zeek::load(text, &file, name, &mut set),
+        Format::Stix => stix::load(text, &file, name, &mut set),
+        Format::MispJson => misp::load_json(text, &file, name, &mut set),
+        Format::MispCsv => misp::load_csv(text, &file, name, &mut set),
+    }
+    black_box(csv::Manifest::parse(text).is_ok());
+    for d in &set.diagnostics {
+        black_box(d.to_string());
+    }
+    black_box(set.counts_by_kind());
+    let hint = match usize::from(sel >> 1) % (Kind::ALL.len() + 1) {
+        0 => None,
+        k => Some(Kind::ALL[k - 1]),
+    };
+    for line in text.lines().take(256) {
+        black_box(normalize::parse_value(line, hint).ok());
+        black_box(normalize::parse_value(line, None).ok());
+        black_box(normalize::infer(line));
+    }
+}
+
+/// A sink that drops what it is given.
+struct Drop;
+
+impl Sink for Drop {
+    fn alert(&mut self, a: Alert) {
+        black_box(a);
+    }
+    fn flow(&mut self, f: FlowEvent) {
+        black_box(f);
+    }
+}
+
+/// Indicators of the `engine` target: the whole address space (so every connection is
+/// flagged and every alert path runs), names the samples use, a URL, and certificate and
+/// JA3 hashes (so the server certificate and JA3 paths are enabled).
+const ENGINE_SET: &str = "indicator,type\n\
+0.0.0.0/0,cidr\n\
+::/0,cidr\n\
+198.51.100.23,ipv4\n\
+example.com,domain\n\
+hy92.com,domain\n\
+w8510.com,domain\n\
+http://example.com/evil,url\n\
+da39a3ee5e6b4b0d3255bfef95601890afd80709,sha1-cert\n\
+e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855,sha256-cert\n\
+e7d705a3286e19ea42f587b344ee6865,ja3\n";
+
+fn engine_matcher() -> &'static Matcher {
+    static M: OnceLock<Matcher> = OnceLock::new();
+    M.get_or_init(|| {
+        let mut set = IndicatorSet::new();
+        let file: Arc<str> = Arc::from("fuzz-engine.csv");
+        csv::load(ENGINE_SET, &file, Provenance { set: "fuzz".into(), ..Provenance::default() }, &mut set);
+        Matcher::new(set)
+    })
+}
+
+/// A whole capture through the engine, with small caps so eviction and sweeping run.
+pub fn engine(data: &[u8]) {
+    let m = engine_matcher();
+    let opts = Options {
+        limits: Limits { max_conns: 32, ..Limits::default() },
+        stream_cap: 4096,
+        dns_cache_cap: 64,
+        keep_flagged: true,
+        ..Options::default()
+    };
+    let mut e = Engine::new(m, opts, Drop);
+    e.begin_file(Arc::from("fuzz.pcap"));
+    let Ok(r) = capture::decompress(Box::new(Cursor::new(data.to_vec()))) else { return };
+    let res = capture::read(r.take(MAX_DECOMPRESSED), |p| e.packet(&p));
+    black_box(res.is_ok());
+    let (stats, _, flagged) = e.finish();
+    black_box((stats.packets, stats.conns, flagged.len()));
+}
