@@ -38,7 +38,7 @@ pub const LINKTYPES: [u32; 9] = [
 pub type Harness = fn(&[u8]);
 
 /// Every target by name, as the fuzz crate and the replay test know them.
-pub const TARGETS: [(&str, Harness); 8] = [
+pub const TARGETS: [(&str, Harness); 9] = [
     ("capture", capture),
     ("packet", packet),
     ("dns", dns),
@@ -47,7 +47,30 @@ pub const TARGETS: [(&str, Harness); 8] = [
     ("http", http),
     ("indicators", indicators),
     ("engine", engine),
+    ("flowlog", flowlog),
 ];
+
+/// Every flow-log parser over the bytes (the first byte picks the text format), and the
+/// NetFlow/IPFIX decoder over them as export datagrams (two in a row, so a template in the
+/// first can shape the second).
+pub fn flowlog(data: &[u8]) {
+    use crate::source::flowlog::{self, netflow::NetflowDecoder, Format as F};
+    const FORMATS: [F; 7] =
+        [F::ZeekTsv, F::ZeekJson, F::EveJson, F::AwsVpc, F::GcpVpcJson, F::AzureNsgJson, F::NfdumpCsv];
+    let Some((&sel, rest)) = data.split_first() else { return };
+    let _ = black_box(flowlog::detect(rest));
+    let mut n = 0u64;
+    flowlog::parse_text(FORMATS[sel as usize % FORMATS.len()], rest, |r| n += r.line, |_, _| {});
+    black_box(n);
+    let mut nf = NetflowDecoder::new(8);
+    let exporter = std::net::SocketAddr::from(([192, 0, 2, 1], 2055));
+    let cut = rest.len() / 2;
+    for part in [&rest[..cut], &rest[cut..], rest] {
+        let _ = black_box(NetflowDecoder::looks_like(part));
+        let _ = nf.decode(exporter, part, 0, |r| n += r.pkts[0], |_| {});
+    }
+    black_box((n, nf.stats()));
+}
 
 /// Most bytes a (possibly compressed) capture may expand to: a 4 KiB zstd input can claim
 /// hundreds of megabytes, which would only measure memcpy.
