@@ -136,6 +136,8 @@ fn tunnel_name(k: TunnelKind) -> &'static str {
 }
 
 const SWEEP_EVERY_US: i64 = 1_000_000;
+/// Hosts counted for the summary's "hosts involved" (the first ones seen).
+const MAX_HOSTS: usize = 10_000;
 
 impl<'m, S: Sink> Engine<'m, S> {
     pub fn new(m: &'m Matcher, opts: Options, sink: S) -> Self {
@@ -810,7 +812,10 @@ impl<S: Sink> Core<'_, S> {
             self.stats.conns_flagged += 1;
             let host =
                 if is_internal(conn.server.0) && !is_internal(conn.client.0) { conn.server.0 } else { conn.client.0 };
-            *self.stats.hosts.entry(host).or_default() += 1;
+            // Bounded: a flood of flagged spoofed sources must not grow the summary without end.
+            if self.stats.hosts.len() < MAX_HOSTS || self.stats.hosts.contains_key(&host) {
+                *self.stats.hosts.entry(host).or_default() += 1;
+            }
         }
         conn.alerted.push((id, field, outer));
         let prov = set.provenance(ind).clone();
