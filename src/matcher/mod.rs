@@ -163,6 +163,15 @@ impl Matcher {
         m.urls = UrlTable::build(&url_heads, &set.indicators, &mut m.next);
         m.v4.values_mut().for_each(|h| single(h, &m.next, &set.indicators));
         m.v6.values_mut().for_each(|h| single(h, &m.next, &set.indicators));
+        // A domain key with one indicator that matches subdomains too needs no check of the
+        // indicator on a hit: the 64-bit key is trusted (a false match needs a collision of
+        // foldhash over the domain names, about n / 2^64 per probe).
+        m.strings.values_mut().for_each(|h| {
+            let ind = &set.indicators[*h as usize];
+            if m.next[*h as usize] == END && ind.kind == Kind::Domain && !ind.exact {
+                *h |= SINGLE;
+            }
+        });
         m.cidr4 = RangeTable::build(
             nets4
                 .into_iter()
@@ -319,12 +328,16 @@ impl Matcher {
                     hits = true;
                 }
                 let whole = first;
-                self.walk(h, &mut |id| {
-                    let ind = &self.set.indicators[id as usize];
-                    if ind.kind == Kind::Domain && *ind.value == *rest && (whole || !ind.exact) {
-                        f(id)
-                    }
-                });
+                if h & SINGLE != 0 {
+                    f(h & !SINGLE);
+                } else {
+                    self.walk(h, &mut |id| {
+                        let ind = &self.set.indicators[id as usize];
+                        if ind.kind == Kind::Domain && *ind.value == *rest && (whole || !ind.exact) {
+                            f(id)
+                        }
+                    });
+                }
             }
             match rest.find('.') {
                 Some(i) => rest = &rest[i + 1..],
@@ -344,7 +357,7 @@ impl Matcher {
     /// Certificate fingerprints and JA3/JA4 hashes (lowercase hex).
     pub fn lookup_hash(&self, kind: Kind, value: &str, f: &mut impl FnMut(Id)) {
         if let Some(&h) = self.strings.get(&str_key(kind, value)) {
-            self.walk(h, &mut |id| {
+            self.walk(h & !SINGLE, &mut |id| {
                 let ind = &self.set.indicators[id as usize];
                 if ind.kind == kind && *ind.value == *value {
                     f(id)
