@@ -19,7 +19,7 @@ if [ ! -f "$W.pcap" ]; then
 fi
 cargo build --release -q
 BIN=target/release/iocmatch
-SIZE=$(stat -c %s "$W.pcap")
+SIZE=$(stat -L -c %s "$W.pcap")
 cat "$W.pcap" >/dev/null # page cache
 t() { /usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -1; }
 read -r CAT_S _ < <(t taskset -c 0 cat "$W.pcap")
