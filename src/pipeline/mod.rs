@@ -135,6 +135,18 @@ const CAPTURE_MAGICS: [[u8; 4]; 7] = [
     [0x0a, 0x0d, 0x0d, 0x0a],
 ];
 
+/// A reader whose only read is an error: a broken stream's error, kept for after its bytes.
+struct FailOnce(Option<std::io::Error>);
+
+impl Read for FailOnce {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Ok(0),
+        }
+    }
+}
+
 /// Recognises a (decompressed) input by its first bytes.
 pub fn sniff(head: &[u8]) -> Option<InputKind> {
     if head.len() >= 4 && CAPTURE_MAGICS.iter().any(|m| head[..4] == *m) {
@@ -149,14 +161,26 @@ fn open_sniffed(path: &Path) -> std::io::Result<(Vec<u8>, Box<dyn Read + Send>)>
     let mut r = capture::open(path)?;
     let mut head = vec![0u8; 64 * 1024];
     let mut n = 0;
+    let mut failed = None;
     while n < head.len() {
-        match r.read(&mut head[n..])? {
-            0 => break,
-            k => n += k,
+        match r.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A stream that breaks early (a gzip file cut in half) still yields what came
+            // before; the reader reports the error after it.
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
         }
     }
     head.truncate(n);
-    let again: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head.clone()).chain(r));
+    let rest: Box<dyn Read + Send> = match failed {
+        Some(e) => Box::new(FailOnce(Some(e))),
+        None => r,
+    };
+    let again: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head.clone()).chain(rest));
     Ok((head, again))
 }
 
