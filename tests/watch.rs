@@ -266,9 +266,10 @@ fn live_alerts_and_no_drops() {
     let feed = dir.path().join("feed.txt");
     std::fs::write(&feed, format!("{}\nc2.watch-test.example\n", lab.sensor_ip)).unwrap();
     let out = dir.path().join("alerts.json");
-    // One worker: the replay sends the DNS answer and the connection it names microseconds
-    // apart, closer than the hand-over of DNS-derived addresses between workers.
-    let w = Watch::start(&lab, &out, &["--indicators", feed.to_str().unwrap(), "--workers", "1"]);
+    // Two workers: the replay sends the DNS answer and the connection it names microseconds
+    // apart, and they may land on different workers; every worker learns from every DNS
+    // answer in order, so the resolved address is still flagged.
+    let w = Watch::start(&lab, &out, &["--indicators", feed.to_str().unwrap(), "--workers", "2"]);
 
     send_queries(&lab, &["c2.watch-test.example", "harmless.example"]);
     let a = w.wait_alert("c2.watch-test.example", "dns.query", Duration::from_secs(10));

@@ -103,6 +103,8 @@ struct Core<'m, S: Sink> {
     has_ja3: bool,
     /// Where the current packet or record came from.
     pos: Pos,
+    /// Reading DNS answers only to learn resolved addresses (another worker owns the packet).
+    learn_only: bool,
     namebuf: dns::NameBuf,
     scratch: Vec<u8>,
     hits: Vec<Hit>,
@@ -163,6 +165,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             file: 0,
             packet: 0,
             pos: Pos::Packet(0),
+            learn_only: false,
             ts: 0,
             namebuf: dns::NameBuf::default(),
             scratch: Vec::new(),
@@ -266,6 +269,26 @@ impl<'m, S: Sink> Engine<'m, S> {
         let d = self.defrag.stats();
         self.core.stats.reassembled = d.reassembled;
         (self.core.stats, self.core.sink, self.core.flagged)
+    }
+
+    /// Reads a DNS response that another worker owns, only to learn the addresses flagged
+    /// names resolved to: the reader gives every worker each DNS answer, in order with the
+    /// rest of its traffic, so a connection to a resolved address is flagged on any worker.
+    pub fn learn_packet(&mut self, p: &Packet<'_>) {
+        let mut d = Decoded::default();
+        if packet::decode(p.linktype, p.data, true, &mut d).is_err() || d.payload.is_empty() {
+            return;
+        }
+        if d.innermost().map(|l| l.proto) != Some(17) {
+            return;
+        }
+        self.core.ts = p.ts_micros;
+        self.core.learn_only = true;
+        let mut scratch = dummy_conn();
+        let (messages, errors) = (self.core.stats.dns_messages, self.core.stats.dns_errors);
+        self.core.dns(&mut scratch, d.payload);
+        (self.core.stats.dns_messages, self.core.stats.dns_errors) = (messages, errors);
+        self.core.learn_only = false;
     }
 
     /// Inspects one captured frame.
@@ -773,9 +796,11 @@ impl<S: Sink> Core<'_, S> {
             for (ip, ttl) in addrs {
                 let until =
                     if self.opts.honour_ttl { self.ts + (ttl.clamp(60, 86_400) as i64) * 1_000_000 } else { i64::MAX };
-                self.stats.resolved_derived += 1;
                 let r = Resolved { ids: ids.clone(), name: name.clone(), until };
-                self.sink.resolved(ip, &r);
+                if !self.learn_only {
+                    self.stats.resolved_derived += 1;
+                    self.sink.resolved(ip, &r);
+                }
                 self.dns.insert_addr(ip, r);
             }
             for c in cnames {
@@ -797,7 +822,7 @@ impl<S: Sink> Core<'_, S> {
         // Application fields of a tunnelled connection come from the inner layer.
         let layer = layer.or(conn.tunnel.as_ref().map(|_| "inner"));
         let outer = layer == Some("outer");
-        if conn.alerted.iter().any(|&(i, f, o)| i == id && f == field && o == outer) {
+        if self.learn_only || conn.alerted.iter().any(|&(i, f, o)| i == id && f == field && o == outer) {
             return;
         }
         let set = self.m.set();

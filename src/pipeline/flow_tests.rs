@@ -54,3 +54,32 @@ fn ipfix_data_sets_without_their_template_are_counted_as_skipped() {
     assert!(!sink.0.is_empty());
     assert!(stats.render(1.0, 1).contains(&format!("{} flow-log records, {skipped} skipped", all.len())));
 }
+
+/// The live sensor's workers: the one that does not own a DNS answer learns from it through
+/// `learn_packet`, and flags a later connection to the address it gave (without alerting on
+/// the DNS packet itself).
+#[test]
+fn a_worker_that_only_learned_a_dns_answer_flags_the_resolved_address() {
+    use crate::source::capture::Packet;
+    use crate::synth::{addr, dns_response, ethernet, ip, tcp, udp, Rr, SYN};
+    let m = matcher("indicator,type\nc2.hy92.com,domain\n");
+    let answer = dns_response(7, "c2.hy92.com", 1, &[Rr::Addr("c2.hy92.com", addr("198.51.100.23"))]);
+    let dns = ethernet(None, 0x0800, &ip(addr("10.0.0.53"), addr("10.0.0.9"), 17, udp(53, 40000, &answer), Some(6)));
+    let syn = ethernet(
+        None,
+        0x0800,
+        &ip(addr("10.0.0.9"), addr("198.51.100.23"), 6, tcp(40001, 443, 1, 0, SYN, &[]), Some(16)),
+    );
+    fn pkt(data: &[u8], number: u64) -> Packet<'_> {
+        Packet { linktype: 1, ts_micros: 1_700_000_000_000_000, data, wire_len: data.len() as u32, number }
+    }
+    let mut other = Engine::new(&m, Options::default(), Alerts::default());
+    other.begin_file(Arc::from("live"));
+    other.learn_packet(&pkt(&dns, 1));
+    other.packet(&pkt(&syn, 2));
+    let (stats, alerts, _) = other.finish();
+    assert_eq!(alerts.0.len(), 1, "{:?}", alerts.0);
+    assert_eq!(alerts.0[0].matched.field.as_str(), "dns.resolved");
+    assert_eq!(alerts.0[0].dest_ip.to_string(), "198.51.100.23");
+    assert_eq!(stats.dns_messages, 0, "learning is not inspecting: the owner counts the message");
+}

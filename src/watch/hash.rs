@@ -34,6 +34,18 @@ fn ip_header(linktype: u32, data: &[u8]) -> Option<&[u8]> {
     data.get(start..)
 }
 
+/// True for a UDP datagram from a DNS port (53, mDNS 5353, LLMNR 5355): a DNS answer that
+/// every worker must learn from.
+pub fn is_dns_response(linktype: u32, data: &[u8]) -> bool {
+    let Some(ip) = ip_header(linktype, data) else { return false };
+    let udp = match ip.first().map(|b| b >> 4) {
+        Some(4) if ip.len() >= 20 && ip[9] == 17 => ip.get(((ip[0] & 0x0f) as usize) * 4..),
+        Some(6) if ip.len() >= 40 && ip[6] == 17 => ip.get(40..),
+        _ => None,
+    };
+    udp.and_then(|u| u.get(0..2)).is_some_and(|p| matches!(u16::from_be_bytes([p[0], p[1]]), 53 | 5353 | 5355))
+}
+
 /// Hash of the frame's outermost address pair, the same in both directions.
 pub fn flow_hash(linktype: u32, data: &[u8]) -> u64 {
     let Some(ip) = ip_header(linktype, data) else { return 0 };

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use super::hash::worker_of;
+use super::hash::{is_dns_response, worker_of};
 use super::metrics::{Metrics, Snapshot};
 use super::{sys, WatchArgs};
 use crate::cli::SetArgs;
@@ -41,8 +41,8 @@ const READ_TIMEOUT_MS: i32 = 100;
 struct Batch {
     linktype: u32,
     data: Vec<u8>,
-    /// (offset, length, wire length, timestamp µs, packet number)
-    frames: Vec<(u32, u32, u32, i64, u64)>,
+    /// (offset, length, wire length, timestamp µs, packet number, learn only)
+    frames: Vec<(u32, u32, u32, i64, u64, bool)>,
 }
 
 impl Batch {
@@ -304,9 +304,14 @@ fn worker(c: WorkerCtx) -> Stats {
         }
         match msg {
             Ok(ToWorker::Frames(b)) => {
-                for &(off, len, wire, ts, number) in &b.frames {
+                for &(off, len, wire, ts, number, learn) in &b.frames {
                     let data = &b.data[off as usize..(off + len) as usize];
-                    engine.packet(&Packet { linktype: b.linktype, ts_micros: ts, data, wire_len: wire, number });
+                    let p = Packet { linktype: b.linktype, ts_micros: ts, data, wire_len: wire, number };
+                    if learn {
+                        engine.learn_packet(&p);
+                    } else {
+                        engine.packet(&p);
+                    }
                 }
                 publish(&engine);
             }
@@ -386,10 +391,22 @@ fn reader(
                 // time_t and suseconds_t are narrower than i64 on some targets.
                 #[allow(clippy::useless_conversion)]
                 let ts = i64::from(p.header.ts.tv_sec) * 1_000_000 + i64::from(p.header.ts.tv_usec);
-                b.frames.push((b.data.len() as u32, p.data.len() as u32, p.header.len, ts, number));
+                b.frames.push((b.data.len() as u32, p.data.len() as u32, p.header.len, ts, number, false));
                 b.data.extend_from_slice(p.data);
                 if b.frames.len() >= BATCH {
                     send(w, &mut batches);
+                }
+                // Every other worker learns from a DNS answer, queued before anything that
+                // follows it, so a connection to the address it gave is flagged wherever it lands.
+                if n > 1 && is_dns_response(linktype, p.data) {
+                    for v in (0..n).filter(|&v| v != w) {
+                        let b = &mut batches[v];
+                        b.frames.push((b.data.len() as u32, p.data.len() as u32, p.header.len, ts, number, true));
+                        b.data.extend_from_slice(p.data);
+                        if b.frames.len() >= BATCH {
+                            send(v, &mut batches);
+                        }
+                    }
                 }
                 if oldest.elapsed() >= BATCH_WAIT {
                     flush_all(&mut batches);
