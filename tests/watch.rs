@@ -355,3 +355,33 @@ fn w_alerts(out: &Path) -> Vec<serde_json::Value> {
         .filter(|v| v["event_type"] == "alert")
         .collect()
 }
+
+#[test]
+fn sighup_reopens_the_alert_file_for_logrotate() {
+    let Some(lab) = Lab::new(13) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.txt");
+    std::fs::write(&feed, "first.watch-test.example\nsecond.watch-test.example\n").unwrap();
+    let out = dir.path().join("alerts.json");
+    let w = Watch::start(&lab, &out, &["--no-default-set", "--indicators", feed.to_str().unwrap()]);
+    send_queries(&lab, &["first.watch-test.example"]);
+    w.wait_alert("first.watch-test.example", "dns.query", Duration::from_secs(10));
+    // logrotate: move the file away, then SIGHUP.
+    let rotated = dir.path().join("alerts.json.1");
+    std::fs::rename(&out, &rotated).unwrap();
+    let pid = w.child.id() as i32;
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    w.wait_log("SIGHUP", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    send_queries(&lab, &["second.watch-test.example"]);
+    w.wait_alert("second.watch-test.example", "dns.query", Duration::from_secs(10));
+    let (code, _) = w.stop();
+    assert_eq!(code, 0);
+    let old = w_alerts(&rotated);
+    let new = w_alerts(&out);
+    assert!(old.iter().all(|a| a["match"]["indicator"] == "first.watch-test.example"), "{old:#?}");
+    assert!(!old.is_empty());
+    assert!(new.iter().all(|a| a["match"]["indicator"] == "second.watch-test.example"), "{new:#?}");
+    assert!(!new.is_empty(), "alerts after SIGHUP go to the reopened file");
+}
