@@ -25,6 +25,12 @@ ip netns exec $S "$BIN" watch -i soaks --no-default-set --indicators "$FEED" -o 
     --max-connections "$MAXC" --stats-interval 60 2>"$LOG" &
 WPID=$!
 sleep 1.5
+# The sensor's memory once a minute: it must stay flat.
+( while kill -0 $WPID 2>/dev/null; do
+    sleep 60
+    P_=$(pgrep -n -f "iocmatch watch -i soaks") && echo "  t+$((SECONDS))s sensor $(grep VmRSS /proc/$P_/status 2>/dev/null)"
+  done ) &
+SAMPLER=$!
 ip netns exec $P python3 - "$SECS" <<'PY'
 import os, random, socket, struct, sys, time
 secs = float(sys.argv[1])
@@ -51,6 +57,7 @@ PY
 sleep 1
 HWM=$(grep VmHWM /proc/$(pgrep -n -f "iocmatch watch -i soaks")/status 2>/dev/null || echo "VmHWM: ?")
 RSS=$(grep VmRSS /proc/$(pgrep -n -f "iocmatch watch -i soaks")/status 2>/dev/null || echo "VmRSS: ?")
+kill $SAMPLER 2>/dev/null || true
 kill -TERM $WPID; wait $WPID || true
 echo "sensor memory at the end: $RSS; peak: $HWM"
 grep -E "stats|evict|drop" "$LOG" | tail -3

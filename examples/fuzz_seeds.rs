@@ -2,7 +2,7 @@
 //! indicator files, so they can be rebuilt and extended:
 //!
 //! ```sh
-//! cargo run --example fuzz_seeds -- fuzz/seeds pcaps/*.pcap /work/shared/corpus/pcaps/*.pcap* \
+//! cargo run --example fuzz_seeds -- fuzz/seeds pcaps/*.pcap ../shared/corpus/pcaps/*.pcap* \
 //!     -- tests/data/indicators/* indicators/*.csv
 //! ```
 //!
