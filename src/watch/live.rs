@@ -413,6 +413,8 @@ fn reader(
                 }
             }
             Err(pcap::Error::TimeoutExpired) => flush_all(&mut batches),
+            // pcap_breakloop at shutdown ends the read with an error: that is the stop.
+            Err(_) if stop.load(Relaxed) => break Ok(()),
             Err(e) => break Err(format!("{}: capture stopped: {e}", me.name)),
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
@@ -583,7 +585,11 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
     // Readers.
     let stop = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
-    for (i, cap) in caps.into_iter().enumerate() {
+    // libpcap's read timeout does not fire on a quiet link (pcap(3PCAP)): on stop, the readers
+    // are woken with pcap_breakloop, or a silent interface would hold the sensor forever.
+    let mut breakers = Vec::new();
+    for (i, mut cap) in caps.into_iter().enumerate() {
+        breakers.push(cap.breakloop_handle());
         let (to, stop, m) = (senders.clone(), stop.clone(), metrics.clone());
         readers.push(
             std::thread::Builder::new()
@@ -646,6 +652,9 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
     // Stop: readers flush their batches and drop their senders; workers drain their queues and
     // end every connection; the writer writes what is left.
     stop.store(true, SeqCst);
+    for b in &breakers {
+        b.breakloop();
+    }
     for (i, r) in readers.into_iter().enumerate() {
         match r.join() {
             Ok(Ok(())) => {}
