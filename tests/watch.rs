@@ -385,3 +385,16 @@ fn sighup_reopens_the_alert_file_for_logrotate() {
     assert!(new.iter().all(|a| a["match"]["indicator"] == "second.watch-test.example"), "{new:#?}");
     assert!(!new.is_empty(), "alerts after SIGHUP go to the reopened file");
 }
+
+#[test]
+fn sigterm_on_a_silent_link_stops_the_sensor() {
+    // libpcap's read timeout does not fire while no packet arrives; the sensor must still stop.
+    let Some(lab) = Lab::new(14) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alerts.json");
+    let w = Watch::start(&lab, &out, &["--workers", "2"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, log) = w.stop();
+    assert_eq!(code, 0, "{log:#?}");
+    assert!(log.iter().any(|l| l.contains("stopping (signal)")), "{log:#?}");
+}
