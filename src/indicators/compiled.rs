@@ -48,24 +48,15 @@ impl SourceStamp {
 
 /// Every file under the given paths (folders recursively), as `load` reads them.
 pub fn stamps(paths: &[PathBuf]) -> std::io::Result<Vec<SourceStamp>> {
-    fn walk(p: &Path, out: &mut Vec<SourceStamp>) -> std::io::Result<()> {
-        if p.is_dir() {
-            let mut entries: Vec<_> = std::fs::read_dir(p)?.collect::<Result<_, _>>()?;
-            entries.sort_by_key(|e| e.file_name());
-            for e in entries {
-                if !e.file_name().to_string_lossy().starts_with('.') {
-                    walk(&e.path(), out)?;
-                }
-            }
-            Ok(())
-        } else {
-            out.push(SourceStamp::of(p)?);
-            Ok(())
-        }
-    }
     let mut out = Vec::new();
     for p in paths {
-        walk(p, &mut out)?;
+        if p.is_dir() {
+            for f in crate::source::files_under(p)? {
+                out.push(SourceStamp::of(&f)?);
+            }
+        } else {
+            out.push(SourceStamp::of(p)?);
+        }
     }
     Ok(out)
 }

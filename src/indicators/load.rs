@@ -71,8 +71,12 @@ pub fn load_all(paths: &[PathBuf], opts: &Options) -> Result<IndicatorSet, LoadE
 pub fn load_path(path: &Path, set: &mut IndicatorSet, opts: &Options) -> Result<(), LoadError> {
     let meta = std::fs::metadata(path).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
     if meta.is_dir() {
-        let mut files = Vec::new();
-        walk(path, &mut files).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        let mut files = crate::source::files_under(path).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        // Manifests are read with their CSV; notes are for people.
+        files.retain(|f| {
+            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            !name.ends_with(".manifest.json") && !name.ends_with(".md")
+        });
         if files.is_empty() {
             return Err(LoadError(format!("{}: no indicator files in this folder", path.display())));
         }
@@ -83,25 +87,6 @@ pub fn load_path(path: &Path, set: &mut IndicatorSet, opts: &Options) -> Result<
     } else {
         load_file(path, set, opts)
     }
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || name.ends_with(".manifest.json") || name.ends_with(".md") {
-            continue;
-        }
-        let p = e.path();
-        if e.file_type()?.is_dir() {
-            walk(&p, out)?;
-        } else {
-            out.push(p);
-        }
-    }
-    Ok(())
 }
 
 /// Reads a whole file, undoing gzip or zstd compression (recognised by magic bytes).

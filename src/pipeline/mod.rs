@@ -55,21 +55,6 @@ impl Sink for WriterSink<'_> {
 
 /// Expands folders (recursively, in name order) into files; keeps `-`.
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            if e.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            if e.file_type()?.is_dir() {
-                walk(&e.path(), out)?;
-            } else {
-                out.push(e.path());
-            }
-        }
-        Ok(())
-    }
     let mut out = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {
@@ -77,7 +62,9 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             continue;
         }
         match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => walk(p, &mut out).map_err(|e| format!("{}: {e}", p.display()))?,
+            Ok(m) if m.is_dir() => {
+                out.extend(crate::source::files_under(p).map_err(|e| format!("{}: {e}", p.display()))?)
+            }
             Ok(_) => out.push(p.clone()),
             Err(e) => return Err(format!("{}: {e}", p.display())),
         }
