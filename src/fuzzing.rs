@@ -76,11 +76,15 @@ pub fn flowlog(data: &[u8]) {
 /// hundreds of megabytes, which would only measure memcpy.
 const MAX_DECOMPRESSED: u64 = 16 << 20;
 
+/// Reader buffer of the capture harnesses: big enough for any frame a fuzz input holds, small
+/// enough that allocating it per input is cheap.
+const FUZZ_BUFFER: usize = 64 << 10;
+
 /// `source::capture::read` over the bytes, after undoing gzip/zstd as `capture::open` does.
 pub fn capture(data: &[u8]) {
     let Ok(r) = capture::decompress(Box::new(Cursor::new(data.to_vec()))) else { return };
     let mut n = 0u64;
-    let res = capture::read(r.take(MAX_DECOMPRESSED), |p| {
+    let res = capture::read_buffered(r.take(MAX_DECOMPRESSED), FUZZ_BUFFER, |p| {
         n += p.data.len() as u64 + u64::from(p.wire_len) + p.ts_micros as u64 + u64::from(p.linktype);
     });
     if let Err(e) = &res {
@@ -296,7 +300,7 @@ pub fn engine(data: &[u8]) {
     let mut e = Engine::new(m, opts, Drop);
     e.begin_file(Arc::from("fuzz.pcap"));
     let Ok(r) = capture::decompress(Box::new(Cursor::new(data.to_vec()))) else { return };
-    let res = capture::read(r.take(MAX_DECOMPRESSED), |p| e.packet(&p));
+    let res = capture::read_buffered(r.take(MAX_DECOMPRESSED), FUZZ_BUFFER, |p| e.packet(&p));
     black_box(res.is_ok());
     let (stats, _, flagged) = e.finish();
     black_box((stats.packets, stats.conns, flagged.len()));

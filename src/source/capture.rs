@@ -131,12 +131,23 @@ fn empty_unknown_block(data: &[u8], big_endian: bool) -> bool {
 }
 
 /// Reads every packet of a capture stream and hands it to `sink`.
-pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result<FileStats, ReadError> {
+pub fn read(input: impl Read + Send, sink: impl FnMut(Packet<'_>)) -> Result<FileStats, ReadError> {
+    read_buffered(input, BUFFER, sink)
+}
+
+/// [`read`] with a chosen buffer size. The fuzz harnesses use a small one: a fresh 1 MiB buffer
+/// per input costs more page faults than the parsing they are there to exercise. A record larger
+/// than the buffer is reported as cut short.
+pub fn read_buffered(
+    input: impl Read + Send,
+    buffer: usize,
+    mut sink: impl FnMut(Packet<'_>),
+) -> Result<FileStats, ReadError> {
     let mut stats = FileStats::default();
     let io_error = Arc::new(Mutex::new(None));
     let input = KeepError { inner: input, error: io_error.clone() };
     let take_io_error = || io_error.lock().ok().and_then(|mut e| e.take());
-    let mut reader = match pcap_parser::create_reader(BUFFER, input) {
+    let mut reader = match pcap_parser::create_reader(buffer, input) {
         Ok(r) => r,
         Err(e) => {
             let reason = match (take_io_error(), e) {
