@@ -112,6 +112,15 @@ pub struct ScanArgs {
     /// Most connections tracked at once; past it the idlest are evicted (counted).
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub max_connections: usize,
+    /// Engines on their own threads, sharded by a symmetric hash of the outer address pair
+    /// (0: one per core). With more than one, alerts of different connections may come out
+    /// in a different order from run to run.
+    #[arg(short = 'j', long, default_value_t = 1, value_name = "N")]
+    pub workers: usize,
+    /// Reads capture files through a buffer instead of mapping them into memory (for files
+    /// another process may truncate while they are scanned).
+    #[arg(long)]
+    pub no_mmap: bool,
     /// Prints no summary on standard error.
     #[arg(short, long)]
     pub quiet: bool,
@@ -295,7 +304,12 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
     } else {
         None
     };
-    let res = pipeline::scan(&matcher, &inputs, opts, a.input_format, &mut writer, |n| {
+    let workers = match a.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let par = pipeline::Parallel { workers, mmap: !a.no_mmap };
+    let res = pipeline::scan(&matcher, &inputs, opts, a.input_format, par, &mut writer, |n| {
         if let Some(b) = &bar {
             b.inc(n)
         }

@@ -278,3 +278,37 @@ fn evidence_holds_every_packet_of_flagged_connections_only() {
         .collect();
     assert!(syn_flows.iter().all(|f| f["flow"]["reason"] == "closed"), "handshake and close are in the evidence");
 }
+
+/// Sorted output lines and the summary's input line of a run.
+fn sorted_run(args: &[&str]) -> (Vec<String>, String) {
+    let out = bin().args(args).output().expect("run iocmatch");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+    lines.sort();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let input = err.lines().find(|l| l.trim_start().starts_with("input")).unwrap_or_default();
+    // The rate and time differ from run to run; the counts must not.
+    let counts = input.split(" in ").next().unwrap_or_default().to_string();
+    (lines, counts)
+}
+
+#[test]
+fn workers_find_exactly_what_one_engine_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("raptor.pcap.gz");
+    let raw = std::fs::read(root("pcaps/raptor-train-c2.pcap")).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &raw).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let (pcaps, gz, flows) = (root("pcaps"), gz.display().to_string(), root("tests/data/flowlogs"));
+    for inputs in [vec![pcaps.as_str()], vec![gz.as_str()], vec![flows.as_str()], vec![pcaps.as_str(), flows.as_str()]]
+    {
+        let one = sorted_run(&[&["scan", "-j", "1"][..], &inputs].concat());
+        assert!(one.0.iter().any(|l| l.contains("\"alert\"")), "{inputs:?}: no alerts to compare");
+        assert!(one.1.contains("packets") || one.1.contains("records"), "{inputs:?}: no summary: {}", one.1);
+        for extra in [&["-j", "2"][..], &["-j", "3"], &["-j", "3", "--no-mmap"]] {
+            let many = sorted_run(&[&["scan"][..], extra, &inputs].concat());
+            assert_eq!(one.1, many.1, "{inputs:?} {extra:?}: the summary counts differ");
+            assert!(one.0 == many.0, "{inputs:?} {extra:?}: the alerts differ:\n{:#?}\n{:#?}", one.0, many.0);
+        }
+    }
+}

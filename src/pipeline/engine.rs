@@ -291,6 +291,16 @@ impl<'m, S: Sink> Engine<'m, S> {
         self.core.learn_only = false;
     }
 
+    /// Moves the engine's clock to a packet another worker owns, sweeping idle connections
+    /// when it is time, so they end when they would with one engine.
+    #[inline]
+    pub fn advance(&mut self, ts_micros: i64) {
+        if ts_micros >= self.next_sweep {
+            self.sweep(ts_micros);
+            self.next_sweep = ts_micros + SWEEP_EVERY_US;
+        }
+    }
+
     /// Inspects one captured frame.
     pub fn packet(&mut self, p: &Packet<'_>) {
         let st = &mut self.core.stats;

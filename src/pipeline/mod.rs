@@ -6,6 +6,8 @@ pub mod collect;
 pub mod engine;
 #[cfg(test)]
 mod flow_tests;
+pub mod shard;
+pub mod workers;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,7 +74,6 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-/// Scans capture files with one engine, writing alerts as they come.
 /// What kind of input a file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputKind {
@@ -171,128 +172,268 @@ fn open_sniffed(path: &Path) -> std::io::Result<(Vec<u8>, Box<dyn Read + Send>)>
     Ok((head, again))
 }
 
-/// Scans captures and flow logs with one engine, writing alerts as they come.
+/// How `scan` spreads its work.
+#[derive(Clone, Copy, Debug)]
+pub struct Parallel {
+    /// Engines, each on its own thread, sharded by the flow hash (1: everything on this thread).
+    pub workers: usize,
+    /// Reads uncompressed capture files in place (memory-mapped) rather than through a buffer.
+    pub mmap: bool,
+}
+
+impl Default for Parallel {
+    fn default() -> Self {
+        Parallel { workers: 1, mmap: true }
+    }
+}
+
+/// Where the scan loop sends its inputs: one engine on this thread ([`Single`]), or a pool of
+/// workers ([`workers::Pool`]). The loop itself (opening, recognising, reporting) is shared.
+trait Backend {
+    /// A DNS-bearing flow log, read before everything else.
+    fn learn_dns(&mut self, format: flowlog::Format, data: Vec<u8>);
+    fn begin_file(&mut self, name: Arc<str>);
+    /// A whole flow log.
+    fn text(&mut self, format: flowlog::Format, data: Vec<u8>, name: &Arc<str>);
+    /// An uncompressed capture file, memory-mapped.
+    fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64));
+    /// A capture stream (compressed, standard input, or `--no-mmap`).
+    fn stream(
+        &mut self,
+        reader: Box<dyn Read + Send>,
+        name: &Arc<str>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), capture::ReadError>;
+    /// Ends the run: merged counters, the flagged connections, and how many inputs turned out
+    /// not to be captures at all.
+    fn finish(self, progress: &mut dyn FnMut(u64)) -> (Stats, Vec<crate::report::evidence::Span>, usize);
+}
+
+/// True if a flow log of this format may hold DNS answers worth learning first.
+fn has_dns(f: flowlog::Format, data: &[u8]) -> bool {
+    use flowlog::Format as F;
+    match f {
+        F::ZeekTsv => {
+            memchr::memmem::find(data, b"#path\tdns").is_some() || memchr::memmem::find(data, b"\tquery\t").is_some()
+        }
+        F::ZeekJson => memchr::memmem::find(data, b"\"query\"").is_some(),
+        F::EveJson => memchr::memmem::find(data, b"\"dns\"").is_some(),
+        _ => false,
+    }
+}
+
+/// Runs a flow log through `on_record`, counting and locating bad lines in `engine`'s summary
+/// (the first 20 shown, the rest counted).
+fn parse_text_reporting<S: Sink>(
+    engine: &mut Engine<'_, S>,
+    f: flowlog::Format,
+    data: &[u8],
+    name: &str,
+    mut on_record: impl FnMut(&mut Engine<'_, S>, &flowlog::Record),
+) {
+    let mut bad = 0u64;
+    let mut shown = Vec::new();
+    flowlog::parse_text_stats(
+        f,
+        data,
+        |r| on_record(engine, &r),
+        |line, why| {
+            bad += 1;
+            if shown.len() < 20 {
+                shown.push(format!("{name}:{line}: {why}"));
+            }
+        },
+    );
+    if bad > shown.len() as u64 {
+        shown.push(format!("{name}: ... {} more bad lines", bad - shown.len() as u64));
+    }
+    let st = engine.stats_mut();
+    st.records_skipped += bad;
+    st.bytes += data.len() as u64;
+    st.input_errors.extend(shown);
+}
+
+/// Counts a capture's read error in `engine`'s summary; true if the input was no capture at all.
+fn note_read_error<S: Sink>(engine: &mut Engine<'_, S>, name: &str, e: &capture::ReadError) -> bool {
+    let st = engine.stats_mut();
+    st.files_failed += 1;
+    st.input_errors.push(format!("{name}: {e}"));
+    e.not_a_capture
+}
+
+/// Reads a capture stream into `engine`, reporting progress every 64k packets.
+fn read_stream<S: Sink>(
+    engine: &mut Engine<'_, S>,
+    reader: Box<dyn Read + Send>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), capture::ReadError> {
+    let mut n = 0u64;
+    let res = capture::read(reader, |p| {
+        engine.packet(&p);
+        n += p.data.len() as u64 + 16;
+        if p.number % 65536 == 0 {
+            progress(n);
+            n = 0;
+        }
+    });
+    progress(n);
+    res.map(|_| ())
+}
+
+/// One engine on the calling thread.
+struct Single<'m, S: Sink> {
+    engine: Engine<'m, S>,
+    fatal: usize,
+}
+
+impl<S: Sink> Backend for Single<'_, S> {
+    fn learn_dns(&mut self, f: flowlog::Format, data: Vec<u8>) {
+        flowlog::parse_text(f, &data, |r| self.engine.learn_dns(&r), |_, _| {});
+    }
+    fn begin_file(&mut self, name: Arc<str>) {
+        self.engine.begin_file(name);
+    }
+    fn text(&mut self, f: flowlog::Format, data: Vec<u8>, name: &Arc<str>) {
+        parse_text_reporting(&mut self.engine, f, &data, name, |e, r| e.record(r));
+    }
+    fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64)) {
+        let mut n = 0u64;
+        let engine = &mut self.engine;
+        let res = capture::read_mapped(&map, |p| {
+            engine.packet(&p);
+            n += p.data.len() as u64 + 16;
+            if p.number % 65536 == 0 {
+                progress(n);
+                n = 0;
+            }
+        });
+        progress(n);
+        if let Err(e) = res {
+            self.fatal += usize::from(note_read_error(&mut self.engine, name, &e));
+        }
+    }
+    fn stream(
+        &mut self,
+        reader: Box<dyn Read + Send>,
+        _: &Arc<str>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), capture::ReadError> {
+        read_stream(&mut self.engine, reader, progress)
+    }
+    fn finish(self, _: &mut dyn FnMut(u64)) -> (Stats, Vec<crate::report::evidence::Span>, usize) {
+        let (stats, _, flagged) = self.engine.finish();
+        (stats, flagged, self.fatal)
+    }
+}
+
+/// Scans captures and flow logs, writing alerts as they come: on this thread, or with
+/// `par.workers` engines sharded by the flow hash.
 pub fn scan(
     m: &Matcher,
     inputs: &[PathBuf],
     opts: Options,
     format: InputFormat,
+    par: Parallel,
     writer: &mut Writer,
     mut progress: impl FnMut(u64),
 ) -> Result<ScanResult, std::io::Error> {
     let start = Instant::now();
+    if par.workers > 1 {
+        let shared = workers::SharedWriter::new(writer);
+        let (stats, flagged, fatal) = std::thread::scope(|s| {
+            let pool = workers::Pool::start(s, m, opts, par.workers, &shared);
+            drive(pool, inputs, format, par, &mut progress)
+        });
+        shared.error()?;
+        return Ok(ScanResult { stats, elapsed: start.elapsed().as_secs_f64(), fatal_inputs: fatal, flagged });
+    }
     let mut sink = WriterSink { writer, error: None };
-    let mut fatal = 0;
-    let mut input_errors = Vec::new();
-    let mut failed = 0;
-    let (mut stats, _, flagged) = {
-        let mut engine = Engine::new(m, opts, &mut sink);
-        // Flow logs may put DNS in another file, before or after the connections: learn the
-        // addresses flagged names resolved to from every DNS-bearing log first.
-        for path in inputs.iter().filter(|p| p.as_os_str() != "-") {
-            let Ok((head, reader)) = open_sniffed(path) else { continue };
-            let kind = format.forced().or_else(|| sniff(&head));
-            if let Some(InputKind::FlowLog(f)) = kind {
-                use flowlog::Format as F;
-                let has_dns = |data: &[u8]| match f {
-                    F::ZeekTsv => {
-                        memchr::memmem::find(data, b"#path\tdns").is_some()
-                            || memchr::memmem::find(data, b"\tquery\t").is_some()
-                    }
-                    F::ZeekJson => memchr::memmem::find(data, b"\"query\"").is_some(),
-                    F::EveJson => memchr::memmem::find(data, b"\"dns\"").is_some(),
-                    _ => false,
-                };
-                if matches!(f, F::ZeekTsv | F::ZeekJson | F::EveJson) {
-                    let mut data = Vec::new();
-                    if std::io::BufReader::new(reader).read_to_end(&mut data).is_ok() && has_dns(&data) {
-                        flowlog::parse_text(f, &data, |r| engine.learn_dns(&r), |_, _| {});
-                    }
-                }
-            }
-        }
-        for path in inputs {
-            let name: Arc<str> =
-                Arc::from(if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() });
-            engine.begin_file(name.clone());
-            let (head, reader) = match open_sniffed(path) {
-                Ok(r) => r,
-                Err(e) => {
-                    input_errors.push(format!("{name}: cannot open: {e}"));
-                    fatal += 1;
-                    failed += 1;
-                    continue;
-                }
-            };
-            match format.forced().or_else(|| sniff(&head)) {
-                Some(InputKind::FlowLog(f)) => {
-                    let mut data = Vec::new();
-                    if let Err(e) = std::io::BufReader::new(reader).read_to_end(&mut data) {
-                        input_errors.push(format!("{name}: read error: {e} (records before it were inspected)"));
-                        failed += 1;
-                    }
-                    progress(data.len() as u64);
-                    let mut bad = 0u64;
-                    let mut shown = Vec::new();
-                    let st = flowlog::parse_text_stats(
-                        f,
-                        &data,
-                        |r| engine.record(&r),
-                        |line, why| {
-                            bad += 1;
-                            if shown.len() < 20 {
-                                shown.push(format!("{name}:{line}: {why}"));
-                            }
-                        },
-                    );
-                    let _ = st;
-                    engine.stats_mut().records_skipped += bad;
-                    engine.stats_mut().bytes += data.len() as u64;
-                    if bad > shown.len() as u64 {
-                        shown.push(format!("{name}: ... {} more bad lines", bad - shown.len() as u64));
-                    }
-                    input_errors.extend(shown);
-                }
-                Some(InputKind::Capture) => {
-                    let mut n = 0u64;
-                    let res = capture::read(reader, |p| {
-                        engine.packet(&p);
-                        n += p.data.len() as u64 + 16;
-                        if p.number % 65536 == 0 {
-                            progress(n);
-                            n = 0;
-                        }
-                    });
-                    progress(n);
-                    if let Err(e) = res {
-                        if e.not_a_capture {
-                            fatal += 1;
-                        }
-                        failed += 1;
-                        input_errors.push(format!("{name}: {e}"));
-                    }
-                }
-                None => {
-                    fatal += 1;
-                    failed += 1;
-                    let what = if head.is_empty() {
-                        "empty file".to_string()
-                    } else {
-                        "not a pcap or pcapng capture, nor a flow log iocmatch reads (use --input-format to force one)"
-                            .to_string()
-                    };
-                    input_errors.push(format!("{name}: {what}"));
-                }
-            }
-        }
-        engine.finish()
-    };
-    stats.input_errors.extend(input_errors);
-    stats.files_failed += failed;
+    let single = Single { engine: Engine::new(m, opts, &mut sink), fatal: 0 };
+    let (stats, flagged, fatal) = drive(single, inputs, format, par, &mut progress);
     if let Some(e) = sink.error {
         return Err(e);
     }
     Ok(ScanResult { stats, elapsed: start.elapsed().as_secs_f64(), fatal_inputs: fatal, flagged })
+}
+
+/// The scan loop: recognises each input and hands it to the backend.
+fn drive(
+    mut backend: impl Backend,
+    inputs: &[PathBuf],
+    format: InputFormat,
+    par: Parallel,
+    progress: &mut dyn FnMut(u64),
+) -> (Stats, Vec<crate::report::evidence::Span>, usize) {
+    let mut fatal = 0;
+    let mut input_errors = Vec::new();
+    let mut failed = 0;
+    // Flow logs may put DNS in another file, before or after the connections: learn the
+    // addresses flagged names resolved to from every DNS-bearing log first.
+    for path in inputs.iter().filter(|p| p.as_os_str() != "-") {
+        let Ok((head, reader)) = open_sniffed(path) else { continue };
+        if let Some(InputKind::FlowLog(
+            f @ (flowlog::Format::ZeekTsv | flowlog::Format::ZeekJson | flowlog::Format::EveJson),
+        )) = format.forced().or_else(|| sniff(&head))
+        {
+            let mut data = Vec::new();
+            if std::io::BufReader::new(reader).read_to_end(&mut data).is_ok() && has_dns(f, &data) {
+                backend.learn_dns(f, data);
+            }
+        }
+    }
+    for path in inputs {
+        let name: Arc<str> =
+            Arc::from(if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() });
+        backend.begin_file(name.clone());
+        let (head, reader) = match open_sniffed(path) {
+            Ok(r) => r,
+            Err(e) => {
+                input_errors.push(format!("{name}: cannot open: {e}"));
+                fatal += 1;
+                failed += 1;
+                continue;
+            }
+        };
+        match format.forced().or_else(|| sniff(&head)) {
+            Some(InputKind::FlowLog(f)) => {
+                let mut data = Vec::new();
+                if let Err(e) = std::io::BufReader::new(reader).read_to_end(&mut data) {
+                    input_errors.push(format!("{name}: read error: {e} (records before it were inspected)"));
+                    failed += 1;
+                }
+                progress(data.len() as u64);
+                backend.text(f, data, &name);
+            }
+            Some(InputKind::Capture) => {
+                let map = if par.mmap { capture::map(path).ok().flatten() } else { None };
+                if let Some(map) = map {
+                    drop(reader);
+                    backend.mapped(map, &name, progress);
+                } else if let Err(e) = backend.stream(reader, &name, progress) {
+                    if e.not_a_capture {
+                        fatal += 1;
+                    }
+                    failed += 1;
+                    input_errors.push(format!("{name}: {e}"));
+                }
+            }
+            None => {
+                fatal += 1;
+                failed += 1;
+                let what = if head.is_empty() {
+                    "empty file".to_string()
+                } else {
+                    "not a pcap or pcapng capture, nor a flow log iocmatch reads (use --input-format to force one)"
+                        .to_string()
+                };
+                input_errors.push(format!("{name}: {what}"));
+            }
+        }
+    }
+    let (mut stats, flagged, late_fatal) = backend.finish(progress);
+    stats.input_errors.extend(input_errors);
+    stats.files_failed += failed;
+    (stats, flagged, fatal + late_fatal)
 }
 
 impl<S: Sink + ?Sized> Sink for &mut S {

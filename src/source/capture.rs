@@ -10,7 +10,11 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use pcap_parser::{Block, PcapBlockOwned, PcapError};
+use pcap_parser::nom;
+use pcap_parser::pcap::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header};
+use pcap_parser::pcapng::{parse_block_be, parse_block_le, parse_sectionheaderblock};
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{Block, LegacyPcapBlock, PcapBlockOwned, PcapError, PcapHeader};
 
 /// One captured frame.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +63,32 @@ pub fn open(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
     let raw: Box<dyn Read + Send> =
         if path.as_os_str() == "-" { Box::new(std::io::stdin()) } else { Box::new(std::fs::File::open(path)?) };
     decompress(raw)
+}
+
+/// Maps an uncompressed capture file into memory, for [`read_slice`]: the kernel's page cache
+/// is read in place instead of being copied into a buffer. `None` for standard input, for
+/// anything but a regular file, and for compressed files (they are streamed).
+///
+/// As with any tool that maps files (ripgrep does too), a file truncated by another process
+/// while it is being scanned can end the run with SIGBUS; `--no-mmap` avoids it.
+pub fn map(path: &Path) -> std::io::Result<Option<memmap2::Mmap>> {
+    if path.as_os_str() == "-" {
+        return Ok(None);
+    }
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() < 24 {
+        return Ok(None);
+    }
+    // SAFETY: the map is only read; the caveat above (a file truncated underneath) is the one
+    // every reader of mapped files accepts.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    if map.starts_with(&[0x1f, 0x8b]) || map.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Ok(None);
+    }
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(Some(map))
 }
 
 /// Wraps a reader in the decompressor its first bytes call for.
@@ -141,13 +171,12 @@ pub fn read(input: impl Read + Send, sink: impl FnMut(Packet<'_>)) -> Result<Fil
 pub fn read_buffered(
     input: impl Read + Send,
     buffer: usize,
-    mut sink: impl FnMut(Packet<'_>),
+    sink: impl FnMut(Packet<'_>),
 ) -> Result<FileStats, ReadError> {
-    let mut stats = FileStats::default();
     let io_error = Arc::new(Mutex::new(None));
     let input = KeepError { inner: input, error: io_error.clone() };
     let take_io_error = || io_error.lock().ok().and_then(|mut e| e.take());
-    let mut reader = match pcap_parser::create_reader(buffer, input) {
+    let reader = match pcap_parser::create_reader(buffer, input) {
         Ok(r) => r,
         Err(e) => {
             let reason = match (take_io_error(), e) {
@@ -158,6 +187,41 @@ pub fn read_buffered(
             return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true });
         }
     };
+    walk(reader, &io_error, sink)
+}
+
+/// Reads every packet of a capture held in memory (a memory-mapped file), handing out slices
+/// of it: nothing is copied, which is what lets several workers walk one file side by side.
+/// Errors are the same as [`read`]'s.
+pub fn read_slice(data: &[u8], sink: impl FnMut(Packet<'_>)) -> Result<FileStats, ReadError> {
+    let reader = match SliceReader::new(data) {
+        Ok(r) => r,
+        Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
+    };
+    walk(Box::new(reader), &Mutex::new(None), sink)
+}
+
+/// [`read_slice`] over a mapped file, handing the pages behind the reader back as it goes
+/// (`MADV_DONTNEED`): they stay in the page cache, but they no longer count in the process's
+/// resident memory, which would otherwise grow to the size of the file.
+pub fn read_mapped(map: &memmap2::Mmap, sink: impl FnMut(Packet<'_>)) -> Result<FileStats, ReadError> {
+    let mut reader = match SliceReader::new(map) {
+        Ok(r) => r,
+        Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
+    };
+    reader.map = Some(map);
+    walk(Box::new(reader), &Mutex::new(None), sink)
+}
+
+/// The record loop shared by [`read`] and [`read_slice`]. `io_error` holds the stream's first
+/// read error, if any.
+fn walk<'r>(
+    mut reader: Box<dyn PcapReaderIterator + Send + 'r>,
+    io_error: &Mutex<Option<std::io::Error>>,
+    mut sink: impl FnMut(Packet<'_>),
+) -> Result<FileStats, ReadError> {
+    let mut stats = FileStats::default();
+    let take_io_error = || io_error.lock().ok().and_then(|mut e| e.take());
     let mut big_endian = false;
     let mut peek = false;
     let mut legacy: Option<(u32, bool)> = None;
@@ -278,6 +342,156 @@ pub fn read_buffered(
         return Err(err(&stats, offset, format!("read error: {io}")));
     }
     Ok(stats)
+}
+
+type FrameParser = fn(&[u8]) -> nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
+
+/// `pcap-parser`'s reader interface over a slice that holds the whole file: blocks are parsed
+/// where they lie. It behaves as its streaming readers do on a stream that has ended.
+struct SliceReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    /// Classic pcap: its header (handed out first, as the streaming reader does) and the frame
+    /// parser its magic calls for.
+    legacy: Option<(PcapHeader, FrameParser)>,
+    header_sent: bool,
+    big_endian: bool,
+    /// The mapping `data` is, whose pages behind `released` have been handed back.
+    map: Option<&'a memmap2::Mmap>,
+    released: usize,
+}
+
+/// How far ahead of the reader mapped bytes are pulled into the CPU cache. Read through a
+/// buffer, a packet is in the cache when it is decoded (the copy put it there); mapped, each
+/// would be a miss to memory, and the hardware prefetcher does not cross pages.
+const PREFETCH: usize = 4096;
+
+/// Asks the CPU to cache `data[from..to]`, one line at a time.
+#[inline]
+fn prefetch(data: &[u8], from: usize, to: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let to = to.min(data.len());
+        let mut at = from & !63;
+        while at < to {
+            // SAFETY: `at` is inside `data`; a prefetch never faults and changes no state.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(data.as_ptr().add(at) as *const i8, std::arch::x86_64::_MM_HINT_T0)
+            };
+            at += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, from, to);
+}
+
+/// Mapped bytes handed back at a time.
+const RELEASE: usize = 16 << 20;
+
+impl<'a> SliceReader<'a> {
+    fn new(data: &'a [u8]) -> Result<SliceReader<'a>, String> {
+        let mut r =
+            SliceReader { data, pos: 0, legacy: None, header_sent: false, big_endian: false, map: None, released: 0 };
+        if data.is_empty() {
+            return Err("empty file".into());
+        }
+        if data.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+            let (_, shb) =
+                parse_sectionheaderblock(data).map_err(|e| format!("not a pcap or pcapng capture ({e:?})"))?;
+            r.big_endian = shb.big_endian();
+            return Ok(r);
+        }
+        let (_, h) = parse_pcap_header(data).map_err(|e| format!("not a pcap or pcapng capture ({e:?})"))?;
+        let parse: FrameParser = if h.is_modified_format() {
+            parse_pcap_frame_modified
+        } else if h.is_bigendian() {
+            parse_pcap_frame_be
+        } else {
+            parse_pcap_frame
+        };
+        r.legacy = Some((h, parse));
+        Ok(r)
+    }
+}
+
+impl PcapReaderIterator for SliceReader<'_> {
+    fn next(&mut self) -> Result<(usize, PcapBlockOwned<'_>), PcapError<&[u8]>> {
+        if let Some((h, _)) = &self.legacy {
+            if !self.header_sent {
+                self.header_sent = true;
+                return Ok((h.size(), PcapBlockOwned::from(h.clone())));
+            }
+        }
+        let data = &self.data[self.pos.min(self.data.len())..];
+        if data.is_empty() {
+            return Err(PcapError::Eof);
+        }
+        let parsed = match &self.legacy {
+            Some((_, parse)) => parse(data).map(|(rem, b)| (rem, PcapBlockOwned::from(b))),
+            None => {
+                let parse = if self.big_endian { parse_block_be } else { parse_block_le };
+                parse(data).map(|(rem, b)| {
+                    if let Block::SectionHeader(shb) = &b {
+                        self.big_endian = shb.big_endian();
+                    }
+                    (rem, PcapBlockOwned::from(b))
+                })
+            }
+        };
+        match parsed {
+            Ok((rem, b)) => Ok((data.len() - rem.len(), b)),
+            Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(e),
+            // As the streaming reader says before it knows the stream has ended, so that the
+            // record loop tells a corrupt length from a file cut short the same way.
+            Err(nom::Err::Incomplete(nom::Needed::Size(n))) => Err(PcapError::Incomplete(n.get())),
+            Err(nom::Err::Incomplete(nom::Needed::Unknown)) => Err(PcapError::Incomplete(0)),
+        }
+    }
+    fn consume(&mut self, offset: usize) {
+        self.consume_noshift(offset)
+    }
+    fn consume_noshift(&mut self, offset: usize) {
+        let from = self.pos;
+        self.pos += offset;
+        prefetch(self.data, from + PREFETCH, self.pos + PREFETCH);
+        if self.pos - self.released >= RELEASE {
+            if let Some(map) = self.map {
+                let end = self.pos & !0xfff_usize;
+                // SAFETY: the mapping is read-only and backed by the file, so the pages dropped
+                // here come back from the page cache if anything reads them again (another
+                // worker walking the same map); nothing borrowed from them outlives the
+                // packet that was handed out before this call.
+                #[cfg(unix)]
+                let _ = unsafe {
+                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.released, end - self.released)
+                };
+                self.released = end;
+                // Map the next stretch in one call rather than one page fault at a time.
+                #[cfg(target_os = "linux")]
+                if end + 2 * RELEASE <= map.len() {
+                    let _ = map.advise_range(memmap2::Advice::PopulateRead, end + RELEASE, RELEASE);
+                }
+            }
+        }
+    }
+    fn consumed(&self) -> usize {
+        self.pos
+    }
+    fn refill(&mut self) -> Result<(), PcapError<&[u8]>> {
+        Ok(())
+    }
+    fn position(&self) -> usize {
+        self.pos
+    }
+    fn grow(&mut self, _: usize) -> bool {
+        false
+    }
+    fn data(&self) -> &[u8] {
+        &self.data[self.pos.min(self.data.len())..]
+    }
+    fn reader_exhausted(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

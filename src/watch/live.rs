@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use super::hash::{is_dns_response, worker_of};
 use super::metrics::{Metrics, Snapshot};
 use super::{sys, WatchArgs};
 use crate::cli::SetArgs;
 use crate::indicators::{load, IndicatorSet, Severity};
 use crate::matcher::Matcher;
 use crate::pipeline::engine::{Engine, Options, Sink};
+use crate::pipeline::shard::{is_dns_response, worker_of};
 use crate::report::summary::Stats;
 use crate::report::{Alert, FlowEvent, Format, Writer};
 use crate::source::capture::Packet;

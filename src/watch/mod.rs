@@ -13,7 +13,6 @@ use crate::cli::SetArgs;
 use crate::pipeline::engine;
 use crate::report;
 
-pub mod hash;
 pub mod metrics;
 
 #[cfg(feature = "live")]

@@ -1,4 +1,5 @@
-//! The symmetric flow hash that shards packets over workers.
+//! The symmetric flow hash that shards packets (and flow records) over workers, for the live
+//! sensor and for `scan --workers`.
 //!
 //! Only the outermost IP address pair is hashed, ordered, so both directions of a connection
 //! land on the same worker, and so do every fragment of a datagram (which carry no ports after
@@ -72,6 +73,21 @@ pub fn worker_of(linktype: u32, data: &[u8], n: usize) -> usize {
     }
     // The high bits mix better than the low ones for small moduli.
     ((flow_hash(linktype, data) >> 32) % n as u64) as usize
+}
+
+/// The worker (of `n`) a flow record goes to: its address pair, hashed like a packet's.
+pub fn record_worker(r: &crate::source::flowlog::Record, n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let int = |a: Option<std::net::IpAddr>| match a {
+        Some(std::net::IpAddr::V4(a)) => u128::from(a.to_ipv6_mapped()),
+        Some(std::net::IpAddr::V6(a)) => u128::from(a),
+        None => 0,
+    };
+    let (a, b) = (int(r.src), int(r.dst));
+    let h = foldhash::fast::FixedState::with_seed(SEED).hash_one((a.min(b), a.max(b)));
+    ((h >> 32) % n as u64) as usize
 }
 
 #[cfg(test)]

@@ -1,0 +1,65 @@
+//! The two capture readers must agree: `read` (streaming, for pipes and compressed files) and
+//! `read_slice` (in place, for memory-mapped files and the parallel scan). Every capture the
+//! project holds goes through both: the samples, the fuzz seeds and regressions (many of them
+//! corrupt), and the shared corpus where it is present.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use iocmatch::source::capture;
+
+type Seen = Vec<(u64, u32, i64, u32, Vec<u8>)>;
+/// Packets delivered, and the packet count or the packet an error came after.
+type Run = (Seen, Result<u64, u64>);
+
+fn both(data: &[u8]) -> (Run, Run) {
+    let run = |slice: bool| {
+        let mut seen = Seen::new();
+        let sink = |p: capture::Packet<'_>| seen.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec()));
+        let r = if slice { capture::read_slice(data, sink) } else { capture::read(data, sink) };
+        (seen, r.map(|s| s.packets).map_err(|e| e.after_packet))
+    };
+    (run(false), run(true))
+}
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn streaming_and_in_place_readers_agree_on_every_capture() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut paths = Vec::new();
+    for d in ["pcaps", "fuzz/seeds/capture", "fuzz/seeds/engine", "fuzz/regressions", "../shared/corpus/pcaps"] {
+        files(&root.join(d), &mut paths);
+    }
+    // More folders (a fuzzer's corpus, say), separated by ':'.
+    for d in std::env::var("IOCMATCH_EXTRA_CAPTURES").unwrap_or_default().split(':').filter(|d| !d.is_empty()) {
+        files(Path::new(d), &mut paths);
+    }
+    let mut compared = 0;
+    let mut packets = 0;
+    for p in &paths {
+        let Ok(raw) = capture::open(p) else { continue };
+        let mut data = Vec::new();
+        if raw.take(64 << 20).read_to_end(&mut data).is_err() {
+            continue;
+        }
+        let ((a, ra), (b, rb)) = both(&data);
+        assert_eq!(ra, rb, "{}: outcome differs (streaming {ra:?}, in place {rb:?})", p.display());
+        assert!(a == b, "{}: packets differ ({} streaming, {} in place)", p.display(), a.len(), b.len());
+        compared += 1;
+        packets += a.len();
+    }
+    assert!(compared >= 10, "only {compared} captures found under {}", root.display());
+    assert!(packets > 100, "only {packets} packets compared");
+    eprintln!("{compared} captures, {packets} packets: the readers agree");
+}
