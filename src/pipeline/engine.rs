@@ -124,6 +124,8 @@ pub struct Engine<'m, S: Sink> {
     defrag: Defrag,
     core: Core<'m, S>,
     next_sweep: i64,
+    /// Packets and records since the last sweep.
+    since_sweep: usize,
 }
 
 fn tunnel_name(k: TunnelKind) -> &'static str {
@@ -137,6 +139,11 @@ fn tunnel_name(k: TunnelKind) -> &'static str {
     }
 }
 
+/// Idle connections are looked for at most once a second of packet time, and only after at
+/// least an eighth of the table's size in packets or records since the last look: walking
+/// the table then costs a bounded amount per packet, however long the capture and however
+/// many connections are open. A connection is also ended when its next packet finds it idle
+/// past its timeout, so the cadence changes when flow events are written, never what they say.
 const SWEEP_EVERY_US: i64 = 1_000_000;
 /// Hosts counted for the summary's "hosts involved" (the first ones seen).
 const MAX_HOSTS: usize = 10_000;
@@ -179,6 +186,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             defrag: Defrag::new(4096, 64 << 20, 30.0),
             core,
             next_sweep: i64::MIN,
+            since_sweep: 0,
         }
     }
 
@@ -295,9 +303,17 @@ impl<'m, S: Sink> Engine<'m, S> {
     /// when it is time, so they end when they would with one engine.
     #[inline]
     pub fn advance(&mut self, ts_micros: i64) {
-        if ts_micros >= self.next_sweep {
-            self.sweep(ts_micros);
-            self.next_sweep = ts_micros + SWEEP_EVERY_US;
+        self.tick(ts_micros);
+    }
+
+    /// Counts a packet or record at `now`, and sweeps when one is due.
+    #[inline]
+    fn tick(&mut self, now: i64) {
+        self.since_sweep += 1;
+        if now >= self.next_sweep && self.since_sweep >= self.conns.len() / 8 {
+            self.sweep(now);
+            self.since_sweep = 0;
+            self.next_sweep = now + SWEEP_EVERY_US;
         }
     }
 
@@ -323,10 +339,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         if d.depth_exceeded {
             st.too_deep += 1;
         }
-        if p.ts_micros >= self.next_sweep {
-            self.sweep(p.ts_micros);
-            self.next_sweep = p.ts_micros + SWEEP_EVERY_US;
-        }
+        self.tick(p.ts_micros);
         if let Some(frag) = d.fragment {
             self.core.stats.fragments += 1;
             let Some(inner) = d.innermost().copied() else { return };
@@ -392,11 +405,19 @@ impl<'m, S: Sink> Engine<'m, S> {
                 netflow: false,
             }
         });
-        // A new SYN on a connection that closed: port reuse, a new connection.
-        if !is_new && conn.closed_at.is_some() && tcp.is_some_and(|t| t.flags & 0x12 == 0x02) {
-            let old = self.conns.remove(&key).expect("present");
-            self.core.end(old, End::Closed);
-            return self.inspect(d, wire);
+        // A new SYN on a connection that closed: port reuse, a new connection. So is a packet
+        // on one idle past its timeout that no sweep has ended yet.
+        if !is_new {
+            let why = if conn.closed_at.is_some() && tcp.is_some_and(|t| t.flags & 0x12 == 0x02) {
+                Some(End::Closed)
+            } else {
+                self.core.opts.limits.expired(conn, now)
+            };
+            if let Some(why) = why {
+                let old = self.conns.remove(&key).expect("present");
+                self.core.end(old, why);
+                return self.inspect(d, wire);
+            }
         }
         let dir = conn.dir(src);
         conn.pkts[dir] += 1;
@@ -1019,41 +1040,23 @@ impl<'m, S: Sink> Engine<'m, S> {
             return;
         };
         let now = r.ts_micros;
-        if now >= self.next_sweep {
-            self.sweep(now);
-            self.next_sweep = now + SWEEP_EVERY_US;
-        }
+        self.tick(now);
         let (key, _) = ConnKey::new(r.proto, (src, r.sport), (dst, r.dport));
-        if self.conns.len() >= self.core.opts.limits.max_conns && !self.conns.contains_key(&key) {
-            self.make_room(now);
+        // One that idled past its timeout ends here, as a sweep would have ended it.
+        if let Some(why) = self.conns.get(&key).and_then(|c| self.core.opts.limits.expired(c, now)) {
+            if let Some(old) = self.conns.remove(&key) {
+                self.core.end(old, why);
+            }
         }
-        let mut is_new = false;
-        let file = self.core.file;
-        let conn = self.conns.entry(key).or_insert_with(|| {
-            is_new = true;
-            let mut c = dummy_conn();
-            c.client = (src, r.sport);
-            c.server = (dst, r.dport);
-            c.proto = r.proto;
-            c.first_us = now;
-            c.file = file;
-            c.app_done = [true; 2];
-            c
-        });
-        let dir = conn.dir((src, r.sport));
-        conn.pkts[dir] += r.pkts[0];
-        conn.pkts[1 - dir] += r.pkts[1];
-        conn.bytes[dir] += r.bytes[0];
-        conn.bytes[1 - dir] += r.bytes[1];
-        conn.last_us = conn.last_us.max(r.end_micros.unwrap_or(now)).max(now);
+        // A record is a connection's summary already: only connections that matched are kept
+        // (to add up their records and raise each alert once), so the rest, nearly all of
+        // them, touch no table at all.
+        let known = self.conns.contains_key(&key);
         let core = &mut self.core;
-        if is_new {
-            core.stats.conns += 1;
-        }
         let m = &*core.m;
         let mut hits = std::mem::take(&mut core.hits);
-        let (cs, ss) = (conn.client, conn.server);
-        if is_new {
+        let (cs, ss) = ((src, r.sport), (dst, r.dport));
+        if !known {
             m.lookup_ip(cs.0, cs.1, &mut |id| hits.push((id, Field::FlowSrc, cs.0.to_string(), None, None)));
             m.lookup_ip(ss.0, ss.1, &mut |id| hits.push((id, Field::FlowDst, ss.0.to_string(), None, None)));
             for ip in [ss.0, cs.0] {
@@ -1093,10 +1096,39 @@ impl<'m, S: Sink> Engine<'m, S> {
                 m.lookup_ip(*ip, 0, &mut |id| hits.push((id, Field::DnsAnswer, ip.to_string(), None, None)));
             }
         }
-        for (id, f, v, l, via) in hits.drain(..) {
-            core.emit(conn, id, f, v, l, via);
+        if !known && hits.is_empty() {
+            core.stats.conns += 1;
+            core.hits = hits;
+        } else {
+            if !known && self.conns.len() >= self.core.opts.limits.max_conns {
+                self.make_room(now);
+            }
+            let file = self.core.file;
+            let conn = self.conns.entry(key).or_insert_with(|| {
+                let mut c = dummy_conn();
+                c.client = cs;
+                c.server = ss;
+                c.proto = r.proto;
+                c.first_us = now;
+                c.file = file;
+                c.app_done = [true; 2];
+                c
+            });
+            let dir = conn.dir(cs);
+            conn.pkts[dir] += r.pkts[0];
+            conn.pkts[1 - dir] += r.pkts[1];
+            conn.bytes[dir] += r.bytes[0];
+            conn.bytes[1 - dir] += r.bytes[1];
+            conn.last_us = conn.last_us.max(r.end_micros.unwrap_or(now)).max(now);
+            let core = &mut self.core;
+            if !known {
+                core.stats.conns += 1;
+            }
+            for (id, f, v, l, via) in hits.drain(..) {
+                core.emit(conn, id, f, v, l, via);
+            }
+            core.hits = hits;
         }
-        core.hits = hits;
         if r.dns_query.is_some() {
             // Live collectors see DNS in time order: learn as we go too.
             self.learn_dns(r);

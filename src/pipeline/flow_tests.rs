@@ -83,3 +83,52 @@ fn a_worker_that_only_learned_a_dns_answer_flags_the_resolved_address() {
     assert_eq!(alerts.0[0].dest_ip.to_string(), "198.51.100.23");
     assert_eq!(stats.dns_messages, 0, "learning is not inspecting: the owner counts the message");
 }
+
+/// Records of one connection (both directions, as EVE's netflow events come) add up into one
+/// flow with one alert; a record after the connection idled past its timeout starts a new one;
+/// records that match nothing are counted as connections but kept nowhere.
+#[test]
+fn records_of_a_flagged_connection_add_up_and_idle_ones_start_again() {
+    use crate::source::flowlog::Record;
+    #[derive(Default)]
+    struct Both(Vec<Alert>, Vec<FlowEvent>);
+    impl Sink for Both {
+        fn alert(&mut self, a: Alert) {
+            self.0.push(a);
+        }
+        fn flow(&mut self, f: FlowEvent) {
+            self.1.push(f);
+        }
+    }
+    let m = matcher("indicator\n203.0.113.10\n");
+    let mut engine = Engine::new(&m, Options::default(), Both::default());
+    engine.begin_file(Arc::from("eve.json"));
+    let rec = |src: &str, sport, dst: &str, dport, ts: i64, pkts| Record {
+        ts_micros: ts,
+        src: Some(src.parse().unwrap()),
+        dst: Some(dst.parse().unwrap()),
+        sport,
+        dport,
+        proto: 17,
+        pkts: [pkts, 0],
+        line: 1,
+        ..Record::default()
+    };
+    let t0 = flows::START_MICROS;
+    engine.record(&rec("10.0.0.5", 5000, "203.0.113.10", 53, t0, 3));
+    engine.record(&rec("203.0.113.10", 53, "10.0.0.5", 5000, t0 + 1_000, 2));
+    for i in 0..1000u16 {
+        engine.record(&rec("10.0.0.5", 6000 + i, "198.51.100.1", 443, t0 + 2_000, 1));
+    }
+    // Past the UDP idle timeout (120 s): the same 5-tuple is a new connection.
+    engine.record(&rec("10.0.0.5", 5000, "203.0.113.10", 53, t0 + 200_000_000, 1));
+    let (stats, sink, _) = engine.finish();
+    assert_eq!(sink.0.len(), 2, "one alert per connection: {:#?}", sink.0);
+    assert_eq!(sink.1.len(), 2);
+    let first = serde_json::to_value(&sink.1[0]).unwrap();
+    assert_eq!(first["flow"]["pkts_toserver"], 3);
+    assert_eq!(first["flow"]["pkts_toclient"], 2);
+    assert_eq!(first["flow"]["reason"], "timeout");
+    assert_eq!(stats.conns, 1002);
+    assert_eq!(stats.records, 1003);
+}

@@ -172,6 +172,22 @@ fn open_sniffed(path: &Path) -> std::io::Result<(Vec<u8>, Box<dyn Read + Send>)>
     Ok((head, again))
 }
 
+/// A whole flow log in memory: read (compressed, standard input), or mapped.
+pub enum Bytes {
+    Read(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Read(v) => v,
+            Bytes::Mapped(m) => m,
+        }
+    }
+}
+
 /// How `scan` spreads its work.
 #[derive(Clone, Copy, Debug)]
 pub struct Parallel {
@@ -191,10 +207,10 @@ impl Default for Parallel {
 /// workers ([`workers::Pool`]). The loop itself (opening, recognising, reporting) is shared.
 trait Backend {
     /// A DNS-bearing flow log, read before everything else.
-    fn learn_dns(&mut self, format: flowlog::Format, data: Vec<u8>);
+    fn learn_dns(&mut self, format: flowlog::Format, data: Bytes);
     fn begin_file(&mut self, name: Arc<str>);
     /// A whole flow log.
-    fn text(&mut self, format: flowlog::Format, data: Vec<u8>, name: &Arc<str>);
+    fn text(&mut self, format: flowlog::Format, data: Bytes, name: &Arc<str>);
     /// An uncompressed capture file, memory-mapped.
     fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64));
     /// A capture stream (compressed, standard input, or `--no-mmap`).
@@ -287,13 +303,13 @@ struct Single<'m, S: Sink> {
 }
 
 impl<S: Sink> Backend for Single<'_, S> {
-    fn learn_dns(&mut self, f: flowlog::Format, data: Vec<u8>) {
+    fn learn_dns(&mut self, f: flowlog::Format, data: Bytes) {
         flowlog::parse_text(f, &data, |r| self.engine.learn_dns(&r), |_, _| {});
     }
     fn begin_file(&mut self, name: Arc<str>) {
         self.engine.begin_file(name);
     }
-    fn text(&mut self, f: flowlog::Format, data: Vec<u8>, name: &Arc<str>) {
+    fn text(&mut self, f: flowlog::Format, data: Bytes, name: &Arc<str>) {
         parse_text_reporting(&mut self.engine, f, &data, name, |e, r| e.record(r));
     }
     fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64)) {
@@ -356,6 +372,21 @@ pub fn scan(
     Ok(ScanResult { stats, elapsed: start.elapsed().as_secs_f64(), fatal_inputs: fatal, flagged })
 }
 
+/// A whole flow log: mapped when it is an uncompressed file (and `mmap`), else read. A read
+/// that fails part way returns what came before the error with it.
+fn whole(path: &Path, reader: Box<dyn Read + Send>, mmap: bool) -> Result<Bytes, (std::io::Error, Bytes)> {
+    if mmap {
+        if let Ok(Some(map)) = crate::source::map(path) {
+            return Ok(Bytes::Mapped(map));
+        }
+    }
+    let mut data = Vec::with_capacity(std::fs::metadata(path).map_or(0, |m| m.len() as usize).min(1 << 30));
+    match std::io::BufReader::new(reader).read_to_end(&mut data) {
+        Ok(_) => Ok(Bytes::Read(data)),
+        Err(e) => Err((e, Bytes::Read(data))),
+    }
+}
+
 /// The scan loop: recognises each input and hands it to the backend.
 fn drive(
     mut backend: impl Backend,
@@ -375,9 +406,10 @@ fn drive(
             f @ (flowlog::Format::ZeekTsv | flowlog::Format::ZeekJson | flowlog::Format::EveJson),
         )) = format.forced().or_else(|| sniff(&head))
         {
-            let mut data = Vec::new();
-            if std::io::BufReader::new(reader).read_to_end(&mut data).is_ok() && has_dns(f, &data) {
-                backend.learn_dns(f, data);
+            if let Ok(data) = whole(path, reader, par.mmap) {
+                if has_dns(f, &data) {
+                    backend.learn_dns(f, data);
+                }
             }
         }
     }
@@ -396,16 +428,19 @@ fn drive(
         };
         match format.forced().or_else(|| sniff(&head)) {
             Some(InputKind::FlowLog(f)) => {
-                let mut data = Vec::new();
-                if let Err(e) = std::io::BufReader::new(reader).read_to_end(&mut data) {
-                    input_errors.push(format!("{name}: read error: {e} (records before it were inspected)"));
-                    failed += 1;
-                }
+                let data = match whole(path, reader, par.mmap) {
+                    Ok(data) => data,
+                    Err((e, data)) => {
+                        input_errors.push(format!("{name}: read error: {e} (records before it were inspected)"));
+                        failed += 1;
+                        data
+                    }
+                };
                 progress(data.len() as u64);
                 backend.text(f, data, &name);
             }
             Some(InputKind::Capture) => {
-                let map = if par.mmap { capture::map(path).ok().flatten() } else { None };
+                let map = if par.mmap { crate::source::map(path).ok().flatten() } else { None };
                 if let Some(map) = map {
                     drop(reader);
                     backend.mapped(map, &name, progress);

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use super::engine::{Engine, Options, Sink};
 use super::shard::{is_dns_response, record_worker, worker_of};
-use super::{note_read_error, parse_text_reporting, Backend};
+use super::{note_read_error, parse_text_reporting, Backend, Bytes};
 use crate::matcher::Matcher;
 use crate::report::evidence::Span;
 use crate::report::summary::Stats;
@@ -91,9 +91,9 @@ struct Batch {
 
 #[derive(Clone)]
 enum Job {
-    LearnDns(flowlog::Format, Arc<Vec<u8>>),
+    LearnDns(flowlog::Format, Arc<Bytes>),
     Begin(Arc<str>),
-    Text(flowlog::Format, Arc<Vec<u8>>, Arc<str>),
+    Text(flowlog::Format, Arc<Bytes>, Arc<str>),
     Mapped(Arc<memmap2::Mmap>, Arc<str>),
     Frames(Arc<Batch>),
 }
@@ -140,13 +140,13 @@ impl<'scope> Pool<'scope> {
 }
 
 impl Backend for Pool<'_> {
-    fn learn_dns(&mut self, format: flowlog::Format, data: Vec<u8>) {
+    fn learn_dns(&mut self, format: flowlog::Format, data: Bytes) {
         self.broadcast(Job::LearnDns(format, Arc::new(data)));
     }
     fn begin_file(&mut self, name: Arc<str>) {
         self.broadcast(Job::Begin(name));
     }
-    fn text(&mut self, format: flowlog::Format, data: Vec<u8>, name: &Arc<str>) {
+    fn text(&mut self, format: flowlog::Format, data: Bytes, name: &Arc<str>) {
         self.broadcast(Job::Text(format, Arc::new(data), name.clone()));
     }
     fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, _: &mut dyn FnMut(u64)) {

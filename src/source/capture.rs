@@ -65,32 +65,6 @@ pub fn open(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
     decompress(raw)
 }
 
-/// Maps an uncompressed capture file into memory, for [`read_slice`]: the kernel's page cache
-/// is read in place instead of being copied into a buffer. `None` for standard input, for
-/// anything but a regular file, and for compressed files (they are streamed).
-///
-/// As with any tool that maps files (ripgrep does too), a file truncated by another process
-/// while it is being scanned can end the run with SIGBUS; `--no-mmap` avoids it.
-pub fn map(path: &Path) -> std::io::Result<Option<memmap2::Mmap>> {
-    if path.as_os_str() == "-" {
-        return Ok(None);
-    }
-    let file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.len() < 24 {
-        return Ok(None);
-    }
-    // SAFETY: the map is only read; the caveat above (a file truncated underneath) is the one
-    // every reader of mapped files accepts.
-    let map = unsafe { memmap2::Mmap::map(&file)? };
-    if map.starts_with(&[0x1f, 0x8b]) || map.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Ok(None);
-    }
-    #[cfg(unix)]
-    let _ = map.advise(memmap2::Advice::Sequential);
-    Ok(Some(map))
-}
-
 /// Wraps a reader in the decompressor its first bytes call for.
 pub fn decompress(raw: Box<dyn Read + Send>) -> std::io::Result<Box<dyn Read + Send>> {
     let mut buf = BufReader::with_capacity(1 << 16, raw);
