@@ -181,6 +181,8 @@ struct Report {
     tallies: HashMap<&'static str, Tally>,
     used_known: BTreeSet<(String, String, String)>,
     notes: Vec<String>,
+    /// Packets whose fate the summaries account for.
+    accounted: u64,
 }
 
 impl Report {
@@ -204,16 +206,25 @@ impl Report {
 struct Capture {
     name: String,
     malformed_file: bool,
+    /// Frames tshark counts in it.
+    frames: Option<u64>,
 }
 
 fn captures(dir: &Path) -> Vec<Capture> {
     let manifest = tsv(&dir.join("MANIFEST.tsv"));
+    let summary = tsv(&dir.join("oracle/SUMMARY.tsv"));
     let mut v: Vec<Capture> = manifest
         .iter()
         .filter(|r| col(r, "kind") == "pcap")
-        .map(|r| Capture {
-            name: col(r, "file").trim_start_matches("pcaps/").to_string(),
-            malformed_file: col(r, "features").contains("malformed-file"),
+        .map(|r| {
+            let name = col(r, "file").trim_start_matches("pcaps/").to_string();
+            // tshark lists pcapng custom blocks as frames; capinfos (and iocmatch) count no packet.
+            let no_packets = col(r, "features").contains("no-packets");
+            let frames = summary
+                .iter()
+                .find(|s| col(s, "file") == name && !no_packets)
+                .and_then(|s| col(s, "frames").parse().ok());
+            Capture { malformed_file: col(r, "features").contains("malformed-file"), frames, name }
         })
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -272,7 +283,7 @@ fn run_one(dir: &Path, work: &Path, cap: &Capture, rep: &Mutex<Report>) {
     std::fs::write(&ind, csv).expect("write indicators");
 
     let out = Command::new(env!("CARGO_BIN_EXE_iocmatch"))
-        .args(["scan", "-q", "--no-default-set", "--indicators"])
+        .args(["scan", "--no-default-set", "--indicators"])
         .arg(&ind)
         .arg(&pcap)
         .output()
@@ -285,6 +296,28 @@ fn run_one(dir: &Path, work: &Path, cap: &Capture, rep: &Mutex<Report>) {
         return;
     }
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    // Every frame is accounted for: the summary's packets are tshark's frames (all of them
+    // when the file is whole), and each one was decoded or skipped with a reason.
+    let number = |line: &str, after: &str| -> Option<u64> {
+        let rest = &line[line.find(after)? + after.len()..];
+        rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    let input = stderr.lines().find(|l| l.trim_start().starts_with("input"));
+    let decoded = stderr.lines().find(|l| l.trim_start().starts_with("decoded"));
+    let packets = input.and_then(|l| number(l, "file(s),"));
+    let (dec, skipped) = (decoded.and_then(|l| number(l, "decoded")), decoded.and_then(|l| number(l, "skipped")));
+    match (packets, dec, skipped) {
+        (Some(p), Some(d), Some(k)) => {
+            if p != d + k {
+                r.failures.push(format!("{}: {p} packets but {d} decoded + {k} skipped: {stderr}", cap.name));
+            }
+            if !cap.malformed_file && cap.frames.is_some_and(|f| f != p) {
+                r.failures.push(format!("{}: {p} packets, tshark counts {:?} frames", cap.name, cap.frames));
+            }
+            r.accounted += p;
+        }
+        _ => r.failures.push(format!("{}: no packet accounting in the summary: {stderr}", cap.name)),
+    }
     if cap.malformed_file {
         let named = errors.iter().filter(|l| l.contains(&cap.name)).count();
         if errors.len() != 1 || named != 1 || code.is_none() {
@@ -380,6 +413,7 @@ fn corpus_agrees_with_tshark_oracle() {
     let rep = rep.into_inner().unwrap();
 
     println!("corpus: {} captures ({} damaged files)", caps.len(), caps.iter().filter(|c| c.malformed_file).count());
+    println!("packets accounted for (decoded + skipped = read = tshark's frames): {}", rep.accounted);
     for (check, label) in [
         ("dns", "DNS names"),
         ("sni", "TLS SNIs"),

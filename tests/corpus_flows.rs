@@ -41,6 +41,7 @@ fn text_flow_logs_read_cleanly_and_broken_ones_say_where() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let inds = everything(tmp.path());
+    let mut accounted = 0;
     for sub in ["zeek", "eve", "aws_vpc"] {
         let mut files: Vec<PathBuf> =
             std::fs::read_dir(c.join("flows").join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
@@ -57,6 +58,31 @@ fn text_flow_logs_read_cleanly_and_broken_ones_say_where() {
             let headerless = name == "beats__custom-transit-gateway.log";
             // Only NODATA/SKIPDATA records: nothing to flag, nothing wrong.
             let empty = name == "beats__no-data-skip-data.log" || name == "beats__tcp-flag-sequence-skip-data.log";
+            // Every line is accounted for: a record, a bad line (skipped, located), a line
+            // without a connection (other event types, NODATA), or a header.
+            if let Some(line) = err.lines().find(|l| l.trim_start().starts_with("records")) {
+                let nums: Vec<u64> = line
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter(|t| !t.is_empty())
+                    .map(|t| t.parse().unwrap())
+                    .collect();
+                let [records, skipped, lines, ignored] = nums[..] else { panic!("{name}: summary line {line:?}") };
+                let text = std::fs::read_to_string(&f).unwrap();
+                let nonempty = text.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+                // Zeek's comment lines and AWS header lines (which name `srcaddr` or `interface-id`).
+                let aws_header = |l: &str| l.split_whitespace().any(|t| t == "srcaddr" || t == "interface-id");
+                let headers = text.lines().filter(|l| l.starts_with('#') || aws_header(l)).count() as u64;
+                assert_eq!(lines, nonempty, "{name}: lines read");
+                assert_eq!(
+                    lines,
+                    records + skipped + ignored + headers,
+                    "{name}: {records} records + {skipped} skipped + {ignored} without a connection + {headers} \
+                     headers do not add up to {lines} lines"
+                );
+                accounted += lines;
+            } else {
+                assert_eq!(code, Some(2), "{name}: no record accounting and no fatal error: {err}");
+            }
             if broken || headerless {
                 assert!(code == Some(2) || err.contains(&format!("{name}:")), "{name}: no located error: {err}");
             } else if empty {
@@ -69,6 +95,8 @@ fn text_flow_logs_read_cleanly_and_broken_ones_say_where() {
             }
         }
     }
+    assert!(accounted > 300, "only {accounted} lines accounted for");
+    println!("text flow-log lines accounted for: {accounted}");
 }
 
 #[test]

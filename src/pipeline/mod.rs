@@ -249,7 +249,7 @@ fn parse_text_reporting<S: Sink>(
 ) {
     let mut bad = 0u64;
     let mut shown = Vec::new();
-    flowlog::parse_text_stats(
+    let text = flowlog::parse_text_stats(
         f,
         data,
         |r| on_record(engine, &r),
@@ -265,6 +265,8 @@ fn parse_text_reporting<S: Sink>(
     }
     let st = engine.stats_mut();
     st.records_skipped += bad;
+    st.lines += text.lines;
+    st.records_ignored += text.skipped;
     st.bytes += data.len() as u64;
     st.input_errors.extend(shown);
 }

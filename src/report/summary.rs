@@ -43,6 +43,10 @@ pub struct Stats {
     /// Records in flow logs.
     pub records: u64,
     pub records_skipped: u64,
+    /// Non-empty lines of text flow logs (headers and comments included).
+    pub lines: u64,
+    /// Valid lines that carry no connection: events of other types, NODATA/SKIPDATA.
+    pub records_ignored: u64,
 }
 
 impl Stats {
@@ -94,6 +98,8 @@ impl Stats {
         self.input_errors.extend(o.input_errors);
         self.records += o.records;
         self.records_skipped += o.records_skipped;
+        self.lines += o.lines;
+        self.records_ignored += o.records_ignored;
     }
 
     /// The human summary.
@@ -112,8 +118,16 @@ impl Stats {
             mb / secs,
             self.packets as f64 / secs / 1e6
         );
-        if self.records > 0 || self.records_skipped > 0 {
-            let _ = writeln!(s, "  records   {} flow-log records, {} skipped", self.records, self.records_skipped);
+        if self.records > 0 || self.records_skipped > 0 || self.lines > 0 {
+            let _ = write!(s, "  records   {} flow-log records, {} skipped", self.records, self.records_skipped);
+            if self.lines > 0 {
+                let _ = write!(
+                    s,
+                    "; {} text lines, {} of them without a connection (other event types, NODATA/SKIPDATA)",
+                    self.lines, self.records_ignored
+                );
+            }
+            let _ = writeln!(s);
         }
         let _ = writeln!(
             s,
