@@ -119,10 +119,10 @@ pub fn detect(head: &[u8]) -> Option<Format> {
         }
         return None;
     }
-    if first_line.starts_with(b"ts,te,td,sa,da,sp,dp,pr") {
+    let line = std::str::from_utf8(first_line).ok()?;
+    if nfdump::is_header(line) {
         return Some(Format::NfdumpCsv);
     }
-    let line = std::str::from_utf8(first_line).ok()?;
     if aws::is_header(line) || aws::headerless_layout(line).is_some() {
         return Some(Format::AwsVpc);
     }
@@ -246,7 +246,8 @@ fn for_each_line(data: &[u8], out: &mut Out<'_>, mut f: impl FnMut(u64, &str, &m
     for raw in split_lines(data) {
         n += 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.is_empty() {
+        // Blank lines are not counted (the accounting is of lines that say something).
+        if raw.trim_ascii().is_empty() {
             continue;
         }
         out.stats.lines += 1;
@@ -258,9 +259,6 @@ fn for_each_line(data: &[u8], out: &mut Out<'_>, mut f: impl FnMut(u64, &str, &m
             out.error(n, "line is not valid UTF-8");
             continue;
         };
-        if line.trim_ascii().is_empty() {
-            continue;
-        }
         if !f(n, line, out) {
             break;
         }
