@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end benchmark of the release binary on generated traffic, one core, with the truth
-# score, next to the speed of merely reading the file (and Suricata's, when it is installed).
+# End-to-end benchmark of the release binary on generated traffic (one core, then both with
+# -j 2), with the truth score, next to the speed of merely reading the file, and Suricata's on
+# the same file and set when ../shared/bench/peers has set it up.
 #
 #   benches/e2e.sh [PACKETS] [INDICATORS] [SEED]      (defaults: 3000000 1000000 1 = workload W1)
 #
@@ -24,21 +25,39 @@ cat "$W.pcap" >/dev/null # page cache
 t() { /usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -1; }
 read -r CAT_S _ < <(t taskset -c 0 cat "$W.pcap")
 $BIN indicators compile "$W.indicators/indicators.csv" -o "$W.iocset" 2>/dev/null
-run() { # label, indicator file
-    local out err
+run() { # label, cores, indicator file, extra scan arguments...
+    local label=$1 cores=$2 set=$3 err
+    shift 3
     err=$(mktemp)
-    /usr/bin/time -f "%e %M" taskset -c 0 $BIN scan -q --no-default-set --indicators "$2" -o "$W.alerts" "$W.pcap" 2>"$err" || true
+    /usr/bin/time -f "%e %M" taskset -c "$cores" $BIN scan --no-default-set --indicators "$set" -o "$W.alerts" "$@" "$W.pcap" 2>"$err" || true
     read -r secs rss < <(tail -1 "$err")
+    local scan
+    scan=$(grep -o 'in [0-9.]* s' "$err" | head -1 | cut -d' ' -f2)
     rm -f "$err"
     local score
     score=$(python3 "$BENCH/score.py" "$W.truth.jsonl" "$W.alerts" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("recall %s precision %s" % (d["recall"], d["precision"]))')
-    awk -v l="$1" -v s="$secs" -v b="$SIZE" -v r="$rss" -v p="$PACKETS" -v sc="$score" \
-        'BEGIN { printf "%-26s %6.2f s  %7.0f MB/s  %5.2f Mpkt/s  peak RSS %4.0f MB  %s\n", l, s, b/s/1e6, p/s/1e6, r/1024, sc }'
+    awk -v l="$label" -v s="$secs" -v b="$SIZE" -v r="$rss" -v p="$PACKETS" -v sc="$score" -v x="$scan" \
+        'BEGIN { printf "%-30s %6.2f s  %7.0f MB/s  %5.2f Mpkt/s  (scan part %.2f s, %5.0f MB/s)  peak RSS %4.0f MB  %s\n", l, s, b/s/1e6, p/s/1e6, x, b/x/1e6, r/1024, sc }'
 }
-echo "workload: $W.pcap ($((SIZE / 1000000)) MB, $PACKETS packets, $INDICATORS indicators), one core"
-awk -v s="$CAT_S" -v b="$SIZE" 'BEGIN { printf "%-26s %6.2f s  %7.0f MB/s\n", "cat (reading only)", s, b/s/1e6 }'
-run "iocmatch, CSV set" "$W.indicators/indicators.csv"
-run "iocmatch, compiled set" "$W.iocset"
-if command -v suricata >/dev/null 2>&1 && [ -x "$BENCH/peers/suricata.sh" ]; then
-    echo "suricata: see $BENCH/peers/suricata.sh (same set as iprep + datasets)"
+echo "workload: $W.pcap ($((SIZE / 1000000)) MB, $PACKETS packets, $INDICATORS indicators)"
+awk -v s="$CAT_S" -v b="$SIZE" 'BEGIN { printf "%-30s %6.2f s  %7.0f MB/s\n", "cat (reading only), one core", s, b/s/1e6 }'
+run "iocmatch, CSV set, one core" 0 "$W.indicators/indicators.csv"
+run "iocmatch, compiled, one core" 0 "$W.iocset"
+run "iocmatch, compiled, -j 2" 0,1 "$W.iocset" -j 2
+# Suricata 7 with the same set (iprep + datasets), when ../shared/bench/peers/setup.sh has built it.
+R=${PEER_ROOT:-$HOME/.cache/iocmatch-peers/trixie}
+if [ -x "$R/usr/bin/suricata" ] && [ -x "$BENCH/peers/suricata.sh" ]; then
+    N=$(basename "$W")
+    mkdir -p "$R/data"
+    [ -e "$R/data/$N.pcap" ] || ln "$(readlink -f "$W.pcap")" "$R/data/$N.pcap" 2>/dev/null || cp "$W.pcap" "$R/data/$N.pcap"
+    [ -e "$R/data/$N.indicators" ] || cp -r "$(readlink -f "$W.indicators")" "$R/data/$N.indicators"
+    for mode in single autofp; do
+        eve=$(sh "$BENCH/peers/suricata.sh" "$N" "$mode")
+        read -r secs rss < "$(dirname "$eve")/time"
+        score=$(python3 "$BENCH/score.py" "$W.truth.jsonl" "$eve" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("recall %s precision %s" % (d["recall"], d["precision"]))')
+        awk -v l="suricata 7 --runmode $mode" -v s="$secs" -v b="$SIZE" -v r="$rss" -v p="$PACKETS" -v sc="$score" \
+            'BEGIN { printf "%-30s %6.2f s  %7.0f MB/s  %5.2f Mpkt/s  peak RSS %4.0f MB  %s\n", l, s, b/s/1e6, p/s/1e6, r/1024, sc }'
+    done
+else
+    echo "suricata: not set up (run ../shared/bench/peers/setup.sh as root for the side-by-side numbers)"
 fi
