@@ -378,3 +378,44 @@ fn syn_flood_is_deterministic_and_every_syn_is_a_new_connection() {
     let _: Option<IpAddr> = None;
     let _ = PcapWriter::new(Vec::new(), 1).unwrap().linktype();
 }
+
+/// A scan killed outright (SIGKILL, no chance to flush) in the middle of writing alerts leaves
+/// an output file of complete JSON lines: the writer hands whole lines to the file in one
+/// write each time.
+#[test]
+fn a_killed_scan_leaves_only_complete_alert_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let ind = write(dir.path(), "all.csv", b"indicator,type\n0.0.0.0/0,cidr\n");
+    let out_path = dir.path().join("alerts.json");
+    // Every SYN of the flood is a flagged connection: alerts flow for as long as input does.
+    let flood = synth::syn_flood(Vec::new(), 60_000, 3).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iocmatch"))
+        .args(["scan", "-q", "--no-default-set", "--indicators", &ind, "-o"])
+        .arg(&out_path)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Feed half the flood, wait until alerts have reached the file, then kill.
+    stdin.write_all(&flood[..flood.len() / 2]).unwrap();
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&out_path).map_or(0, |m| m.len()) < 100_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    assert!(text.len() >= 100_000, "too few alerts written before the kill: {} bytes", text.len());
+    assert!(text.ends_with('\n'), "the file ends inside a line");
+    let mut n = 0;
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("cut line {line:?}: {e}"));
+        assert!(v["event_type"] == "alert" || v["event_type"] == "flow");
+        n += 1;
+    }
+    assert!(n > 100, "{n} lines");
+}
