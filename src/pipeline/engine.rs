@@ -140,7 +140,7 @@ fn tunnel_name(k: TunnelKind) -> &'static str {
 }
 
 /// Idle connections are looked for at most once a second of packet time, and only after at
-/// least half the table's size in packets or records since the last look: walking
+/// least the table's size in packets or records since the last look: walking
 /// the table then costs a bounded amount per packet, however long the capture and however
 /// many connections are open. A connection is also ended when its next packet finds it idle
 /// past its timeout, so the cadence changes when flow events are written, never what they say.
@@ -310,7 +310,7 @@ impl<'m, S: Sink> Engine<'m, S> {
     #[inline]
     fn tick(&mut self, now: i64) {
         self.since_sweep += 1;
-        if now >= self.next_sweep && self.since_sweep >= self.conns.len() / 2 {
+        if now >= self.next_sweep && self.since_sweep >= self.conns.len() {
             self.sweep(now);
             self.since_sweep = 0;
             self.next_sweep = now + SWEEP_EVERY_US;

@@ -252,7 +252,7 @@ fn parse_text_reporting<S: Sink>(
     let text = flowlog::parse_text_stats(
         f,
         data,
-        |r| on_record(engine, &r),
+        |r| on_record(engine, r),
         |line, why| {
             bad += 1;
             if shown.len() < 20 {
@@ -306,7 +306,7 @@ struct Single<'m, S: Sink> {
 
 impl<S: Sink> Backend for Single<'_, S> {
     fn learn_dns(&mut self, f: flowlog::Format, data: Bytes) {
-        flowlog::parse_text(f, &data, |r| self.engine.learn_dns(&r), |_, _| {});
+        flowlog::parse_text(f, &data, |r| self.engine.learn_dns(r), |_, _| {});
     }
     fn begin_file(&mut self, name: Arc<str>) {
         self.engine.begin_file(name);

@@ -231,7 +231,7 @@ fn work(
     let mut fatal = 0;
     for job in jobs {
         match job {
-            Job::LearnDns(f, data) => flowlog::parse_text(f, &data, |r| engine.learn_dns(&r), |_, _| {}),
+            Job::LearnDns(f, data) => flowlog::parse_text(f, &data, |r| engine.learn_dns(r), |_, _| {}),
             Job::Begin(name) => engine.begin_file(name),
             Job::Text(f, data, name) if index == 0 => {
                 parse_text_reporting(&mut engine, f, &data, &name, |e, r| {
@@ -244,8 +244,8 @@ fn work(
                 f,
                 &data,
                 |r| {
-                    if record_worker(&r, n) == index {
-                        engine.record(&r)
+                    if record_worker(r, n) == index {
+                        engine.record(r)
                     }
                 },
                 |_, _| {},

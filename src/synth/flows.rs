@@ -1119,7 +1119,7 @@ mod tests {
     fn parse(format: Format, t: &Text) -> (Vec<Record>, u64) {
         let mut recs = Vec::new();
         let mut errs = 0;
-        flowlog::parse_text(format, t.data.as_bytes(), |r| recs.push(r), |_, _| errs += 1);
+        flowlog::parse_text(format, t.data.as_bytes(), |r| recs.push(r.clone()), |_, _| errs += 1);
         (recs, errs)
     }
 
@@ -1184,7 +1184,7 @@ mod tests {
             let mut recs = Vec::new();
             for p in &e.datagrams {
                 assert!(NetflowDecoder::looks_like(p), "{name}");
-                d.decode(ex, p, 0, |r| recs.push(r), |w| panic!("{name}: {w}")).unwrap();
+                d.decode(ex, p, 0, |r| recs.push(r.clone()), |w| panic!("{name}: {w}")).unwrap();
             }
             let want: Vec<&Flow> = all.iter().map(|&i| &s.flows[i]).filter(|f| !v4_only || f.src.is_ipv4()).collect();
             assert_eq!(recs.len(), e.flow_at.len(), "{name}");

@@ -65,6 +65,10 @@ const TGW: &str = "version resource-type account-id tgw-id tgw-attachment-id tgw
 
 /// A header line: field names only, naming at least one address field.
 pub(super) fn is_header(line: &str) -> bool {
+    // Data lines of the default layouts start with the version number.
+    if line.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
     let mut any_addr = false;
     for t in line.split_ascii_whitespace() {
         let t = t.trim_start_matches("${").trim_end_matches('}');

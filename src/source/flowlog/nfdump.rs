@@ -151,7 +151,8 @@ mod tests {
 
     fn read(text: &str) -> (Vec<super::Record>, Vec<(u64, String)>, super::super::TextStats) {
         let (mut recs, mut errs) = (Vec::new(), Vec::new());
-        let st = parse_text_stats(Format::NfdumpCsv, text.as_bytes(), |r| recs.push(r), |n, e| errs.push((n, e)));
+        let st =
+            parse_text_stats(Format::NfdumpCsv, text.as_bytes(), |r| recs.push(r.clone()), |n, e| errs.push((n, e)));
         (recs, errs, st)
     }
 

@@ -9,7 +9,7 @@ fn ip(s: &str) -> IpAddr {
 
 fn run(format: Format, data: &[u8]) -> (Vec<Record>, Vec<(u64, String)>, TextStats) {
     let (mut recs, mut errs) = (Vec::new(), Vec::new());
-    let st = parse_text_stats(format, data, |r| recs.push(r), |l, e| errs.push((l, e)));
+    let st = parse_text_stats(format, data, |r| recs.push(r.clone()), |l, e| errs.push((l, e)));
     (recs, errs, st)
 }
 
@@ -328,7 +328,7 @@ fn exporter() -> SocketAddr {
 
 fn decode_all(dec: &mut NetflowDecoder, pkt: &[u8]) -> (Result<(), String>, Vec<Record>, Vec<String>) {
     let (mut recs, mut warns) = (Vec::new(), Vec::new());
-    let res = dec.decode(exporter(), pkt, 1_700_000_000_000_000, |r| recs.push(r), |w| warns.push(w));
+    let res = dec.decode(exporter(), pkt, 1_700_000_000_000_000, |r| recs.push(r.clone()), |w| warns.push(w));
     (res, recs, warns)
 }
 
