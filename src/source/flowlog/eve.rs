@@ -139,6 +139,12 @@ pub(super) fn parse(data: &[u8], out: &mut Out<'_>) {
                 out.skip();
                 return true;
             }
+            if et == "flow" || et == "netflow" {
+                if let Some(r) = super::eve_fast::flow(line, n) {
+                    out.record(r);
+                    return true;
+                }
+            }
         }
         if let Err(e) = event(line, n, out) {
             out.error(n, e);
@@ -294,4 +300,15 @@ fn event(line: &str, n: u64, out: &mut Out<'_>) -> Result<(), String> {
     }
     out.record(r);
     Ok(())
+}
+
+/// The record the serde reader makes of one line: `Ok(None)` when it skips the line.
+pub(super) fn slow(line: &str, n: u64) -> Result<Option<Record>, String> {
+    let mut got = None;
+    let mut rec = |r: &Record| got = Some(r.clone());
+    let mut err = |_: u64, _: String| {};
+    let mut st = super::TextStats::default();
+    let mut out = Out { on_record: &mut rec, on_error: &mut err, stats: &mut st };
+    event(line, n, &mut out)?;
+    Ok(got)
 }

@@ -25,6 +25,7 @@ use std::net::IpAddr;
 mod aws;
 mod cloud;
 mod eve;
+mod eve_fast;
 pub mod netflow;
 mod nfdump;
 mod zeek;
@@ -543,6 +544,17 @@ fn json_err(e: &serde_json::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Checks that the one-pass EVE flow reader agrees with the serde reader on `line`: where it
+/// reads a record, the serde reader reads the same one. Panics otherwise (for the fuzzer).
+pub fn check_eve_fast_path(line: &str) {
+    if let Some(fast) = eve_fast::flow(line, 1) {
+        match eve::slow(line, 1) {
+            Ok(Some(slow)) if slow == fast => {}
+            other => panic!("EVE fast path disagrees on {line:?}: fast {fast:?}, serde {other:?}"),
+        }
+    }
+}
 
 #[cfg(test)]
 mod ipv4_tests {
