@@ -14,6 +14,8 @@ use crate::report;
 /// Exit status: 0 = ran and found nothing, 1 = ran and flagged something, 2 = error.
 pub const FOUND: u8 = 1;
 pub const ERROR: u8 = 2;
+/// Exit status of a scan stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: u8 = 130;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,7 +45,8 @@ pub enum Command {
         tcpdump -w - -i eth0 | iocmatch scan -\n\n\
         Inputs: pcap (µs/ns, either byte order), pcapng (any mix of link types), gzip or zstd compressed,\n\
         folders (recursive, name order), '-' for standard input.\n\
-        Exit status: 0 = nothing flagged, 1 = something flagged, 2 = error.")]
+        Exit status: 0 = nothing flagged, 1 = something flagged, 2 = error, 130 = stopped by SIGINT/SIGTERM
+        (the alerts found until then are written; a second signal ends it at once).")]
     Scan(ScanArgs),
     /// Receive NetFlow v5/v9 and IPFIX on UDP and flag records as they arrive.
     #[command(after_help = "Examples:\n  \
@@ -304,6 +307,7 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
     } else {
         None
     };
+    pipeline::stop_on_signals().map_err(|e| format!("cannot handle signals: {e}"))?;
     let workers = match a.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -335,6 +339,12 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
         for e in &res.stats.input_errors {
             eprintln!("iocmatch: error: {e}");
         }
+    }
+    if res.stats.interrupted.is_some() {
+        if a.quiet {
+            eprintln!("iocmatch: interrupted by a signal; alerts found until then are written");
+        }
+        return Ok(INTERRUPTED);
     }
     Ok(if res.fatal_inputs > 0 {
         ERROR

@@ -188,6 +188,42 @@ impl std::ops::Deref for Bytes {
     }
 }
 
+/// Set by SIGINT or SIGTERM once [`stop_on_signals`] is armed: the scan stops reading, and
+/// reports (and writes out) what it read before.
+fn stop_flag() -> &'static Arc<std::sync::atomic::AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<std::sync::atomic::AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(Default::default)
+}
+
+/// True once the scan has been asked to stop.
+#[inline]
+pub fn stopped() -> bool {
+    stop_flag().load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Makes SIGINT and SIGTERM stop the scan cleanly: the inputs stop being read, the alerts
+/// found so far are written and the summary says where it stopped. A second signal ends the
+/// process at once.
+pub fn stop_on_signals() -> std::io::Result<()> {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop_flag().clone())?;
+        signal_hook::flag::register(sig, stop_flag().clone())?;
+    }
+    Ok(())
+}
+
+/// A reader that ends (reads nothing more) once the scan is stopped.
+struct Stoppable(Box<dyn Read + Send>);
+
+impl Read for Stoppable {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if stopped() {
+            return Ok(0);
+        }
+        self.0.read(buf)
+    }
+}
+
 /// How `scan` spreads its work.
 #[derive(Clone, Copy, Debug)]
 pub struct Parallel {
@@ -252,7 +288,11 @@ fn parse_text_reporting<S: Sink>(
     let text = flowlog::parse_text_stats(
         f,
         data,
-        |r| on_record(engine, r),
+        |r| {
+            if !stopped() {
+                on_record(engine, r)
+            }
+        },
         |line, why| {
             bad += 1;
             if shown.len() < 20 {
@@ -286,7 +326,10 @@ fn read_stream<S: Sink>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), capture::ReadError> {
     let mut n = 0u64;
-    let res = capture::read(reader, |p| {
+    let res = capture::read(Stoppable(reader), |p| {
+        if stopped() {
+            return;
+        }
         engine.packet(&p);
         n += p.data.len() as u64 + 16;
         if p.number % 65536 == 0 {
@@ -317,7 +360,10 @@ impl<S: Sink> Backend for Single<'_, S> {
     fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64)) {
         let mut n = 0u64;
         let engine = &mut self.engine;
-        let res = capture::read_mapped(&map, |p| {
+        let res = capture::read_mapped(&map, &stopped, |p| {
+            if stopped() {
+                return;
+            }
             engine.packet(&p);
             n += p.data.len() as u64 + 16;
             if p.number % 65536 == 0 {
@@ -415,7 +461,12 @@ fn drive(
             }
         }
     }
+    let mut not_read = 0;
     for path in inputs {
+        if stopped() {
+            not_read += 1;
+            continue;
+        }
         let name: Arc<str> =
             Arc::from(if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() });
         backend.begin_file(name.clone());
@@ -446,7 +497,12 @@ fn drive(
                 if let Some(map) = map {
                     drop(reader);
                     backend.mapped(map, &name, progress);
-                } else if let Err(e) = backend.stream(reader, &name, progress) {
+                } else if let Err(e) = backend.stream(reader, &name, progress).map_err(|e| (e, stopped())) {
+                    // A stream cut short by the stop is not a broken file.
+                    let (e, interrupted) = e;
+                    if interrupted {
+                        continue;
+                    }
                     if e.not_a_capture {
                         fatal += 1;
                     }
@@ -468,6 +524,9 @@ fn drive(
         }
     }
     let (mut stats, flagged, late_fatal) = backend.finish(progress);
+    if stopped() {
+        stats.interrupted = Some(not_read);
+    }
     stats.input_errors.extend(input_errors);
     stats.files_failed += failed;
     (stats, flagged, fatal + late_fatal)

@@ -165,7 +165,7 @@ impl Backend for Pool<'_> {
                 self.broadcast(Job::Frames(Arc::new(std::mem::take(batch))));
             }
         };
-        let res = capture::read(reader, |p| {
+        let res = capture::read(super::Stoppable(reader), |p| {
             let off = batch.data.len() as u32;
             batch.data.extend_from_slice(p.data);
             batch.frames.push((off, p.data.len() as u32, p.wire_len, p.linktype, p.ts_micros, p.number));
@@ -206,6 +206,9 @@ impl Backend for Pool<'_> {
 /// it if it is a DNS answer.
 #[inline]
 fn route<S: Sink>(engine: &mut Engine<'_, S>, p: &Packet<'_>, index: usize, n: usize) {
+    if super::stopped() {
+        return;
+    }
     if worker_of(p.linktype, p.data, n) == index {
         engine.packet(p);
     } else {
@@ -244,7 +247,7 @@ fn work(
                 f,
                 &data,
                 |r| {
-                    if record_worker(r, n) == index {
+                    if record_worker(r, n) == index && !super::stopped() {
                         engine.record(r)
                     }
                 },
@@ -252,7 +255,7 @@ fn work(
             ),
             Job::Mapped(map, name) => {
                 let mut k = 0u64;
-                let res = capture::read_mapped(&map, |p| {
+                let res = capture::read_mapped(&map, &super::stopped, |p| {
                     route(&mut engine, &p, index, n);
                     if index == 0 {
                         k += p.data.len() as u64 + 16;

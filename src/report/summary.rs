@@ -47,6 +47,8 @@ pub struct Stats {
     pub lines: u64,
     /// Valid lines that carry no connection: events of other types, NODATA/SKIPDATA.
     pub records_ignored: u64,
+    /// Stopped by a signal, with the number of inputs not read at all.
+    pub interrupted: Option<usize>,
 }
 
 impl Stats {
@@ -100,6 +102,7 @@ impl Stats {
         self.records_skipped += o.records_skipped;
         self.lines += o.lines;
         self.records_ignored += o.records_ignored;
+        self.interrupted = self.interrupted.max(o.interrupted);
     }
 
     /// The human summary.
@@ -184,6 +187,13 @@ impl Stats {
         }
         for e in &self.input_errors {
             let _ = writeln!(s, "  error     {e}");
+        }
+        if let Some(not_read) = self.interrupted {
+            let _ = writeln!(
+                s,
+                "  stopped   interrupted by a signal: the counts and alerts cover what was read before it{}",
+                if not_read > 0 { format!("; {not_read} input(s) not read") } else { String::new() }
+            );
         }
         s
     }

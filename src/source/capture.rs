@@ -161,7 +161,7 @@ pub fn read_buffered(
             return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true });
         }
     };
-    walk(reader, &io_error, sink)
+    walk(reader, &io_error, &|| false, sink)
 }
 
 /// Reads every packet of a capture held in memory (a memory-mapped file), handing out slices
@@ -172,19 +172,24 @@ pub fn read_slice(data: &[u8], sink: impl FnMut(Packet<'_>)) -> Result<FileStats
         Ok(r) => r,
         Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
     };
-    walk(Box::new(reader), &Mutex::new(None), sink)
+    walk(Box::new(reader), &Mutex::new(None), &|| false, sink)
 }
 
 /// [`read_slice`] over a mapped file, handing the pages behind the reader back as it goes
 /// (`MADV_DONTNEED`): they stay in the page cache, but they no longer count in the process's
 /// resident memory, which would otherwise grow to the size of the file.
-pub fn read_mapped(map: &memmap2::Mmap, sink: impl FnMut(Packet<'_>)) -> Result<FileStats, ReadError> {
+/// `stop` is asked before each record: when it says so, the file ends there (without error).
+pub fn read_mapped(
+    map: &memmap2::Mmap,
+    stop: &dyn Fn() -> bool,
+    sink: impl FnMut(Packet<'_>),
+) -> Result<FileStats, ReadError> {
     let mut reader = match SliceReader::new(map) {
         Ok(r) => r,
         Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
     };
     reader.map = Some(map);
-    walk(Box::new(reader), &Mutex::new(None), sink)
+    walk(Box::new(reader), &Mutex::new(None), stop, sink)
 }
 
 /// The record loop shared by [`read`] and [`read_slice`]. `io_error` holds the stream's first
@@ -192,6 +197,7 @@ pub fn read_mapped(map: &memmap2::Mmap, sink: impl FnMut(Packet<'_>)) -> Result<
 fn walk<'r>(
     mut reader: Box<dyn PcapReaderIterator + Send + 'r>,
     io_error: &Mutex<Option<std::io::Error>>,
+    stop: &dyn Fn() -> bool,
     mut sink: impl FnMut(Packet<'_>),
 ) -> Result<FileStats, ReadError> {
     let mut stats = FileStats::default();
@@ -209,6 +215,9 @@ fn walk<'r>(
         not_a_capture: false,
     };
     loop {
+        if stop() {
+            break;
+        }
         if peek && empty_unknown_block(reader.data(), big_endian) {
             offset += 12;
             reader.consume(12);
