@@ -55,28 +55,8 @@ fn parse_fields(line: &str) -> Option<Vec<Col>> {
     Some(rest.split('\t').map(|c| column(c.trim())).collect())
 }
 
-/// Undoes Zeek's `\xHH` escaping of separators and non-printable bytes.
-fn unescape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.contains("\\x") {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 2]), hex(b[i + 3])) {
-                out.push((h * 16 + l) as u8);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-}
+/// Zeek's `\xHH` escaping, undone where Zeek's conn/dns logs are read.
+use crate::source::flowlog::zeek::unescape;
 
 /// Maps an `Intel::` type to our kind: `Ok(None)` for types we deliberately do not match.
 fn kind_for(ty: &str, value: &str) -> Result<Option<Kind>, String> {

@@ -28,7 +28,7 @@ mod eve;
 mod eve_fast;
 pub mod netflow;
 mod nfdump;
-mod zeek;
+pub(crate) mod zeek;
 
 /// One connection (or one direction of it) or one application event read from a flow log.
 #[derive(Clone, Debug, Default, PartialEq)]

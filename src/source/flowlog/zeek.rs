@@ -172,7 +172,7 @@ fn build(kind: Kind, f: Fields<'_>, line: u64) -> Result<Option<Record>, String>
 }
 
 /// Undoes Zeek's `\xNN` escaping of string values.
-fn unescape(s: &str) -> Cow<'_, str> {
+pub(crate) fn unescape(s: &str) -> Cow<'_, str> {
     if !s.contains("\\x") {
         return Cow::Borrowed(s);
     }
