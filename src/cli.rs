@@ -284,11 +284,7 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
         }
         _ => None,
     };
-    let out: Box<dyn Write + Send> = match &a.output {
-        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| format!("{}: cannot create: {e}", p.display()))?),
-        None => Box::new(std::io::stdout()),
-    };
-    let mut writer = report::Writer::new(a.format, out);
+    let mut writer = report::Writer::new(a.format, output(&a.output)?);
     let opts = engine::Options {
         tunnels: a.tunnels,
         active_only: a.active_only,
@@ -368,6 +364,7 @@ fn compile(set: &SetArgs) -> Result<Matcher, String> {
     })
 }
 
+/// The alert output of `scan` and `collect`: a new file, or standard output.
 fn output(path: &Option<PathBuf>) -> Result<Box<dyn Write + Send>, String> {
     Ok(match path {
         Some(p) => Box::new(std::fs::File::create(p).map_err(|e| format!("{}: cannot create: {e}", p.display()))?),
