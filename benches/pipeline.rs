@@ -1,0 +1,157 @@
+//! The stages of the hot path, each on its own: the capture readers (streaming and in place),
+//! the packet decoder, the engine (connection table, application parsers, matching) and the
+//! flow-log parsers.
+//!
+//! `cargo bench --bench pipeline`: divan prints bytes/s or items/s per stage. Inputs are built
+//! in memory by the project's own generators: the sample captures' frames repeated to 300k
+//! packets, a 200k-SYN flood of new connections, and 200k generated flows rendered as a Zeek
+//! conn.log, AWS VPC lines and EVE flow events.
+
+use std::sync::{Arc, OnceLock};
+
+use divan::counter::{BytesCount, ItemsCount};
+use iocmatch::decode::packet::{self, Decoded};
+use iocmatch::indicators::{csv, IndicatorSet, Provenance};
+use iocmatch::matcher::Matcher;
+use iocmatch::pipeline::engine::{Engine, Options, Sink};
+use iocmatch::report::{Alert, FlowEvent};
+use iocmatch::source::{capture, flowlog};
+use iocmatch::synth::{self, flows, PcapWriter};
+
+struct Fixture {
+    /// The samples' frames, repeated (Ethernet).
+    mixed: Vec<u8>,
+    mixed_packets: usize,
+    flood: Vec<u8>,
+    frames: Vec<Vec<u8>>,
+    matcher: Matcher,
+    logs: Vec<(&'static str, flowlog::Format, String)>,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let mut frames = Vec::new();
+        for (_, pcap) in synth::samples::all().expect("samples") {
+            capture::read(&pcap[..], |p| {
+                if p.linktype == packet::LINKTYPE_ETHERNET {
+                    frames.push(p.data.to_vec())
+                }
+            })
+            .expect("sample");
+        }
+        let mut w = PcapWriter::new(Vec::new(), packet::LINKTYPE_ETHERNET).expect("pcap");
+        let mut n = 0;
+        let mut ts = 1_700_000_000_000_000i64;
+        while n < 300_000 {
+            for f in &frames {
+                w.frame(ts, f).expect("frame");
+                ts += 10;
+                n += 1;
+            }
+        }
+        let flood = synth::syn_flood(Vec::new(), 200_000, 1).expect("flood");
+        let mut set = IndicatorSet::new();
+        let csv_text =
+            "indicator,type\n203.0.113.10,ipv4\n198.51.100.0/24,cidr\nw8510.com,domain\nexample.com,domain\n";
+        csv::load(csv_text, &Arc::from("bench.csv"), Provenance::default(), &mut set);
+        let s = flows::generate(200_000, 1);
+        let all: Vec<usize> = (0..s.flows.len()).collect();
+        let logs = vec![
+            ("zeek_conn", flowlog::Format::ZeekTsv, flows::zeek_conn_tsv(&s, &all).data),
+            ("aws_vpc", flowlog::Format::AwsVpc, flows::aws_v2(&s, &all).data),
+            ("eve_flow", flowlog::Format::EveJson, flows::eve(&s, &all, flows::EveKind::Flow, false).data),
+        ];
+        Fixture { mixed: w.into_inner(), mixed_packets: n, flood, frames, matcher: Matcher::new(set), logs }
+    })
+}
+
+fn main() {
+    fixture();
+    divan::main();
+}
+
+struct Drop;
+
+impl Sink for Drop {
+    fn alert(&mut self, a: Alert) {
+        divan::black_box(a);
+    }
+    fn flow(&mut self, f: FlowEvent) {
+        divan::black_box(f);
+    }
+}
+
+/// pcap-parser's streaming reader, through a buffer.
+#[divan::bench(sample_count = 10)]
+fn reader_streaming(b: divan::Bencher) {
+    let f = fixture();
+    b.counter(BytesCount::new(f.mixed.len())).bench(|| {
+        capture::read(&f.mixed[..], |p| {
+            divan::black_box(p.data.len());
+        })
+    });
+}
+
+/// The in-place reader (what a memory-mapped file goes through).
+#[divan::bench(sample_count = 10)]
+fn reader_in_place(b: divan::Bencher) {
+    let f = fixture();
+    b.counter(BytesCount::new(f.mixed.len())).bench(|| {
+        capture::read_slice(&f.mixed, |p| {
+            divan::black_box(p.data.len());
+        })
+    });
+}
+
+/// Link layer to application payload, with decapsulation, over the samples' frames.
+#[divan::bench(sample_count = 30)]
+fn decoder(b: divan::Bencher) {
+    let f = fixture();
+    b.counter(ItemsCount::new(f.frames.len())).bench(|| {
+        for fr in &f.frames {
+            let mut d = Decoded::default();
+            divan::black_box(packet::decode(packet::LINKTYPE_ETHERNET, fr, true, &mut d).is_ok());
+        }
+    });
+}
+
+/// The whole engine on mixed traffic: connections, DNS/TLS/HTTP parsing, matching, alerts.
+#[divan::bench(sample_count = 10)]
+fn engine_mixed(b: divan::Bencher) {
+    let f = fixture();
+    b.counter(ItemsCount::new(f.mixed_packets)).bench(|| {
+        let mut e = Engine::new(&f.matcher, Options::default(), Drop);
+        e.begin_file(Arc::from("bench"));
+        capture::read_slice(&f.mixed, |p| e.packet(&p)).expect("read");
+        divan::black_box(e.finish().0.packets)
+    });
+}
+
+/// The connection table under new connections only (a SYN flood), capped at 100k.
+#[divan::bench(sample_count = 10)]
+fn engine_conn_table_flood(b: divan::Bencher) {
+    let f = fixture();
+    let opts = Options {
+        limits: iocmatch::track::conn::Limits { max_conns: 100_000, ..Default::default() },
+        ..Options::default()
+    };
+    b.counter(ItemsCount::new(200_000usize)).bench(|| {
+        let mut e = Engine::new(&f.matcher, opts.clone(), Drop);
+        e.begin_file(Arc::from("bench"));
+        capture::read_slice(&f.flood, |p| e.packet(&p)).expect("read");
+        divan::black_box(e.finish().0.conns)
+    });
+}
+
+/// The flow-log parsers alone (records built, nothing matched).
+#[divan::bench(args = ["zeek_conn", "aws_vpc", "eve_flow"], sample_count = 10)]
+fn flowlog_parser(b: divan::Bencher, name: &str) {
+    let f = fixture();
+    let (_, format, text) = f.logs.iter().find(|l| l.0 == name).expect("log");
+    b.counter(ItemsCount::new(text.lines().count())).bench(|| {
+        let mut n = 0u64;
+        flowlog::parse_text(*format, text.as_bytes(), |r| n += u64::from(r.dport), |_, _| {});
+        divan::black_box(n)
+    });
+}
