@@ -477,19 +477,21 @@ impl<'m, S: Sink> Engine<'m, S> {
         }
     }
 
-    /// At the cap: expire what is idle, then evict the oldest tenth.
+    /// At the cap: ends the idlest tenth, in one pass over the table. Those idle past their
+    /// timeout end as timed out (a sweep would have ended them); the others are evicted, and
+    /// counted as such.
     fn make_room(&mut self, now: i64) {
-        self.sweep(now);
-        if self.conns.len() < self.core.opts.limits.max_conns {
-            return;
-        }
+        let limits = self.core.opts.limits;
         let mut ages: Vec<(i64, ConnKey)> = self.conns.iter().map(|(k, c)| (c.last_us, *k)).collect();
         let n = (ages.len() / 10).max(1);
         ages.select_nth_unstable_by_key(n - 1, |a| a.0);
         for (_, k) in ages.into_iter().take(n) {
             if let Some(c) = self.conns.remove(&k) {
-                self.core.stats.conns_evicted += 1;
-                self.core.end(c, End::Evicted);
+                let why = limits.expired(&c, now).unwrap_or(End::Evicted);
+                if why == End::Evicted {
+                    self.core.stats.conns_evicted += 1;
+                }
+                self.core.end(c, why);
             }
         }
     }
