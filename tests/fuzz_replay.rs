@@ -1,6 +1,7 @@
 //! Replays the fuzz corpus through the harness functions the fuzz targets call
 //! (`iocmatch::fuzzing`), so the targets cannot rot without a fuzzer and every input that
-//! once crashed a parser stays fixed: `fuzz/seeds/<target>/*` (committed seeds) and
+//! once crashed a parser stays fixed: `fuzz/seeds/<target>/*` (committed seeds),
+//! `fuzz/found/<target>/*` (the minimized corpus of the long fuzz runs) and
 //! `fuzz/regressions/<target>/*` (crash and timeout inputs, kept once fixed).
 
 use std::path::Path;
@@ -21,6 +22,7 @@ fn every_seed_and_regression_input_runs_through_its_target_without_panicking() {
     for (name, harness) in iocmatch::fuzzing::TARGETS {
         let mut inputs = files(&root.join("seeds").join(name));
         assert!(!inputs.is_empty(), "no seeds for fuzz target {name}");
+        inputs.extend(files(&root.join("found").join(name)));
         inputs.extend(files(&root.join("regressions").join(name)));
         for p in inputs {
             let data = std::fs::read(&p).unwrap();
