@@ -360,7 +360,8 @@ impl<S: Sink> Backend for Single<'_, S> {
     fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64)) {
         let mut n = 0u64;
         let engine = &mut self.engine;
-        let res = capture::read_mapped(&map, &stopped, |p| {
+        let shared = capture::SharedMap::new(map, 1);
+        let res = capture::read_mapped(&shared, 0, &stopped, |p| {
             if stopped() {
                 return;
             }

@@ -94,7 +94,7 @@ enum Job {
     LearnDns(flowlog::Format, Arc<Bytes>),
     Begin(Arc<str>),
     Text(flowlog::Format, Arc<Bytes>, Arc<str>),
-    Mapped(Arc<memmap2::Mmap>, Arc<str>),
+    Mapped(Arc<capture::SharedMap>, Arc<str>),
     Frames(Arc<Batch>),
 }
 
@@ -150,7 +150,8 @@ impl Backend for Pool<'_> {
         self.broadcast(Job::Text(format, Arc::new(data), name.clone()));
     }
     fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, _: &mut dyn FnMut(u64)) {
-        self.broadcast(Job::Mapped(Arc::new(map), name.clone()));
+        let readers = self.senders.len();
+        self.broadcast(Job::Mapped(Arc::new(capture::SharedMap::new(map, readers)), name.clone()));
     }
     fn stream(
         &mut self,
@@ -255,7 +256,7 @@ fn work(
             ),
             Job::Mapped(map, name) => {
                 let mut k = 0u64;
-                let res = capture::read_mapped(&map, &super::stopped, |p| {
+                let res = capture::read_mapped(&map, index, &super::stopped, |p| {
                     route(&mut engine, &p, index, n);
                     if index == 0 {
                         k += p.data.len() as u64 + 16;

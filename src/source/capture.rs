@@ -175,20 +175,76 @@ pub fn read_slice(data: &[u8], sink: impl FnMut(Packet<'_>)) -> Result<FileStats
     walk(Box::new(reader), &Mutex::new(None), &|| false, sink)
 }
 
-/// [`read_slice`] over a mapped file, handing the pages behind the reader back as it goes
-/// (`MADV_DONTNEED`): they stay in the page cache, but they no longer count in the process's
-/// resident memory, which would otherwise grow to the size of the file.
+/// A memory-mapped capture file and the positions of the readers walking it (one per worker
+/// of a parallel scan): pages are mapped ahead of the leading reader and handed back behind
+/// the last one (`MADV_DONTNEED`). They stay in the page cache but no longer count in the
+/// process's resident memory, which would otherwise grow to the size of the file; and no
+/// reader finds the pages it is about to read taken away by a faster one.
+pub struct SharedMap {
+    map: memmap2::Mmap,
+    positions: Vec<std::sync::atomic::AtomicUsize>,
+    released: std::sync::atomic::AtomicUsize,
+    populated: std::sync::atomic::AtomicUsize,
+}
+
+impl SharedMap {
+    pub fn new(map: memmap2::Mmap, readers: usize) -> SharedMap {
+        SharedMap {
+            map,
+            positions: (0..readers.max(1)).map(|_| Default::default()).collect(),
+            released: Default::default(),
+            populated: Default::default(),
+        }
+    }
+
+    /// Reader `index` is at `pos` (`usize::MAX`: done).
+    fn progress(&self, index: usize, pos: usize) {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+        if let Some(p) = self.positions.get(index) {
+            p.store(pos, Relaxed);
+        }
+        let len = self.map.len();
+        // Map the stretch after the next one in one call rather than a page fault at a time;
+        // the first reader to get there does it.
+        let ahead = (pos.min(len) & !(RELEASE - 1)).saturating_add(RELEASE);
+        if ahead + RELEASE <= len && self.populated.fetch_max(ahead + RELEASE, AcqRel) < ahead + RELEASE {
+            #[cfg(target_os = "linux")]
+            let _ = self.map.advise_range(memmap2::Advice::PopulateRead, ahead, RELEASE);
+        }
+        let slowest = self.positions.iter().map(|p| p.load(Relaxed)).min().unwrap_or(0).min(len) & !0xfff_usize;
+        let from = self.released.load(Acquire);
+        if slowest >= from + RELEASE && self.released.compare_exchange(from, slowest, AcqRel, Relaxed).is_ok() {
+            // SAFETY: the mapping is read-only and backed by the file, so dropped pages come
+            // back from the page cache if read again; every reader is past them, and nothing
+            // borrowed from them outlives the packet handed out before its reader moved on.
+            #[cfg(unix)]
+            let _ =
+                unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, slowest - from) };
+        }
+    }
+}
+
+/// [`read_slice`] over a mapped file, as reader `index` of those sharing it (see [`SharedMap`]).
 /// `stop` is asked before each record: when it says so, the file ends there (without error).
 pub fn read_mapped(
-    map: &memmap2::Mmap,
+    shared: &SharedMap,
+    index: usize,
     stop: &dyn Fn() -> bool,
     sink: impl FnMut(Packet<'_>),
 ) -> Result<FileStats, ReadError> {
-    let mut reader = match SliceReader::new(map) {
+    /// Marks the reader done however it leaves, so it never holds the others' pages.
+    struct Done<'a>(&'a SharedMap, usize);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.progress(self.1, usize::MAX);
+        }
+    }
+    let _done = Done(shared, index);
+    let mut reader = match SliceReader::new(&shared.map) {
         Ok(r) => r,
         Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
     };
-    reader.map = Some(map);
+    reader.shared = Some((shared, index));
     walk(Box::new(reader), &Mutex::new(None), stop, sink)
 }
 
@@ -339,9 +395,10 @@ struct SliceReader<'a> {
     legacy: Option<(PcapHeader, FrameParser)>,
     header_sent: bool,
     big_endian: bool,
-    /// The mapping `data` is, whose pages behind `released` have been handed back.
-    map: Option<&'a memmap2::Mmap>,
-    released: usize,
+    /// The mapping `data` is, and this reader's index among those walking it.
+    shared: Option<(&'a SharedMap, usize)>,
+    /// Position at the last report to `shared`.
+    reported: usize,
 }
 
 /// How far ahead of the reader mapped bytes are pulled into the CPU cache. Read through a
@@ -368,13 +425,20 @@ fn prefetch(data: &[u8], from: usize, to: usize) {
     let _ = (data, from, to);
 }
 
-/// Mapped bytes handed back at a time.
+/// Mapped bytes mapped ahead and handed back at a time (a power of two).
 const RELEASE: usize = 16 << 20;
 
 impl<'a> SliceReader<'a> {
     fn new(data: &'a [u8]) -> Result<SliceReader<'a>, String> {
-        let mut r =
-            SliceReader { data, pos: 0, legacy: None, header_sent: false, big_endian: false, map: None, released: 0 };
+        let mut r = SliceReader {
+            data,
+            pos: 0,
+            legacy: None,
+            header_sent: false,
+            big_endian: false,
+            shared: None,
+            reported: 0,
+        };
         if data.is_empty() {
             return Err("empty file".into());
         }
@@ -437,24 +501,11 @@ impl PcapReaderIterator for SliceReader<'_> {
         let from = self.pos;
         self.pos += offset;
         prefetch(self.data, from + PREFETCH, self.pos + PREFETCH);
-        if self.pos - self.released >= RELEASE {
-            if let Some(map) = self.map {
-                let end = self.pos & !0xfff_usize;
-                // SAFETY: the mapping is read-only and backed by the file, so the pages dropped
-                // here come back from the page cache if anything reads them again (another
-                // worker walking the same map); nothing borrowed from them outlives the
-                // packet that was handed out before this call.
-                #[cfg(unix)]
-                let _ = unsafe {
-                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.released, end - self.released)
-                };
-                self.released = end;
-                // Map the next stretch in one call rather than one page fault at a time.
-                #[cfg(target_os = "linux")]
-                if end + 2 * RELEASE <= map.len() {
-                    let _ = map.advise_range(memmap2::Advice::PopulateRead, end + RELEASE, RELEASE);
-                }
+        if self.pos - self.reported >= RELEASE / 4 {
+            if let Some((shared, index)) = self.shared {
+                shared.progress(index, self.pos);
             }
+            self.reported = self.pos;
         }
     }
     fn consumed(&self) -> usize {
