@@ -229,7 +229,8 @@ impl Read for Stoppable {
 pub struct Parallel {
     /// Engines, each on its own thread, sharded by the flow hash (1: everything on this thread).
     pub workers: usize,
-    /// Reads uncompressed capture files in place (memory-mapped) rather than through a buffer.
+    /// Maps uncompressed inputs into memory: flow logs always, captures with several workers
+    /// (which then walk one copy). Off: everything is read through buffers.
     pub mmap: bool,
 }
 
@@ -494,7 +495,9 @@ fn drive(
                 backend.text(f, data, &name);
             }
             Some(InputKind::Capture) => {
-                let map = if par.mmap { crate::source::map(path).ok().flatten() } else { None };
+                // Mapped, the workers share the file without copies. One engine reads as fast
+                // through a buffer (the page faults cost what the copy does) in less memory.
+                let map = if par.mmap && par.workers > 1 { crate::source::map(path).ok().flatten() } else { None };
                 if let Some(map) = map {
                     drop(reader);
                     backend.mapped(map, &name, progress);
