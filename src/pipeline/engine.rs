@@ -313,7 +313,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         if now >= self.next_sweep && self.since_sweep >= self.conns.len() {
             self.sweep(now);
             self.since_sweep = 0;
-            self.next_sweep = now + SWEEP_EVERY_US;
+            self.next_sweep = now.saturating_add(SWEEP_EVERY_US);
         }
     }
 
@@ -827,8 +827,11 @@ impl<S: Sink> Core<'_, S> {
             let ids: Arc<[Id]> = Arc::from(flagged_ids);
             let name = origin.unwrap_or_else(|| Arc::from(""));
             for (ip, ttl) in addrs {
-                let until =
-                    if self.opts.honour_ttl { self.ts + (ttl.clamp(60, 86_400) as i64) * 1_000_000 } else { i64::MAX };
+                let until = if self.opts.honour_ttl {
+                    self.ts.saturating_add(ttl.clamp(60, 86_400) as i64 * 1_000_000)
+                } else {
+                    i64::MAX
+                };
                 let r = Resolved { ids: ids.clone(), name: name.clone(), until };
                 if !self.learn_only {
                     self.stats.resolved_derived += 1;

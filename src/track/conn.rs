@@ -137,14 +137,14 @@ impl Limits {
     /// Whether `c` has ended by time `now`.
     pub fn expired(&self, c: &Conn, now: i64) -> Option<End> {
         if let Some(at) = c.closed_at {
-            return (now - at > self.closed_linger_us).then_some(End::Closed);
+            return (now.saturating_sub(at) > self.closed_linger_us).then_some(End::Closed);
         }
         let idle = match c.proto {
             6 => self.tcp_idle_us,
             17 => self.udp_idle_us,
             _ => self.other_idle_us,
         };
-        (now - c.last_us > idle).then_some(End::Timeout)
+        (now.saturating_sub(c.last_us) > idle).then_some(End::Timeout)
     }
 }
 
