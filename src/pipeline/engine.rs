@@ -311,10 +311,16 @@ impl<'m, S: Sink> Engine<'m, S> {
     fn tick(&mut self, now: i64) {
         self.since_sweep += 1;
         if now >= self.next_sweep && self.since_sweep >= self.conns.len() {
-            self.sweep(now);
-            self.since_sweep = 0;
-            self.next_sweep = now.saturating_add(SWEEP_EVERY_US);
+            self.sweep_due(now);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn sweep_due(&mut self, now: i64) {
+        self.sweep(now);
+        self.since_sweep = 0;
+        self.next_sweep = now.saturating_add(SWEEP_EVERY_US);
     }
 
     /// Inspects one captured frame.

@@ -189,25 +189,28 @@ impl std::ops::Deref for Bytes {
 }
 
 /// Set by SIGINT or SIGTERM once [`stop_on_signals`] is armed: the scan stops reading, and
-/// reports (and writes out) what it read before.
-fn stop_flag() -> &'static Arc<std::sync::atomic::AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<std::sync::atomic::AtomicBool>> = std::sync::OnceLock::new();
-    FLAG.get_or_init(Default::default)
-}
+/// reports (and writes out) what it read before. A plain static: every packet reads it.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// True once the scan has been asked to stop.
 #[inline]
 pub fn stopped() -> bool {
-    stop_flag().load(std::sync::atomic::Ordering::Relaxed)
+    STOP.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Makes SIGINT and SIGTERM stop the scan cleanly: the inputs stop being read, the alerts
 /// found so far are written and the summary says where it stopped. A second signal ends the
-/// process at once.
+/// process at once (status 130).
 pub fn stop_on_signals() -> std::io::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop_flag().clone())?;
-        signal_hook::flag::register(sig, stop_flag().clone())?;
+        // SAFETY: the handler only swaps an atomic and may call `_exit`, both async-signal-safe.
+        unsafe {
+            signal_hook::low_level::register(sig, || {
+                if STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    signal_hook::low_level::exit(130);
+                }
+            })?;
+        }
     }
     Ok(())
 }
@@ -362,7 +365,7 @@ impl<S: Sink> Backend for Single<'_, S> {
         let mut n = 0u64;
         let engine = &mut self.engine;
         let shared = capture::SharedMap::new(map, 1);
-        let res = capture::read_mapped(&shared, 0, &stopped, |p| {
+        let res = capture::read_mapped(&shared, 0, stopped, |p| {
             if stopped() {
                 return;
             }

@@ -161,7 +161,7 @@ pub fn read_buffered(
             return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true });
         }
     };
-    walk(reader, &io_error, &|| false, sink)
+    walk(reader, &io_error, || false, sink)
 }
 
 /// Reads every packet of a capture held in memory (a memory-mapped file), handing out slices
@@ -172,7 +172,7 @@ pub fn read_slice(data: &[u8], sink: impl FnMut(Packet<'_>)) -> Result<FileStats
         Ok(r) => r,
         Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
     };
-    walk(Box::new(reader), &Mutex::new(None), &|| false, sink)
+    walk(Box::new(reader), &Mutex::new(None), || false, sink)
 }
 
 /// A memory-mapped capture file and the positions of the readers walking it (one per worker
@@ -229,7 +229,7 @@ impl SharedMap {
 pub fn read_mapped(
     shared: &SharedMap,
     index: usize,
-    stop: &dyn Fn() -> bool,
+    stop: impl Fn() -> bool,
     sink: impl FnMut(Packet<'_>),
 ) -> Result<FileStats, ReadError> {
     /// Marks the reader done however it leaves, so it never holds the others' pages.
@@ -253,7 +253,7 @@ pub fn read_mapped(
 fn walk<'r>(
     mut reader: Box<dyn PcapReaderIterator + Send + 'r>,
     io_error: &Mutex<Option<std::io::Error>>,
-    stop: &dyn Fn() -> bool,
+    stop: impl Fn() -> bool,
     mut sink: impl FnMut(Packet<'_>),
 ) -> Result<FileStats, ReadError> {
     let mut stats = FileStats::default();
