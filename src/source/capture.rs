@@ -211,7 +211,7 @@ impl SharedMap {
             #[cfg(target_os = "linux")]
             let _ = self.map.advise_range(memmap2::Advice::PopulateRead, ahead, RELEASE);
         }
-        let slowest = self.positions.iter().map(|p| p.load(Relaxed)).min().unwrap_or(0).min(len) & !0xfff_usize;
+        let slowest = self.slowest() & !0xfff_usize;
         let from = self.released.load(Acquire);
         if slowest >= from + RELEASE && self.released.compare_exchange(from, slowest, AcqRel, Relaxed).is_ok() {
             // SAFETY: the mapping is read-only and backed by the file, so dropped pages come
@@ -221,8 +221,27 @@ impl SharedMap {
             let _ =
                 unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, slowest - from) };
         }
+        // A reader far ahead of the slowest waits for it: the pages between them stay mapped,
+        // and they would otherwise grow to the whole file. The slowest never waits, so this
+        // ends (a reader that finishes or stops counts as past the end).
+        if self.positions.len() > 1 && pos < len {
+            let mut waited = 0;
+            while pos.saturating_sub(self.slowest()) > MAX_AHEAD && waited < 10_000_000 {
+                std::thread::yield_now();
+                waited += 1;
+            }
+        }
+    }
+
+    /// Where the slowest reader is (the end of the file when all are done).
+    fn slowest(&self) -> usize {
+        let min = self.positions.iter().map(|p| p.load(std::sync::atomic::Ordering::Relaxed)).min().unwrap_or(0);
+        min.min(self.map.len())
     }
 }
+
+/// How far (bytes) a reader of a shared map may run ahead of the slowest one.
+const MAX_AHEAD: usize = 2 * RELEASE;
 
 /// [`read_slice`] over a mapped file, as reader `index` of those sharing it (see [`SharedMap`]).
 /// `stop` is asked before each record: when it says so, the file ends there (without error).
