@@ -362,22 +362,8 @@ impl<S: Sink> Backend for Single<'_, S> {
         parse_text_reporting(&mut self.engine, f, &data, name, |e, r| e.record(r));
     }
     fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64)) {
-        let mut n = 0u64;
-        let engine = &mut self.engine;
-        let shared = capture::SharedMap::new(map, 1);
-        let res = capture::read_mapped(&shared, 0, stopped, |p| {
-            if stopped() {
-                return;
-            }
-            engine.packet(&p);
-            n += p.data.len() as u64 + 16;
-            if p.number % 65536 == 0 {
-                progress(n);
-                n = 0;
-            }
-        });
-        progress(n);
-        if let Err(e) = res {
+        // `drive` maps captures only for workers; one engine reads through a buffer anyway.
+        if let Err(e) = read_stream(&mut self.engine, Box::new(std::io::Cursor::new(map)), progress) {
             self.fatal += usize::from(note_read_error(&mut self.engine, name, &e));
         }
     }
@@ -504,10 +490,9 @@ fn drive(
                 if let Some(map) = map {
                     drop(reader);
                     backend.mapped(map, &name, progress);
-                } else if let Err(e) = backend.stream(reader, &name, progress).map_err(|e| (e, stopped())) {
+                } else if let Err(e) = backend.stream(reader, &name, progress) {
                     // A stream cut short by the stop is not a broken file.
-                    let (e, interrupted) = e;
-                    if interrupted {
+                    if stopped() {
                         continue;
                     }
                     if e.not_a_capture {
