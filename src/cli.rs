@@ -221,14 +221,14 @@ pub enum ExportFormat {
 }
 
 fn load_sets(set: &SetArgs, extra: &[PathBuf]) -> Result<(IndicatorSet, Option<IndicatorSet>), String> {
-    let opts = load::Options { no_default_set: set.no_default_set, strict: set.strict };
+    let opts = load::Options { no_default_set: set.no_default_set, strict: set.strict, ..Default::default() };
     let mut paths = set.indicators.clone();
     paths.extend_from_slice(extra);
     let loaded = load::load_all(&paths, &opts).map_err(|e| e.to_string())?;
     let allow = if set.allow.is_empty() {
         None
     } else {
-        let opts = load::Options { no_default_set: true, strict: set.strict };
+        let opts = load::Options { no_default_set: true, strict: set.strict, ..Default::default() };
         Some(load::load_all(&set.allow, &opts).map_err(|e| e.to_string())?)
     };
     Ok((loaded, allow))
@@ -262,16 +262,8 @@ pub fn run(cli: Cli) -> Result<u8, String> {
 }
 
 fn scan(a: ScanArgs) -> Result<u8, String> {
-    let (set, allow) = load_sets(&a.set, &[])?;
-    report_load_problems(&set);
-    if set.indicators.is_empty() {
-        return Err("no indicators loaded: give --indicators, or drop --no-default-set".into());
-    }
-    let n = set.indicators.len();
-    let mut matcher = Matcher::new(set);
-    if let Some(allow) = allow {
-        matcher = matcher.with_allowlist(allow);
-    }
+    let matcher = compile(&a.set)?;
+    let n = matcher.len();
     let mut inputs = pipeline::expand_inputs(&a.paths)?;
     // The evidence is written in a second pass: standard input is kept in a temporary file.
     let _spool = match (&a.evidence, inputs.iter().position(|p| p.as_os_str() == "-")) {
@@ -351,13 +343,21 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
     })
 }
 
+/// The matcher for `scan` and `collect`: compiled sets are used in place.
 fn compile(set: &SetArgs) -> Result<Matcher, String> {
-    let (loaded, allow) = load_sets(set, &[])?;
+    let opts = load::Options { no_default_set: set.no_default_set, strict: set.strict, ..Default::default() };
+    let (loaded, parts) = crate::matcher::image::load(&set.indicators, &opts).map_err(|e| e.to_string())?;
     report_load_problems(&loaded);
-    if loaded.indicators.is_empty() {
+    let m = Matcher::from_loaded(loaded, parts);
+    if m.is_empty() {
         return Err("no indicators loaded: give --indicators, or drop --no-default-set".into());
     }
-    let m = Matcher::new(loaded);
+    let allow = if set.allow.is_empty() {
+        None
+    } else {
+        let opts = load::Options { no_default_set: true, strict: set.strict, ..Default::default() };
+        Some(load::load_all(&set.allow, &opts).map_err(|e| e.to_string())?)
+    };
     Ok(match allow {
         Some(a) => m.with_allowlist(a),
         None => m,
@@ -416,12 +416,12 @@ fn indicators(c: IndicatorsCommand) -> Result<u8, String> {
             Ok(if errors + warnings == 0 { 0 } else { FOUND })
         }
         IndicatorsCommand::Compile { paths, output, strict } => {
-            let opts = load::Options { no_default_set: true, strict };
+            let opts = load::Options { no_default_set: true, strict, ..Default::default() };
             let loaded = load::load_all(&paths, &opts).map_err(|e| e.to_string())?;
             report_load_problems(&loaded);
             let stamps = crate::indicators::compiled::stamps(&paths).map_err(|e| e.to_string())?;
-            let bytes = crate::indicators::compiled::to_bytes(&loaded, &stamps);
-            std::fs::write(&output, &bytes).map_err(|e| format!("{}: {e}", output.display()))?;
+            let bytes = crate::matcher::image::compile(&loaded, &stamps)?;
+            crate::indicators::compiled::write(&output, &bytes).map_err(|e| format!("{}: {e}", output.display()))?;
             eprintln!(
                 "iocmatch: compiled {} indicators from {} file(s) into {} ({:.1} MB)",
                 loaded.indicators.len(),

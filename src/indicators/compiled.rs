@@ -1,9 +1,11 @@
 //! Compiled sets: `iocmatch indicators compile FEEDS... -o feeds.iocset`.
 //!
-//! Parsing a million-row CSV (refanging, normalising, interning) takes about half a second;
-//! a sensor that restarts or reloads should not pay it. A compiled set is the loaded,
-//! normalised set in a flat binary form: reading it is a bounds-checked walk over one buffer,
-//! then the matcher is built as from any other set.
+//! Parsing a million-row CSV (refanging, normalising, interning) takes about half a second,
+//! and building the matcher's hash tables for it another quarter; a sensor that restarts or
+//! reloads should not pay either. A compiled set is the loaded, normalised set as flat arrays
+//! (fixed-size records and one arena of values) followed by the matcher's own lookup tables
+//! (`matcher::image`), every array aligned, so a scan maps the file and uses it in place: the
+//! cost of start-up is the checksum and a bounds check of every record and table.
 //!
 //! The file carries a version and a checksum of its body (a damaged or foreign file is refused
 //! with a clear error), and the path, size and modification time of every source it was built
@@ -19,7 +21,13 @@ use super::{Indicator, IndicatorSet, Kind, Provenance, RowMeta};
 
 /// First bytes of a compiled set.
 pub const MAGIC: &[u8; 8] = b"IOCSET\0\x01";
-const VERSION: u32 = 1;
+/// 2: records and value arena as flat arrays, plus the matcher's tables (used in place).
+const VERSION: u32 = 2;
+/// Written in native order: a file from a machine of the other byte order is refused.
+const ORDER: u32 = 0x0102_0304;
+const HEADER: usize = 24;
+/// Alignment of every array section, from the start of the file (a mapping starts on a page).
+const ALIGN: usize = 16;
 
 fn checksum(body: &[u8]) -> u64 {
     foldhash::fast::FixedState::with_seed(0x0010_C5E7).hash_one(body)
@@ -61,6 +69,33 @@ pub fn stamps(paths: &[PathBuf]) -> std::io::Result<Vec<SourceStamp>> {
     Ok(out)
 }
 
+/// One indicator as stored: its value is `arena[off..off + len]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Record {
+    pub off: u32,
+    pub len: u32,
+    pub source: u32,
+    pub meta: u32,
+    pub line: u32,
+    pub kind: u8,
+    /// Bit 0: exact (domains); bit 1: `port` is set.
+    pub flags: u8,
+    pub port: u16,
+}
+
+impl Record {
+    pub fn kind(&self) -> Kind {
+        Kind::ALL.get(self.kind as usize).copied().unwrap_or(Kind::Domain)
+    }
+    pub fn exact(&self) -> bool {
+        self.flags & 1 != 0
+    }
+    pub fn port(&self) -> Option<u16> {
+        (self.flags & 2 != 0).then_some(self.port)
+    }
+}
+
 struct W(Vec<u8>);
 
 impl W {
@@ -95,10 +130,20 @@ impl W {
             None => self.u8(0),
         }
     }
+    /// An array section: its length in bytes, padding to [`ALIGN`] (counted from the start of
+    /// the file), then the bytes.
+    fn section(&mut self, bytes: &[u8]) {
+        self.u64(bytes.len() as u64);
+        while !(HEADER + self.0.len()).is_multiple_of(ALIGN) {
+            self.0.push(0);
+        }
+        self.0.extend_from_slice(bytes);
+    }
 }
 
-/// Serialises `set` (built from `sources`) into the compiled form.
-pub fn to_bytes(set: &IndicatorSet, sources: &[SourceStamp]) -> Vec<u8> {
+/// Serialises `set` (built from `sources`) into the compiled form, with `tables`: the
+/// matcher's lookup arrays for it (opaque here, see `matcher::image`).
+pub fn to_bytes(set: &IndicatorSet, sources: &[SourceStamp], tables: &[Vec<u8>]) -> Result<Vec<u8>, String> {
     let mut w = W(Vec::with_capacity(set.indicators.len() * 24 + 4096));
     w.u32(sources.len() as u32);
     for s in sources {
@@ -136,24 +181,53 @@ pub fn to_bytes(set: &IndicatorSet, sources: &[SourceStamp]) -> Vec<u8> {
             w.str(v);
         }
     }
-    w.u32(set.indicators.len() as u32);
+    let mut records = Vec::with_capacity(set.indicators.len());
+    let mut arena = Vec::new();
     for i in &set.indicators {
-        w.u8(i.kind as u8);
-        w.u8(u8::from(i.exact) | (u8::from(i.port.is_some()) << 1));
-        w.0.extend_from_slice(&i.port.unwrap_or(0).to_le_bytes());
-        w.u32(i.source);
-        w.u32(i.meta);
-        w.u32(i.line);
-        w.str(&i.value);
+        let off = u32::try_from(arena.len()).map_err(|_| "indicator values exceed 4 GiB: split the set")?;
+        arena.extend_from_slice(i.value.as_bytes());
+        records.push(Record {
+            off,
+            len: i.value.len() as u32,
+            source: i.source,
+            meta: i.meta,
+            line: i.line,
+            kind: i.kind as u8,
+            flags: u8::from(i.exact) | (u8::from(i.port.is_some()) << 1),
+            port: i.port.unwrap_or(0),
+        });
     }
+    w.u32(records.len() as u32);
+    w.section(bytemuck::cast_slice(&records));
+    w.section(&arena);
+    w.u32(tables.len() as u32);
+    tables.iter().for_each(|t| w.section(t));
     let body = w.0;
-    let mut out = Vec::with_capacity(body.len() + 24);
+    let mut out = Vec::with_capacity(body.len() + HEADER + 8);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&ORDER.to_ne_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
     out.extend_from_slice(&body);
     out.extend_from_slice(&checksum(&body).to_le_bytes());
-    out
+    Ok(out)
+}
+
+/// Writes a compiled set next to `path` and renames it over `path`: a scan that has the old
+/// file mapped keeps reading the old file, never a half-written one.
+pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    // A temporary file is private; a compiled set is as readable as any file written here.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o644);
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 struct R<'a> {
@@ -170,9 +244,6 @@ impl<'a> R<'a> {
     }
     fn u8(&mut self) -> Result<u8, String> {
         Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, String> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap_or_default()))
     }
     fn u32(&mut self) -> Result<u32, String> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default()))
@@ -198,6 +269,165 @@ impl<'a> R<'a> {
         }
         Ok(n)
     }
+    fn section(&mut self) -> Result<&'a [u8], String> {
+        let n = usize::try_from(self.u64()?).map_err(|_| "corrupt section length in compiled set")?;
+        while !(HEADER + self.at).is_multiple_of(ALIGN) {
+            self.take(1)?;
+        }
+        self.take(n)
+    }
+}
+
+/// A compiled set opened in place: what it was built from, its sources and per-row facts
+/// (decoded, they are few), and its arrays as byte slices of the file.
+#[derive(Debug)]
+pub struct View<'a> {
+    pub stamps: Vec<SourceStamp>,
+    pub sources: Vec<Arc<Provenance>>,
+    pub metas: Vec<Arc<RowMeta>>,
+    /// `[Record]`, aligned.
+    pub records: &'a [u8],
+    pub arena: &'a [u8],
+    /// The matcher's tables (see `matcher::image`), aligned.
+    pub tables: Vec<&'a [u8]>,
+}
+
+/// Checks magic, version, byte order, length and checksum; returns the body.
+fn body(bytes: &[u8]) -> Result<&[u8], String> {
+    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+        return Err("not a compiled indicator set".into());
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
+    if version != VERSION {
+        return Err(format!("compiled with format version {version}, this iocmatch reads {VERSION}: compile it again"));
+    }
+    if u32::from_ne_bytes(bytes[12..16].try_into().unwrap_or_default()) != ORDER {
+        return Err("compiled on a machine of the other byte order: compile it again here".into());
+    }
+    let len = u64::from_le_bytes(bytes[16..24].try_into().unwrap_or_default()) as usize;
+    let body = bytes.get(HEADER..HEADER.saturating_add(len)).ok_or("compiled set is truncated")?;
+    let sum = bytes.get(HEADER + len..HEADER + 8 + len).ok_or("compiled set is truncated")?;
+    if checksum(body) != u64::from_le_bytes(sum.try_into().unwrap_or_default()) {
+        return Err("compiled set is damaged (checksum mismatch): compile it again".into());
+    }
+    Ok(body)
+}
+
+/// Opens a compiled set, checking magic, version, byte order, length, checksum and every
+/// record. The array sections are aligned when `bytes` starts on a 16-byte boundary (a
+/// mapping does); `file` names the set in provenance that has no file of its own.
+pub fn open<'a>(bytes: &'a [u8], file: &str) -> Result<View<'a>, String> {
+    let mut r = R { b: body(bytes)?, at: 0 };
+    let mut stamps = Vec::new();
+    for _ in 0..r.count()? {
+        let path = PathBuf::from(r.str()?);
+        let size = r.u64()?;
+        let lo = r.u64()? as u128;
+        let hi = r.u64()? as u128;
+        stamps.push(SourceStamp { path, size, mtime_ns: hi << 64 | lo });
+    }
+    let mut sources = Vec::new();
+    for _ in 0..r.count()? {
+        let (s, title, publisher) = (r.str()?, r.str()?, r.str()?);
+        let (date, url, actor, entity) = (r.opt_str()?, r.opt_str()?, r.opt_str()?, r.opt_str()?);
+        let tags = (0..r.count()?).map(|_| r.str().map(String::from)).collect::<Result<Vec<_>, _>>()?;
+        let orig_file = r.str()?;
+        let format = match r.str()? {
+            "csv" => "csv",
+            "plain" => "plain",
+            "zeek-intel" => "zeek-intel",
+            "stix" => "stix",
+            "misp-json" => "misp-json",
+            "misp-csv" => "misp-csv",
+            _ => "compiled",
+        };
+        sources.push(Arc::new(Provenance {
+            set: s.into(),
+            title: title.into(),
+            publisher: publisher.into(),
+            date: date.map(String::from),
+            url: url.map(String::from),
+            actor: actor.map(String::from),
+            entity: entity.map(String::from),
+            tags,
+            file: if orig_file.is_empty() { file.to_string() } else { orig_file.to_string() },
+            format,
+        }));
+    }
+    let mut metas = Vec::new();
+    for _ in 0..r.count()? {
+        let mut m = RowMeta {
+            first_seen: r.opt_i64()?,
+            last_seen: r.opt_i64()?,
+            valid_from: r.opt_i64()?,
+            valid_until: r.opt_i64()?,
+            role: r.opt_str()?.map(Arc::from),
+            confidence: r.opt_str()?.map(Arc::from),
+            ..RowMeta::default()
+        };
+        for _ in 0..r.count()? {
+            m.tags.push(Arc::from(r.str()?));
+        }
+        for _ in 0..r.count()? {
+            m.extra.push((Arc::from(r.str()?), Arc::from(r.str()?)));
+        }
+        metas.push(Arc::new(m));
+    }
+    let n = r.u32()? as usize;
+    let records = r.section()?;
+    if records.len() != n * std::mem::size_of::<Record>() {
+        return Err("corrupt record table in compiled set".into());
+    }
+    let arena = r.section()?;
+    let mut tables = Vec::new();
+    for _ in 0..r.count()? {
+        tables.push(r.section()?);
+    }
+    let view = View { stamps, sources, metas, records, arena, tables };
+    view.check_records()?;
+    Ok(view)
+}
+
+impl View<'_> {
+    /// The records, when the bytes are aligned for them (a mapping is).
+    pub fn records(&self) -> Option<&[Record]> {
+        bytemuck::try_cast_slice(self.records).ok()
+    }
+
+    /// Every record points into the arena at whole UTF-8 text, and at a source and facts that
+    /// exist: after this, reading a record cannot fail.
+    fn check_records(&self) -> Result<(), String> {
+        let copy;
+        let recs: &[Record] = match self.records() {
+            Some(r) => r,
+            None => {
+                copy = bytemuck::pod_collect_to_vec::<u8, Record>(self.records);
+                &copy
+            }
+        };
+        let arena = std::str::from_utf8(self.arena).map_err(|_| "invalid text in compiled set")?;
+        for r in recs {
+            let end = r.off as usize + r.len as usize;
+            let ok = end <= arena.len()
+                && arena.is_char_boundary(r.off as usize)
+                && arena.is_char_boundary(end)
+                && (r.source as usize) < self.sources.len()
+                && (r.meta as usize) < self.metas.len()
+                && (r.kind as usize) < Kind::ALL.len();
+            if !ok {
+                return Err("corrupt record in compiled set".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of a record (checked by `open`).
+    pub fn value<'b>(arena: &'b [u8], r: &Record) -> &'b str {
+        arena
+            .get(r.off as usize..r.off as usize + r.len as usize)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
 }
 
 /// A compiled set read back: the indicators and the sources they were built from.
@@ -216,110 +446,42 @@ pub fn from_bytes(bytes: &[u8], file: &str) -> Result<Compiled, String> {
 
 /// Reads a compiled set (checking magic, version, length and checksum) and appends its
 /// indicators to `set`, unless `use_it` (shown the sources it was built from) says no.
-/// Returns those sources.
+/// Returns those sources. This copies every indicator; a scan uses the file in place instead
+/// (`matcher::image`).
 pub fn append(
     bytes: &[u8],
     file: &str,
     set: &mut IndicatorSet,
     use_it: impl FnOnce(&[SourceStamp]) -> bool,
 ) -> Result<Vec<SourceStamp>, String> {
-    if bytes.len() < 20 || &bytes[..8] != MAGIC {
-        return Err("not a compiled indicator set".into());
-    }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
-    if version != VERSION {
-        return Err(format!("compiled with format version {version}, this iocmatch reads {VERSION}: compile it again"));
-    }
-    let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap_or_default()) as usize;
-    let body = bytes.get(20..20usize.saturating_add(len)).ok_or("compiled set is truncated")?;
-    let sum = bytes.get(20 + len..28 + len).ok_or("compiled set is truncated")?;
-    if checksum(body) != u64::from_le_bytes(sum.try_into().unwrap_or_default()) {
-        return Err("compiled set is damaged (checksum mismatch): compile it again".into());
-    }
-    let mut r = R { b: body, at: 0 };
-    let mut sources = Vec::new();
-    for _ in 0..r.count()? {
-        let path = PathBuf::from(r.str()?);
-        let size = r.u64()?;
-        let lo = r.u64()? as u128;
-        let hi = r.u64()? as u128;
-        sources.push(SourceStamp { path, size, mtime_ns: hi << 64 | lo });
-    }
-    if !use_it(&sources) {
-        return Ok(sources);
+    let view = open(bytes, file)?;
+    if !use_it(&view.stamps) {
+        return Ok(view.stamps);
     }
     let src_base = set.sources.len() as u32;
-    for _ in 0..r.count()? {
-        let (s, title, publisher) = (r.str()?, r.str()?, r.str()?);
-        let (date, url, actor, entity) = (r.opt_str()?, r.opt_str()?, r.opt_str()?, r.opt_str()?);
-        let tags = (0..r.count()?).map(|_| r.str().map(String::from)).collect::<Result<Vec<_>, _>>()?;
-        let orig_file = r.str()?;
-        let format = match r.str()? {
-            "csv" => "csv",
-            "plain" => "plain",
-            "zeek-intel" => "zeek-intel",
-            "stix" => "stix",
-            "misp-json" => "misp-json",
-            "misp-csv" => "misp-csv",
-            _ => "compiled",
-        };
-        set.add_source(Provenance {
-            set: s.into(),
-            title: title.into(),
-            publisher: publisher.into(),
-            date: date.map(String::from),
-            url: url.map(String::from),
-            actor: actor.map(String::from),
-            entity: entity.map(String::from),
-            tags,
-            file: if orig_file.is_empty() { file.to_string() } else { orig_file.to_string() },
-            format,
-        });
+    for p in &view.sources {
+        set.add_source(Provenance::clone(p));
     }
-    let n_metas = r.count()?;
     let fresh = set.metas.is_empty();
-    let mut remap: Vec<u32> = Vec::with_capacity(n_metas);
-    for _ in 0..n_metas {
-        let mut m = RowMeta {
-            first_seen: r.opt_i64()?,
-            last_seen: r.opt_i64()?,
-            valid_from: r.opt_i64()?,
-            valid_until: r.opt_i64()?,
-            role: r.opt_str()?.map(Arc::from),
-            confidence: r.opt_str()?.map(Arc::from),
-            ..RowMeta::default()
-        };
-        for _ in 0..r.count()? {
-            m.tags.push(Arc::from(r.str()?));
-        }
-        for _ in 0..r.count()? {
-            m.extra.push((Arc::from(r.str()?), Arc::from(r.str()?)));
-        }
-        remap.push(if fresh { set.push_meta(m) } else { set.intern_meta(m) });
-    }
-    let n = r.count()?;
-    set.indicators.reserve_exact(n);
-    for _ in 0..n {
-        let kind = *Kind::ALL.get(r.u8()? as usize).ok_or("unknown indicator kind in compiled set")?;
-        let flags = r.u8()?;
-        let port = r.u16()?;
-        let (source, meta, line) = (r.u32()?, r.u32()?, r.u32()?);
-        let source = source.checked_add(src_base).filter(|s| (*s as usize) < set.sources.len());
-        let (Some(source), Some(&meta)) = (source, remap.get(meta as usize)) else {
-            return Err("corrupt reference in compiled set".into());
-        };
-        let value = r.str()?;
+    let remap: Vec<u32> = view
+        .metas
+        .iter()
+        .map(|m| if fresh { set.push_meta(RowMeta::clone(m)) } else { set.intern_meta(RowMeta::clone(m)) })
+        .collect();
+    let recs = bytemuck::pod_collect_to_vec::<u8, Record>(view.records);
+    set.indicators.reserve_exact(recs.len());
+    for r in &recs {
         set.indicators.push(Indicator {
-            value: value.into(),
-            kind,
-            exact: flags & 1 != 0,
-            port: (flags & 2 != 0).then_some(port),
-            source,
-            meta,
-            line,
+            value: View::value(view.arena, r).into(),
+            kind: r.kind(),
+            exact: r.exact(),
+            port: r.port(),
+            source: r.source + src_base,
+            meta: remap[r.meta as usize],
+            line: r.line,
         });
     }
-    Ok(sources)
+    Ok(view.stamps)
 }
 
 #[cfg(test)]
@@ -337,7 +499,7 @@ mod tests {
             Provenance::default(),
             &mut set,
         );
-        let bytes = to_bytes(&set, &[]);
+        let bytes = to_bytes(&set, &[], &[]).unwrap();
         let back = from_bytes(&bytes, "f.iocset").unwrap().set;
         assert_eq!(back.indicators, set.indicators);
         assert_eq!(back.metas, set.metas);

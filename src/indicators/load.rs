@@ -40,6 +40,9 @@ pub struct Options {
     pub no_default_set: bool,
     /// Stop at the first bad record instead of skipping it.
     pub strict: bool,
+    /// Leave uncompressed compiled sets out of the set, listed in [`IndicatorSet::to_map`],
+    /// for the matcher to use in place (`matcher::image::resolve`) rather than copy.
+    pub map_compiled: bool,
 }
 
 /// A failure that stops loading (an unreadable file, or any bad record under `--strict`).
@@ -156,8 +159,18 @@ pub fn detect(name: &str, text: &str) -> Format {
     Format::Plain
 }
 
+/// True when the file starts with a compiled set's magic (so is not compressed).
+pub fn is_compiled(path: &Path) -> bool {
+    let mut head = [0u8; 8];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == compiled::MAGIC
+}
+
 fn load_file(path: &Path, set: &mut IndicatorSet, opts: &Options) -> Result<(), LoadError> {
     let shown = path.display().to_string();
+    if opts.map_compiled && is_compiled(path) {
+        set.to_map.push(path.to_path_buf());
+        return Ok(());
+    }
     let bytes = read_maybe_compressed(path).map_err(|e| LoadError(format!("{shown}: cannot read: {e}")))?;
     let file: Arc<str> = Arc::from(shown.as_str());
     if bytes.starts_with(compiled::MAGIC) {
@@ -221,9 +234,9 @@ fn load_file(path: &Path, set: &mut IndicatorSet, opts: &Options) -> Result<(), 
 }
 
 /// A compiled set: used as is, unless a source changed since it was compiled; then the
-/// sources are loaded and the compiled file rewritten.
+/// sources are loaded instead (a scan, which builds the matcher's tables, also rewrites it).
 fn load_compiled(
-    path: &Path,
+    _path: &Path,
     bytes: &[u8],
     file: &Arc<str>,
     set: &mut IndicatorSet,
@@ -236,6 +249,20 @@ fn load_compiled(
     })
     .map_err(|e| LoadError(format!("{file}: {e}")))?;
     let Some(changed) = changed else { return Ok(()) };
+    let (fresh, _) = load_sources(file, &changed, &stamps, set, opts)?;
+    set.extend(fresh);
+    Ok(())
+}
+
+/// The sources of a compiled set in which `changed` changed: warns on `set`, and returns the
+/// sources loaded into a new set, with the paths that still exist.
+pub fn load_sources(
+    file: &Arc<str>,
+    changed: &Path,
+    stamps: &[compiled::SourceStamp],
+    set: &mut IndicatorSet,
+    opts: &Options,
+) -> Result<(IndicatorSet, Vec<PathBuf>), LoadError> {
     let sources: Vec<PathBuf> = stamps.iter().map(|s| s.path.clone()).filter(|p| p.exists()).collect();
     set.warn(
         file,
@@ -243,15 +270,11 @@ fn load_compiled(
         format!("{} changed since this set was compiled: loading the sources instead", changed.display()),
     );
     let mut fresh = IndicatorSet::new();
+    let opts = Options { map_compiled: false, ..opts.clone() };
     for p in &sources {
-        load_path(p, &mut fresh, opts)?;
+        load_path(p, &mut fresh, &opts)?;
     }
-    match compiled::stamps(&sources).and_then(|st| std::fs::write(path, compiled::to_bytes(&fresh, &st))) {
-        Ok(()) => set.note(file, "compiled set rebuilt from its sources".into()),
-        Err(e) => set.warn(file, None, format!("could not rewrite the compiled set: {e}")),
-    }
-    set.extend(fresh);
-    Ok(())
+    Ok((fresh, sources))
 }
 
 /// `NAME.csv` -> `NAME.manifest.json`.

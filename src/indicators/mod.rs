@@ -273,6 +273,8 @@ pub struct IndicatorSet {
     /// Hashes of the texts loaded, so the same document given twice (say, `indicators/` on
     /// top of the built-in sets) is loaded once.
     texts: std::collections::HashSet<u64>,
+    /// Compiled sets left to be used in place (see [`load::Options::map_compiled`]).
+    pub to_map: Vec<std::path::PathBuf>,
 }
 
 /// How much of a rejected value a diagnostic quotes.
@@ -403,7 +405,9 @@ impl IndicatorSet {
             let texts = std::mem::take(&mut self.texts);
             let diagnostics = std::mem::take(&mut self.diagnostics);
             let (skipped, ignored) = (self.skipped, self.ignored);
+            let to_map = std::mem::take(&mut self.to_map);
             *self = other;
+            self.to_map.splice(0..0, to_map);
             self.texts.extend(texts);
             let mut d = diagnostics;
             d.append(&mut self.diagnostics);
@@ -424,6 +428,7 @@ impl IndicatorSet {
             self.indicators.push(i);
         }
         self.diagnostics.extend(other.diagnostics);
+        self.to_map.extend(other.to_map);
         self.skipped += other.skipped;
         self.ignored += other.ignored;
     }

@@ -10,8 +10,10 @@
 
 use std::collections::HashMap;
 
+use super::slab::Slab;
+
 /// Integer keys for the range table (u32 for IPv4, u128 for IPv6).
-pub trait Key: Copy + Ord + Eq + std::hash::Hash + std::fmt::Debug {
+pub trait Key: Copy + Ord + Eq + std::hash::Hash + std::fmt::Debug + bytemuck::Pod {
     const MIN: Self;
     const MAX: Self;
     fn succ(self) -> Self;
@@ -54,15 +56,27 @@ const NO_LIST: u32 = u32::MAX;
 #[derive(Debug)]
 pub struct RangeTable<K: Key> {
     /// Segment starts, sorted; `starts[0] == K::MIN`.
-    starts: Vec<K>,
+    starts: Slab<K>,
     /// Per segment: index into `spans`, or `NO_LIST`.
-    lists: Vec<u32>,
-    /// `(offset, len)` into `pool`.
-    spans: Vec<(u32, u32)>,
+    lists: Slab<u32>,
+    /// `[offset, len]` into `pool`.
+    spans: Slab<[u32; 2]>,
     /// Values (chain heads) of the covering networks, outermost first.
-    pool: Vec<u32>,
-    /// `bucket[b]` = number of starts below `b << shift`, for b in 0..=65536.
+    pool: Slab<u32>,
+    /// `bucket[b]` = number of starts below `b << shift`, for b in 0..=65536 (not stored in a
+    /// compiled set: rebuilding it is also the check that `starts` is sorted).
     bucket: Vec<u32>,
+}
+
+/// Starts, lists, spans and pool of a [`RangeTable`], borrowed.
+pub type ArraySlices<'a, K> = (&'a [K], &'a [u32], &'a [[u32; 2]], &'a [u32]);
+
+/// The arrays of a [`RangeTable`], for writing into a compiled set and reading back.
+pub struct Arrays<K: Key> {
+    pub starts: Slab<K>,
+    pub lists: Slab<u32>,
+    pub spans: Slab<[u32; 2]>,
+    pub pool: Slab<u32>,
 }
 
 impl<K: Key> RangeTable<K> {
@@ -70,22 +84,22 @@ impl<K: Key> RangeTable<K> {
     /// distinct and laminar (true of CIDRs).
     pub fn build(mut nets: Vec<(K, K, u32)>) -> Self {
         nets.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        let mut t = RangeTable {
-            starts: vec![K::MIN],
-            lists: vec![NO_LIST],
-            spans: Vec::new(),
-            pool: Vec::new(),
-            bucket: Vec::new(),
-        };
+        struct T<K> {
+            starts: Vec<K>,
+            lists: Vec<u32>,
+            spans: Vec<[u32; 2]>,
+            pool: Vec<u32>,
+        }
+        let mut t = T { starts: vec![K::MIN], lists: vec![NO_LIST], spans: Vec::new(), pool: Vec::new() };
         let mut interned: HashMap<Vec<u32>, u32> = HashMap::new();
         let mut stack: Vec<(K, u32)> = Vec::new(); // (last, value)
-        let mut emit = |t: &mut RangeTable<K>, at: K, stack: &[(K, u32)]| {
+        let mut emit = |t: &mut T<K>, at: K, stack: &[(K, u32)]| {
             let list = if stack.is_empty() {
                 NO_LIST
             } else {
                 let vals: Vec<u32> = stack.iter().map(|s| s.1).collect();
                 *interned.entry(vals).or_insert_with_key(|vals| {
-                    t.spans.push((t.pool.len() as u32, vals.len() as u32));
+                    t.spans.push([t.pool.len() as u32, vals.len() as u32]);
                     t.pool.extend_from_slice(vals);
                     (t.spans.len() - 1) as u32
                 })
@@ -114,16 +128,37 @@ impl<K: Key> RangeTable<K> {
             }
             emit(&mut t, top_last.succ(), &stack);
         }
-        t.bucket = (0..=65536usize)
-            .map(|b| {
-                if b == 65536 {
-                    t.starts.len() as u32
-                } else {
-                    t.starts.partition_point(|s| *s < K::from_top16(b)) as u32
-                }
-            })
-            .collect();
-        t
+        RangeTable {
+            bucket: buckets(&t.starts),
+            starts: Slab::owned(t.starts),
+            lists: Slab::owned(t.lists),
+            spans: Slab::owned(t.spans),
+            pool: Slab::owned(t.pool),
+        }
+    }
+
+    /// Adopts arrays from a compiled set after checking everything a lookup relies on: starts
+    /// strictly increasing from `K::MIN`, one list per segment, spans inside the pool, and
+    /// values below `limit`.
+    pub fn from_arrays(a: Arrays<K>, limit: u32) -> Result<Self, String> {
+        let bad = |what: &str| Err(format!("corrupt network table in compiled set ({what})"));
+        if a.starts.first() != Some(&K::MIN) || a.starts.windows(2).any(|w| w[0] >= w[1]) {
+            return bad("segments out of order");
+        }
+        if a.lists.len() != a.starts.len() || a.lists.iter().any(|&l| l != NO_LIST && l as usize >= a.spans.len()) {
+            return bad("segment lists");
+        }
+        if a.spans.iter().any(|&[o, n]| o as usize + n as usize > a.pool.len()) {
+            return bad("spans");
+        }
+        if a.pool.iter().any(|&v| v >= limit) {
+            return bad("ids");
+        }
+        Ok(RangeTable { bucket: buckets(&a.starts), starts: a.starts, lists: a.lists, spans: a.spans, pool: a.pool })
+    }
+
+    pub fn arrays(&self) -> ArraySlices<'_, K> {
+        (&self.starts, &self.lists, &self.spans, &self.pool)
     }
 
     /// Values of every network that covers `x`, outermost first.
@@ -137,8 +172,8 @@ impl<K: Key> RangeTable<K> {
         match self.lists[idx] {
             NO_LIST => &[],
             l => {
-                let (o, n) = self.spans[l as usize];
-                &self.pool[o as usize..(o + n) as usize]
+                let [o, n] = self.spans[l as usize];
+                &self.pool[o as usize..o as usize + n as usize]
             }
         }
     }
@@ -149,12 +184,21 @@ impl<K: Key> RangeTable<K> {
 
     /// Heap bytes used.
     pub fn heap_bytes(&self) -> usize {
-        self.starts.capacity() * std::mem::size_of::<K>()
-            + self.lists.capacity() * 4
-            + self.spans.capacity() * 8
-            + self.pool.capacity() * 4
+        self.starts.heap_bytes()
+            + self.lists.heap_bytes()
+            + self.spans.heap_bytes()
+            + self.pool.heap_bytes()
             + self.bucket.capacity() * 4
     }
+}
+
+/// `bucket[b]` = number of starts below `b << shift`, for b in 0..=65536.
+fn buckets<K: Key>(starts: &[K]) -> Vec<u32> {
+    (0..=65536usize)
+        .map(
+            |b| if b == 65536 { starts.len() as u32 } else { starts.partition_point(|s| *s < K::from_top16(b)) as u32 },
+        )
+        .collect()
 }
 
 /// First and last address of a prefix.

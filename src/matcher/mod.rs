@@ -13,46 +13,32 @@
 //! Indicators with the same key (one address listed by two advisories, or twice with different
 //! roles) are chained through `next`, so a map holds one `u32` per key and every row is reported.
 
+pub mod flat;
+pub mod image;
 pub mod ip;
+mod slab;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
-use crate::indicators::{Indicator, IndicatorSet, Kind};
+use crate::indicators::compiled::{Record, View};
+use crate::indicators::{Indicator, IndicatorSet, Kind, Provenance, RowMeta};
+use flat::{FlatMap, HashSlot, V4Slot, V6Slot};
 use ip::RangeTable;
+use slab::Slab;
 
-/// Index of an indicator in [`Matcher::set`].
+/// Index of an indicator in the matcher (see [`Matcher::indicator`]).
 pub type Id = u32;
 const END: u32 = u32::MAX;
-/// Set on an address-map value whose chain is one indicator without a port: a hit then
-/// needs no further memory access (the common case, and a cache miss saved per hit).
+/// Set on a table value whose chain is one indicator that needs no check on a hit (an address
+/// without a port, a domain that matches subdomains too): a hit then needs no further memory
+/// access (the common case, and a cache miss saved per hit).
 const SINGLE: u32 = 1 << 31;
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
-
-/// A hasher for keys that are already hashes.
-#[derive(Clone, Copy, Default)]
-struct PreHashed;
-#[derive(Default)]
-struct PreHasher(u64);
-impl std::hash::Hasher for PreHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("PreHashed maps take u64 keys only")
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-impl BuildHasher for PreHashed {
-    type Hasher = PreHasher;
-    fn build_hasher(&self) -> PreHasher {
-        PreHasher(0)
-    }
-}
+/// Ids stay below this (the top bit is [`SINGLE`], and `u32::MAX` marks a free table slot).
+pub const MAX_INDICATORS: usize = (SINGLE - 1) as usize;
 
 const SEED: u64 = 0x243F_6A88_85A3_08D3;
 
@@ -60,119 +46,200 @@ fn str_key(kind: Kind, s: &str) -> u64 {
     foldhash::fast::FixedState::with_seed(SEED ^ kind as u64).hash_one(s)
 }
 
-/// The compiled set.
+/// The compiled set: one part per compiled file used in place, and one built here for
+/// everything else (the built-in sets, text files).
 pub struct Matcher {
-    set: IndicatorSet,
-    next: Vec<Id>,
-    v4: FastMap<u32, Id>,
-    v6: FastMap<u128, Id>,
-    cidr4: RangeTable<u32>,
-    cidr6: RangeTable<u128>,
-    /// Domains and hashes, keyed by [`str_key`].
-    strings: HashMap<u64, Id, PreHashed>,
+    parts: Vec<Part>,
+    len: usize,
     /// Fewest labels of any domain indicator: shorter suffixes are never probed.
     min_labels: usize,
-    /// URL indicators as `host/path` patterns (port dropped), searched with Aho-Corasick so
-    /// one pass over a request URL finds every indicator, including on subdomains.
-    urls: Option<UrlTable>,
     allow: Option<Box<Matcher>>,
 }
 
 impl std::fmt::Debug for Matcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Matcher").field("indicators", &self.set.indicators.len()).finish()
+        f.debug_struct("Matcher").field("indicators", &self.len).field("parts", &self.parts.len()).finish()
     }
 }
 
-fn parse_net(v: &str) -> Option<ipnet::IpNet> {
-    v.parse().ok()
+/// A block of indicators and their lookup tables; its ids are `base..base + len` in the matcher.
+pub struct Part {
+    base: Id,
+    store: Store,
+    t: Tables,
+    /// URL indicators as `host/path` patterns (port dropped), searched with Aho-Corasick so
+    /// one pass over a request URL finds every indicator, including on subdomains.
+    urls: Option<UrlTable>,
 }
 
-impl Matcher {
-    /// Compiles `set`. Values were normalised by the loaders, so they parse here.
-    pub fn new(set: IndicatorSet) -> Matcher {
+/// Where a part's indicators live.
+enum Store {
+    Owned(IndicatorSet),
+    Mapped(Mapped),
+}
+
+/// The indicators of a compiled set, read in place.
+struct Mapped {
+    recs: Slab<Record>,
+    arena: Slab<u8>,
+    sources: Vec<Arc<Provenance>>,
+    metas: Vec<Arc<RowMeta>>,
+}
+
+impl Store {
+    fn len(&self) -> usize {
+        match self {
+            Store::Owned(s) => s.indicators.len(),
+            Store::Mapped(m) => m.recs.len(),
+        }
+    }
+    #[inline]
+    fn port(&self, i: u32) -> Option<u16> {
+        match self {
+            Store::Owned(s) => s.indicators[i as usize].port,
+            Store::Mapped(m) => m.recs[i as usize].port(),
+        }
+    }
+    /// Kind, value and exactness (for checks on hits that share a table key).
+    fn key_of(&self, i: u32) -> (Kind, &str, bool) {
+        match self {
+            Store::Owned(s) => {
+                let ind = &s.indicators[i as usize];
+                (ind.kind, &ind.value, ind.exact)
+            }
+            Store::Mapped(m) => {
+                let r = &m.recs[i as usize];
+                (r.kind(), View::value(&m.arena, r), r.exact())
+            }
+        }
+    }
+    fn indicator(&self, i: u32) -> Cow<'_, Indicator> {
+        match self {
+            Store::Owned(s) => Cow::Borrowed(&s.indicators[i as usize]),
+            Store::Mapped(m) => {
+                let r = &m.recs[i as usize];
+                Cow::Owned(Indicator {
+                    value: View::value(&m.arena, r).into(),
+                    kind: r.kind(),
+                    exact: r.exact(),
+                    port: r.port(),
+                    source: r.source,
+                    meta: r.meta,
+                    line: r.line,
+                })
+            }
+        }
+    }
+    fn sources(&self) -> &[Arc<Provenance>] {
+        match self {
+            Store::Owned(s) => &s.sources,
+            Store::Mapped(m) => &m.sources,
+        }
+    }
+    fn metas(&self) -> &[Arc<RowMeta>] {
+        match self {
+            Store::Owned(s) => &s.metas,
+            Store::Mapped(m) => &m.metas,
+        }
+    }
+    fn source_of(&self, i: u32) -> u32 {
+        match self {
+            Store::Owned(s) => s.indicators[i as usize].source,
+            Store::Mapped(m) => m.recs[i as usize].source,
+        }
+    }
+    fn meta_of(&self, i: u32) -> u32 {
+        match self {
+            Store::Owned(s) => s.indicators[i as usize].meta,
+            Store::Mapped(m) => m.recs[i as usize].meta,
+        }
+    }
+}
+
+/// The lookup tables of a part (written into compiled sets as they are, see [`image`]).
+pub struct Tables {
+    /// Chains of ids sharing a key: `next[id]` is an older id (always smaller) or `END`.
+    next: Slab<u32>,
+    v4: FlatMap<V4Slot>,
+    v6: FlatMap<V6Slot>,
+    /// Domains and hashes, keyed by [`str_key`].
+    strings: FlatMap<HashSlot>,
+    cidr4: RangeTable<u32>,
+    cidr6: RangeTable<u128>,
+    /// Fewest labels of any domain indicator (`u32::MAX`: none).
+    min_labels: u32,
+    /// Bit `k` set when some indicator is of kind `Kind::ALL[k]`.
+    kinds: u32,
+    /// The URL indicators, in id order (their table is rebuilt on load).
+    url_ids: Slab<u32>,
+}
+
+impl Tables {
+    /// Builds the tables of `set`. Values were normalised by the loaders, so they parse here.
+    pub fn build(set: &IndicatorSet) -> Tables {
         let n = set.indicators.len();
-        let mut m = Matcher {
-            next: vec![END; n],
-            v4: FastMap::default(),
-            v6: FastMap::default(),
-            cidr4: RangeTable::build(Vec::new()),
-            cidr6: RangeTable::build(Vec::new()),
-            strings: HashMap::with_hasher(PreHashed),
-            urls: None,
-            allow: None,
-            min_labels: usize::MAX,
-            set: IndicatorSet::new(),
-        };
+        let mut next = vec![END; n];
         let counts = set.counts_by_kind();
         let count = |k: Kind| counts.iter().find(|c| c.0 == k).map(|c| c.1).unwrap_or(0);
-        m.v4.reserve(count(Kind::Ipv4));
-        m.strings.reserve(
+        let mut v4 = flat::Builder::<V4Slot>::with_capacity(count(Kind::Ipv4));
+        let mut v6 = flat::Builder::<V6Slot>::with_capacity(count(Kind::Ipv6));
+        let mut strings = flat::Builder::<HashSlot>::with_capacity(
             count(Kind::Domain) + count(Kind::Sha1Cert) + count(Kind::Sha256Cert) + count(Kind::Ja3) + count(Kind::Ja4),
         );
-        let mut url_heads: Vec<Id> = Vec::new();
-        let mut nets4: FastMap<(u32, u8), Id> = FastMap::default();
-        let mut nets6: FastMap<(u128, u8), Id> = FastMap::default();
-        fn chain<K: std::hash::Hash + Eq, S: BuildHasher>(
-            map: &mut HashMap<K, Id, S>,
-            next: &mut [Id],
-            key: K,
-            id: Id,
-        ) {
-            match map.entry(key) {
-                std::collections::hash_map::Entry::Occupied(mut e) => {
-                    next[id as usize] = *e.get();
-                    e.insert(id);
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(id);
-                }
-            }
-        }
+        let mut url_ids: Vec<Id> = Vec::new();
+        // Networks listed more than once are chained like addresses.
+        let mut nets4: HashMap<(u32, u8), Id> = HashMap::new();
+        let mut nets6: HashMap<(u128, u8), Id> = HashMap::new();
+        let mut min_labels = u32::MAX;
+        let mut kinds = 0u32;
         for (i, ind) in set.indicators.iter().enumerate() {
             let id = i as Id;
+            kinds |= 1 << ind.kind as u32;
             match ind.kind {
                 Kind::Ipv4 | Kind::Ipv6 => match ind.value.parse::<IpAddr>() {
-                    Ok(IpAddr::V4(a)) => chain(&mut m.v4, &mut m.next, u32::from(a), id),
-                    Ok(IpAddr::V6(a)) => chain(&mut m.v6, &mut m.next, u128::from(a), id),
+                    Ok(IpAddr::V4(a)) => v4.insert(u32::from(a), id, &mut next),
+                    Ok(IpAddr::V6(a)) => v6.insert(u128::from(a), id, &mut next),
                     Err(_) => debug_assert!(false, "unnormalised address {}", ind.value),
                 },
-                Kind::Cidr => match parse_net(&ind.value) {
-                    Some(ipnet::IpNet::V4(n)) => {
-                        chain(&mut nets4, &mut m.next, (u32::from(n.network()), n.prefix_len()), id)
+                Kind::Cidr => match ind.value.parse::<ipnet::IpNet>() {
+                    Ok(ipnet::IpNet::V4(n)) => {
+                        if let Some(old) = nets4.insert((u32::from(n.network()), n.prefix_len()), id) {
+                            next[i] = old;
+                        }
                     }
-                    Some(ipnet::IpNet::V6(n)) => {
-                        chain(&mut nets6, &mut m.next, (u128::from(n.network()), n.prefix_len()), id)
+                    Ok(ipnet::IpNet::V6(n)) => {
+                        if let Some(old) = nets6.insert((u128::from(n.network()), n.prefix_len()), id) {
+                            next[i] = old;
+                        }
                     }
-                    None => debug_assert!(false, "unnormalised network {}", ind.value),
+                    Err(_) => debug_assert!(false, "unnormalised network {}", ind.value),
                 },
-                Kind::Url => url_heads.push(id),
+                Kind::Url => url_ids.push(id),
                 k => {
                     if k == Kind::Domain {
-                        m.min_labels = m.min_labels.min(ind.value.split('.').count());
+                        min_labels = min_labels.min(ind.value.split('.').count() as u32);
                     }
-                    chain(&mut m.strings, &mut m.next, str_key(k, &ind.value), id)
+                    strings.insert(str_key(k, &ind.value), id, &mut next)
                 }
             }
         }
-        let single = |head: &mut Id, next: &[Id], inds: &[Indicator]| {
-            if next[*head as usize] == END && inds[*head as usize].port.is_none() {
-                *head |= SINGLE;
-            }
-        };
-        m.urls = UrlTable::build(&url_heads, &set.indicators, &mut m.next);
-        m.v4.values_mut().for_each(|h| single(h, &m.next, &set.indicators));
-        m.v6.values_mut().for_each(|h| single(h, &m.next, &set.indicators));
+        // URL ids sharing a pattern are chained when the URL table is built.
+        UrlTable::chain(&url_ids, |id| set.indicators[id as usize].value.as_ref(), &mut next);
+        let inds = &set.indicators;
+        v4.map_values(|h| if next[h as usize] == END && inds[h as usize].port.is_none() { h | SINGLE } else { h });
+        v6.map_values(|h| if next[h as usize] == END && inds[h as usize].port.is_none() { h | SINGLE } else { h });
         // A domain key with one indicator that matches subdomains too needs no check of the
         // indicator on a hit: the 64-bit key is trusted (a false match needs a collision of
         // foldhash over the domain names, about n / 2^64 per probe).
-        m.strings.values_mut().for_each(|h| {
-            let ind = &set.indicators[*h as usize];
-            if m.next[*h as usize] == END && ind.kind == Kind::Domain && !ind.exact {
-                *h |= SINGLE;
+        strings.map_values(|h| {
+            let ind = &inds[h as usize];
+            if next[h as usize] == END && ind.kind == Kind::Domain && !ind.exact {
+                h | SINGLE
+            } else {
+                h
             }
         });
-        m.cidr4 = RangeTable::build(
+        let cidr4 = RangeTable::build(
             nets4
                 .into_iter()
                 .map(|((a, l), id)| {
@@ -181,7 +248,7 @@ impl Matcher {
                 })
                 .collect(),
         );
-        m.cidr6 = RangeTable::build(
+        let cidr6 = RangeTable::build(
             nets6
                 .into_iter()
                 .map(|((a, l), id)| {
@@ -190,8 +257,99 @@ impl Matcher {
                 })
                 .collect(),
         );
-        m.set = set;
-        m
+        Tables {
+            next: Slab::owned(next),
+            v4: v4.finish(),
+            v6: v6.finish(),
+            strings: strings.finish(),
+            cidr4,
+            cidr6,
+            min_labels,
+            kinds,
+            url_ids: Slab::owned(url_ids),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.next.heap_bytes()
+            + self.v4.heap_bytes()
+            + self.v6.heap_bytes()
+            + self.strings.heap_bytes()
+            + self.cidr4.heap_bytes()
+            + self.cidr6.heap_bytes()
+            + self.url_ids.heap_bytes()
+    }
+}
+
+impl Part {
+    /// A part built from a loaded set.
+    pub fn owned(set: IndicatorSet) -> Part {
+        let t = Tables::build(&set);
+        let store = Store::Owned(set);
+        Part::assemble(store, t)
+    }
+
+    fn assemble(store: Store, t: Tables) -> Part {
+        let urls = UrlTable::build(&t.url_ids, |id| store.key_of(id).1.to_string(), &t.next);
+        Part { base: 0, store, t, urls }
+    }
+
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.len() == 0
+    }
+
+    /// True when the indicators are read in place from a compiled set.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.store, Store::Mapped(_))
+    }
+
+    #[inline]
+    fn walk(&self, head: Id, f: &mut impl FnMut(Id)) {
+        let mut id = head;
+        while id != END {
+            f(self.base + id);
+            id = self.t.next[id as usize];
+        }
+    }
+
+    #[inline]
+    fn exact_hits(&self, exact: Option<Id>, port: u16, f: &mut impl FnMut(Id)) {
+        match exact {
+            Some(h) if h & SINGLE != 0 => f(self.base + (h & !SINGLE)),
+            Some(h) => {
+                let mut id = h;
+                while id != END {
+                    if self.store.port(id).is_none_or(|p| p == port) {
+                        f(self.base + id);
+                    }
+                    id = self.t.next[id as usize];
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+impl Matcher {
+    /// Compiles `set`.
+    pub fn new(set: IndicatorSet) -> Matcher {
+        Matcher::from_parts(vec![Part::owned(set)])
+    }
+
+    /// A matcher over several parts (ids follow the order given).
+    pub fn from_parts(mut parts: Vec<Part>) -> Matcher {
+        parts.retain(|p| !p.is_empty());
+        let mut base = 0usize;
+        for p in &mut parts {
+            p.base = base as Id;
+            base += p.len();
+        }
+        let min_labels = parts.iter().map(|p| p.t.min_labels as usize).min().unwrap_or(usize::MAX);
+        Matcher { parts, len: base, min_labels, allow: None }
     }
 
     /// Adds an allowlist: observed values it covers never match.
@@ -202,34 +360,55 @@ impl Matcher {
         self
     }
 
-    pub fn set(&self) -> &IndicatorSet {
-        &self.set
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
     }
 
-    pub fn indicator(&self, id: Id) -> &Indicator {
-        &self.set.indicators[id as usize]
+    #[inline]
+    fn part(&self, id: Id) -> (&Part, u32) {
+        let p = self.parts.iter().rev().find(|p| id >= p.base).unwrap_or(&self.parts[0]);
+        (p, id - p.base)
+    }
+
+    /// The indicator with this id (copied out of a compiled set, borrowed otherwise).
+    pub fn indicator(&self, id: Id) -> Cow<'_, Indicator> {
+        let (p, i) = self.part(id);
+        p.store.indicator(i)
+    }
+
+    /// The document the indicator comes from.
+    pub fn provenance(&self, id: Id) -> &Arc<Provenance> {
+        let (p, i) = self.part(id);
+        &p.store.sources()[p.store.source_of(i) as usize]
+    }
+
+    /// The per-row facts (dates, role, tags) of the indicator.
+    pub fn meta(&self, id: Id) -> &Arc<RowMeta> {
+        let (p, i) = self.part(id);
+        &p.store.metas()[p.store.meta_of(i) as usize]
+    }
+
+    /// Every source document, part by part.
+    pub fn sources(&self) -> impl Iterator<Item = &Arc<Provenance>> {
+        self.parts.iter().flat_map(|p| p.store.sources())
+    }
+
+    /// True when some indicator is of kind `k`.
+    pub fn has_kind(&self, k: Kind) -> bool {
+        self.parts.iter().any(|p| p.t.kinds & (1 << k as u32) != 0)
     }
 
     pub fn len(&self) -> usize {
-        self.set.indicators.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.set.indicators.is_empty()
+        self.len == 0
     }
 
     /// True when some indicator could match a name (domains), so callers can skip parsing.
     pub fn has_names(&self) -> bool {
-        !self.strings.is_empty() || self.urls.is_some()
-    }
-
-    #[inline]
-    fn walk(&self, head: Id, f: &mut impl FnMut(Id)) {
-        let mut id = head;
-        while id != END {
-            f(id);
-            id = self.next[id as usize];
-        }
+        self.parts.iter().any(|p| !p.t.strings.is_empty() || p.urls.is_some())
     }
 
     /// Every indicator matching address `ip` seen with port `port`: the exact address, then
@@ -245,52 +424,50 @@ impl Matcher {
         }
     }
 
-    fn port_ok(&self, id: Id, port: u16) -> bool {
-        self.set.indicators[id as usize].port.is_none_or(|p| p == port)
+    /// Starts loading the table slot an IPv4 lookup of `a` will read first (for callers that
+    /// know the next addresses while handling the current one).
+    #[inline]
+    pub fn prefetch_v4(&self, a: Ipv4Addr) {
+        for p in &self.parts {
+            p.t.v4.prefetch(u32::from(a));
+        }
     }
 
     fn lookup_v4(&self, a: Ipv4Addr, port: u16, f: &mut impl FnMut(Id)) {
         let k = u32::from(a);
-        let exact = self.v4.get(&k).copied();
-        let nets = if self.cidr4.is_empty() { &[][..] } else { self.cidr4.lookup(k) };
-        if exact.is_none() && nets.is_empty() {
-            return;
-        }
-        if self.allow.as_ref().is_some_and(|al| al.any_ip(IpAddr::V4(a))) {
-            return;
-        }
-        self.exact_hits(exact, port, f);
-        for &h in nets.iter().rev() {
-            self.walk(h, f);
+        let mut allowed = None;
+        for p in &self.parts {
+            let exact = p.t.v4.get(k);
+            let nets = if p.t.cidr4.is_empty() { &[][..] } else { p.t.cidr4.lookup(k) };
+            if exact.is_none() && nets.is_empty() {
+                continue;
+            }
+            if *allowed.get_or_insert_with(|| self.allow.as_ref().is_some_and(|al| al.any_ip(IpAddr::V4(a)))) {
+                return;
+            }
+            p.exact_hits(exact, port, f);
+            for &h in nets.iter().rev() {
+                p.walk(h, f);
+            }
         }
     }
 
     fn lookup_v6(&self, a: Ipv6Addr, port: u16, f: &mut impl FnMut(Id)) {
         let k = u128::from(a);
-        let exact = self.v6.get(&k).copied();
-        let nets = if self.cidr6.is_empty() { &[][..] } else { self.cidr6.lookup(k) };
-        if exact.is_none() && nets.is_empty() {
-            return;
-        }
-        if self.allow.as_ref().is_some_and(|al| al.any_ip(IpAddr::V6(a))) {
-            return;
-        }
-        self.exact_hits(exact, port, f);
-        for &h in nets.iter().rev() {
-            self.walk(h, f);
-        }
-    }
-
-    #[inline]
-    fn exact_hits(&self, exact: Option<Id>, port: u16, f: &mut impl FnMut(Id)) {
-        match exact {
-            Some(h) if h & SINGLE != 0 => f(h & !SINGLE),
-            Some(h) => self.walk(h, &mut |id| {
-                if self.port_ok(id, port) {
-                    f(id)
-                }
-            }),
-            None => {}
+        let mut allowed = None;
+        for p in &self.parts {
+            let exact = p.t.v6.get(k);
+            let nets = if p.t.cidr6.is_empty() { &[][..] } else { p.t.cidr6.lookup(k) };
+            if exact.is_none() && nets.is_empty() {
+                continue;
+            }
+            if *allowed.get_or_insert_with(|| self.allow.as_ref().is_some_and(|al| al.any_ip(IpAddr::V6(a)))) {
+                return;
+            }
+            p.exact_hits(exact, port, f);
+            for &h in nets.iter().rev() {
+                p.walk(h, f);
+            }
         }
     }
 
@@ -301,10 +478,10 @@ impl Matcher {
             IpAddr::V6(a) => self.lookup_v6(a, 0, &mut |_| hit = true),
         }
         // Address-with-port allow entries allow the address whatever the port.
-        hit || match ip {
-            IpAddr::V4(a) => self.v4.contains_key(&u32::from(a)),
-            IpAddr::V6(a) => self.v6.contains_key(&u128::from(a)),
-        }
+        hit || self.parts.iter().any(|p| match ip {
+            IpAddr::V4(a) => p.t.v4.get(u32::from(a)).is_some(),
+            IpAddr::V6(a) => p.t.v6.get(u128::from(a)).is_some(),
+        })
     }
 
     /// Every domain indicator matching `name` (already lowercase, no trailing dot): the name
@@ -312,7 +489,7 @@ impl Matcher {
     /// the name itself.
     #[inline]
     pub fn lookup_domain(&self, name: &str, f: &mut impl FnMut(Id)) {
-        if self.strings.is_empty() || name.is_empty() {
+        if self.min_labels == usize::MAX || name.is_empty() {
             return;
         }
         let mut first = true;
@@ -320,7 +497,12 @@ impl Matcher {
         let mut rest = name;
         let mut labels = name.bytes().filter(|&b| b == b'.').count() + 1;
         while labels >= self.min_labels {
-            if let Some(&h) = self.strings.get(&str_key(Kind::Domain, rest)) {
+            let key = str_key(Kind::Domain, rest);
+            for p in &self.parts {
+                if labels < p.t.min_labels as usize {
+                    continue;
+                }
+                let Some(h) = p.t.strings.get(key) else { continue };
                 if !hits {
                     if self.allow.as_ref().is_some_and(|al| al.any_domain(name)) {
                         return;
@@ -329,11 +511,11 @@ impl Matcher {
                 }
                 let whole = first;
                 if h & SINGLE != 0 {
-                    f(h & !SINGLE);
+                    f(p.base + (h & !SINGLE));
                 } else {
-                    self.walk(h, &mut |id| {
-                        let ind = &self.set.indicators[id as usize];
-                        if ind.kind == Kind::Domain && *ind.value == *rest && (whole || !ind.exact) {
+                    p.walk(h, &mut |id| {
+                        let (kind, value, exact) = p.store.key_of(id - p.base);
+                        if kind == Kind::Domain && value == rest && (whole || !exact) {
                             f(id)
                         }
                     });
@@ -356,86 +538,104 @@ impl Matcher {
 
     /// Certificate fingerprints and JA3/JA4 hashes (lowercase hex).
     pub fn lookup_hash(&self, kind: Kind, value: &str, f: &mut impl FnMut(Id)) {
-        if let Some(&h) = self.strings.get(&str_key(kind, value)) {
-            self.walk(h & !SINGLE, &mut |id| {
-                let ind = &self.set.indicators[id as usize];
-                if ind.kind == kind && *ind.value == *value {
-                    f(id)
-                }
-            });
+        let key = str_key(kind, value);
+        for p in &self.parts {
+            if let Some(h) = p.t.strings.get(key) {
+                p.walk(h & !SINGLE, &mut |id| {
+                    let (k, v, _) = p.store.key_of(id - p.base);
+                    if k == kind && v == value {
+                        f(id)
+                    }
+                });
+            }
         }
     }
 
     /// URL indicators matching a request URL written as `host/path?query` (host lowercase,
     /// without port): same host and the indicator's path is a prefix of the request's.
     pub fn lookup_url(&self, url: &str, f: &mut impl FnMut(Id)) {
-        let Some(t) = &self.urls else { return };
         let host_end = url.find(['/', '?']).unwrap_or(url.len());
         let mut allowed: Option<bool> = None;
-        for hit in t.ac.find_overlapping_iter(url) {
-            let (start, p) = (hit.start(), hit.pattern().as_usize());
-            // The pattern's host must be the URL's host or a parent domain of it.
-            let aligned = start + t.host_len[p] == host_end && (start == 0 || url.as_bytes()[start - 1] == b'.');
-            if !aligned {
-                continue;
+        for part in &self.parts {
+            let Some(t) = &part.urls else { continue };
+            for hit in t.ac.find_overlapping_iter(url) {
+                let (start, p) = (hit.start(), hit.pattern().as_usize());
+                // The pattern's host must be the URL's host or a parent domain of it.
+                let aligned = start + t.host_len[p] == host_end && (start == 0 || url.as_bytes()[start - 1] == b'.');
+                if !aligned {
+                    continue;
+                }
+                let ok = *allowed.get_or_insert_with(|| {
+                    let host = &url[..host_end];
+                    !self
+                        .allow
+                        .as_ref()
+                        .is_some_and(|al| al.any_domain(host) || host.parse::<IpAddr>().is_ok_and(|ip| al.any_ip(ip)))
+                });
+                if !ok {
+                    return;
+                }
+                part.walk(t.heads[p], f);
             }
-            let ok = *allowed.get_or_insert_with(|| {
-                let host = &url[..host_end];
-                !self
-                    .allow
-                    .as_ref()
-                    .is_some_and(|al| al.any_domain(host) || host.parse::<IpAddr>().is_ok_and(|ip| al.any_ip(ip)))
-            });
-            if !ok {
-                return;
-            }
-            self.walk(t.heads[p], f);
         }
     }
 
-    /// Approximate heap bytes of the lookup structures and the indicators.
+    /// Approximate heap bytes of the lookup structures and the indicators (a compiled set's
+    /// mapped pages are the page cache's, not counted).
     pub fn heap_bytes(&self) -> usize {
-        let ind: usize = self.set.indicators.iter().map(|i| i.value.len()).sum::<usize>()
-            + self.set.indicators.capacity() * std::mem::size_of::<Indicator>();
-        let map = |cap: usize, entry: usize| cap * (entry + 1) * 8 / 7;
-        ind + self.next.capacity() * 4
-            + map(self.v4.capacity(), 8)
-            + map(self.v6.capacity(), 20)
-            + map(self.strings.capacity(), 12)
-            + self.cidr4.heap_bytes()
-            + self.cidr6.heap_bytes()
+        self.parts
+            .iter()
+            .map(|p| {
+                let ind = match &p.store {
+                    Store::Owned(s) => {
+                        s.indicators.iter().map(|i| i.value.len()).sum::<usize>()
+                            + s.indicators.capacity() * std::mem::size_of::<Indicator>()
+                    }
+                    Store::Mapped(_) => 0,
+                };
+                ind + p.t.heap_bytes()
+            })
+            .sum()
     }
 }
 
 /// URL patterns for [`Matcher::lookup_url`].
 struct UrlTable {
     ac: aho_corasick::AhoCorasick,
-    /// Per pattern: the chain of indicators with that pattern, and the length of its host.
+    /// Per pattern: the chain of indicators with that pattern (local ids), and the length of
+    /// its host.
     heads: Vec<Id>,
     host_len: Vec<usize>,
 }
 
+/// `host/path` of a URL indicator (port dropped): what the table searches for.
+fn url_pattern(v: &str) -> String {
+    let host = url_host(v);
+    let path = &v[v.find(['/', '?']).unwrap_or(v.len())..];
+    format!("{host}{path}")
+}
+
 impl UrlTable {
-    fn build(ids: &[Id], inds: &[Indicator], next: &mut [Id]) -> Option<UrlTable> {
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let (mut pats, mut heads, mut host_len) = (Vec::new(), Vec::new(), Vec::new());
+    /// Chains URL indicators with the same pattern through `next` (at build time).
+    fn chain<'a>(ids: &[Id], value: impl Fn(Id) -> &'a str, next: &mut [Id]) {
+        let mut head: HashMap<String, Id> = HashMap::new();
         for &id in ids {
-            let v = &inds[id as usize].value;
-            let host = url_host(v);
-            let path = &v[v.find(['/', '?']).unwrap_or(v.len())..];
-            let pat = format!("{host}{path}");
-            match index.get(&pat) {
-                Some(&p) => {
-                    next[id as usize] = heads[p];
-                    heads[p] = id;
-                }
-                None => {
-                    index.insert(pat.clone(), pats.len());
-                    host_len.push(host.len());
-                    heads.push(id);
-                    pats.push(pat);
-                }
+            if let Some(old) = head.insert(url_pattern(value(id)), id) {
+                next[id as usize] = old;
             }
+        }
+    }
+
+    /// The table over chained URL indicators: one pattern per chain head (the newest id).
+    fn build(ids: &[Id], value: impl Fn(Id) -> String, next: &[Id]) -> Option<UrlTable> {
+        let in_chain: std::collections::HashSet<Id> =
+            ids.iter().map(|&id| next.get(id as usize).copied().unwrap_or(END)).collect();
+        let (mut pats, mut heads, mut host_len) = (Vec::new(), Vec::new(), Vec::new());
+        for &id in ids.iter().filter(|id| !in_chain.contains(id)) {
+            let v = value(id);
+            host_len.push(url_host(&v).len());
+            heads.push(id);
+            pats.push(url_pattern(&v));
         }
         if pats.is_empty() {
             return None;

@@ -159,11 +159,10 @@ impl<'m, S: Sink> Engine<'m, S> {
     }
 
     fn build(m: MatcherRef<'m>, opts: Options, sink: S) -> Self {
-        let has = |k: Kind| m.set().indicators.iter().any(|i| i.kind == k);
         let core = Core {
             dns: DnsCache::new(opts.dns_cache_cap),
-            has_certs: has(Kind::Sha1Cert) || has(Kind::Sha256Cert),
-            has_ja3: has(Kind::Ja3),
+            has_certs: m.has_kind(Kind::Sha1Cert) || m.has_kind(Kind::Sha256Cert),
+            has_ja3: m.has_kind(Kind::Ja3),
             m,
             opts,
             sink,
@@ -195,33 +194,31 @@ impl<'m, S: Sink> Engine<'m, S> {
     /// that open connections already alerted on are carried over to the new set's ids (those
     /// it no longer holds keep their name for the flow event, but never match again).
     pub fn set_matcher(&mut self, m: Arc<Matcher>) {
-        let key = |set: &crate::indicators::IndicatorSet, id: Id| {
-            let ind = &set.indicators[id as usize];
-            (set.provenance(ind).set.clone(), ind.kind, ind.value.clone(), ind.port, ind.exact)
+        let key = |m: &Matcher, id: Id| {
+            let ind = m.indicator(id);
+            (m.provenance(id).set.clone(), ind.kind, ind.value.clone(), ind.port, ind.exact)
         };
         let new: std::collections::HashMap<_, Id> = {
             let mut wanted = std::collections::HashSet::new();
             for c in self.conns.values() {
                 for &(id, _, _) in &c.alerted {
                     if id < RETIRED {
-                        wanted.insert(key(self.core.m.set(), id));
+                        wanted.insert(key(&self.core.m, id));
                     }
                 }
             }
-            let set = m.set();
-            (0..set.indicators.len() as Id).map(|id| (key(set, id), id)).filter(|(k, _)| wanted.contains(k)).collect()
+            (0..m.len() as Id).map(|id| (key(&m, id), id)).filter(|(k, _)| wanted.contains(k)).collect()
         };
         for c in self.conns.values_mut() {
             for (id, _, _) in c.alerted.iter_mut() {
                 if *id >= RETIRED {
                     continue;
                 }
-                let k = key(self.core.m.set(), *id);
+                let k = key(&self.core.m, *id);
                 *id = match new.get(&k) {
                     Some(&n) => n,
                     None => {
-                        let shown =
-                            crate::indicators::export::display_value(&self.core.m.set().indicators[*id as usize]);
+                        let shown = crate::indicators::export::display_value(&self.core.m.indicator(*id));
                         self.core.retired.push(shown);
                         RETIRED + (self.core.retired.len() - 1) as Id
                     }
@@ -231,9 +228,8 @@ impl<'m, S: Sink> Engine<'m, S> {
         if self.conns.values().all(|c| c.alerted.iter().all(|a| a.0 < RETIRED)) {
             self.core.retired.clear();
         }
-        let has = |k: Kind| m.set().indicators.iter().any(|i| i.kind == k);
-        self.core.has_certs = has(Kind::Sha1Cert) || has(Kind::Sha256Cert);
-        self.core.has_ja3 = has(Kind::Ja3);
+        self.core.has_certs = m.has_kind(Kind::Sha1Cert) || m.has_kind(Kind::Sha256Cert);
+        self.core.has_ja3 = m.has_kind(Kind::Ja3);
         self.core.dns = DnsCache::new(self.core.opts.dns_cache_cap);
         self.core.m = MatcherRef::Shared(m);
     }
@@ -867,9 +863,8 @@ impl<S: Sink> Core<'_, S> {
         if self.learn_only || conn.alerted.iter().any(|&(i, f, o)| i == id && f == field && o == outer) {
             return;
         }
-        let set = self.m.set();
-        let ind = &set.indicators[id as usize];
-        let meta = set.meta(ind).clone();
+        let ind = self.m.indicator(id);
+        let meta = self.m.meta(id).clone();
         let activity = meta.activity_at(self.ts.div_euclid(1_000_000));
         if self.opts.active_only && !matches!(activity, Activity::Active | Activity::Undated) {
             self.stats.alerts_inactive_dropped += 1;
@@ -885,8 +880,8 @@ impl<S: Sink> Core<'_, S> {
             }
         }
         conn.alerted.push((id, field, outer));
-        let prov = set.provenance(ind).clone();
-        let indicator = crate::indicators::export::display_value(ind);
+        let prov = self.m.provenance(id).clone();
+        let indicator = crate::indicators::export::display_value(&ind);
         self.stats.alerts += 1;
         *self.stats.alerts_by_set.entry(prov.set.clone()).or_default() += 1;
         *self.stats.alerts_by_indicator.entry((prov.set.clone(), indicator.clone())).or_default() += 1;
@@ -956,13 +951,13 @@ impl<S: Sink> Core<'_, S> {
         if self.opts.keep_flagged {
             self.flagged.push((ConnKey::new(c.proto, c.client, c.server).0, c.first_us, c.last_us));
         }
-        let set = self.m.set();
+        let m = &self.m;
         let mut indicators: Vec<String> = c
             .alerted
             .iter()
             .map(|&(id, _, _)| match id.checked_sub(RETIRED) {
                 Some(r) => self.retired[r as usize].clone(),
-                None => crate::indicators::export::display_value(&set.indicators[id as usize]),
+                None => crate::indicators::export::display_value(&m.indicator(id)),
             })
             .collect();
         indicators.dedup();

@@ -76,7 +76,7 @@ struct Sets {
 /// Loads the sets. At start a file that fails is skipped (logged) unless every file failed; on
 /// reload any failure keeps the old set.
 fn load_sets(a: &SetArgs, startup: bool) -> Result<Matcher, String> {
-    let opts = load::Options { no_default_set: a.no_default_set, strict: a.strict };
+    let opts = load::Options { no_default_set: a.no_default_set, strict: a.strict, map_compiled: true };
     let mut set = load::load_all(&[], &opts).map_err(|e| e.to_string())?;
     let mut failed = Vec::new();
     for p in &a.indicators {
@@ -91,13 +91,14 @@ fn load_sets(a: &SetArgs, startup: bool) -> Result<Matcher, String> {
     for f in &failed {
         log!("warning: skipped: {f}");
     }
+    let parts = crate::matcher::image::resolve(&mut set, &opts).map_err(|e| e.to_string())?;
     report_problems(&set);
-    if set.indicators.is_empty() {
+    let mut m = Matcher::from_loaded(set, parts);
+    if m.is_empty() {
         return Err("no indicators loaded: give --indicators, or drop --no-default-set".into());
     }
-    let mut m = Matcher::new(set);
     if !a.allow.is_empty() {
-        let opts = load::Options { no_default_set: true, strict: a.strict };
+        let opts = load::Options { no_default_set: true, strict: a.strict, ..Default::default() };
         let allow = load::load_all(&a.allow, &opts).map_err(|e| format!("--allow: {e}"))?;
         m = m.with_allowlist(allow);
     }

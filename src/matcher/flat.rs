@@ -1,0 +1,338 @@
+//! Open-addressing hash tables in one flat array, so they can be written into a compiled set
+//! and probed in place from the mapping.
+//!
+//! Linear probing at a load factor of at most 3/4, with one tag byte per slot in an array of
+//! its own (as in hashbrown): 7 bits of the hash, or 0 for a free slot. A miss, which is nearly
+//! every lookup, reads only tags: a million slots take 1 MB of tags, which stay in cache, where
+//! the slots themselves (8 MB and more) would cost a trip to memory per packet. A slot's value is
+//! an indicator id (the head of its chain, see `Matcher`); [`EMPTY`] marks a free slot, so ids
+//! stay below `2^31 - 1` (the top bit is the matcher's `SINGLE` flag).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::slab::Slab;
+
+/// Value of a free slot.
+pub const EMPTY: u32 = u32::MAX;
+
+/// A slot type: a key and a `u32` value, with no padding (so it can be stored as bytes).
+pub trait Slot: Pod {
+    type Key: Copy + Eq;
+    fn new(key: Self::Key, val: u32) -> Self;
+    fn key(&self) -> Self::Key;
+    fn val(&self) -> u32;
+    fn set_val(&mut self, v: u32);
+    fn hash(key: Self::Key) -> u64;
+}
+
+/// murmur3's finaliser: integer keys (addresses in a /24 listed one by one) spread evenly.
+#[inline]
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// IPv4 address → id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct V4Slot {
+    key: u32,
+    val: u32,
+}
+
+impl Slot for V4Slot {
+    type Key = u32;
+    fn new(key: u32, val: u32) -> Self {
+        V4Slot { key, val }
+    }
+    #[inline]
+    fn key(&self) -> u32 {
+        self.key
+    }
+    #[inline]
+    fn val(&self) -> u32 {
+        self.val
+    }
+    fn set_val(&mut self, v: u32) {
+        self.val = v
+    }
+    #[inline]
+    fn hash(key: u32) -> u64 {
+        mix(key as u64)
+    }
+}
+
+/// A 64-bit hash of a string (domains, fingerprints) → id. The key is already a hash.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct HashSlot {
+    key: u64,
+    val: u32,
+    pad: u32,
+}
+
+impl Slot for HashSlot {
+    type Key = u64;
+    fn new(key: u64, val: u32) -> Self {
+        HashSlot { key, val, pad: 0 }
+    }
+    #[inline]
+    fn key(&self) -> u64 {
+        self.key
+    }
+    #[inline]
+    fn val(&self) -> u32 {
+        self.val
+    }
+    fn set_val(&mut self, v: u32) {
+        self.val = v
+    }
+    #[inline]
+    fn hash(key: u64) -> u64 {
+        key
+    }
+}
+
+/// IPv6 address → id (the key as two halves, so the slot needs only 8-byte alignment).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct V6Slot {
+    key: [u64; 2],
+    val: u32,
+    pad: u32,
+}
+
+impl Slot for V6Slot {
+    type Key = u128;
+    fn new(key: u128, val: u32) -> Self {
+        V6Slot { key: [key as u64, (key >> 64) as u64], val, pad: 0 }
+    }
+    #[inline]
+    fn key(&self) -> u128 {
+        (self.key[1] as u128) << 64 | self.key[0] as u128
+    }
+    #[inline]
+    fn val(&self) -> u32 {
+        self.val
+    }
+    fn set_val(&mut self, v: u32) {
+        self.val = v
+    }
+    #[inline]
+    fn hash(key: u128) -> u64 {
+        mix(key as u64 ^ mix((key >> 64) as u64))
+    }
+}
+
+/// The tag of an occupied slot: the top 7 bits of the hash, and the top bit set.
+#[inline]
+fn tag(h: u64) -> u8 {
+    0x80 | (h >> 57) as u8
+}
+
+/// An immutable table of `S` slots (a power of two of them, at least one free, or none).
+pub struct FlatMap<S: Slot> {
+    slots: Slab<S>,
+    /// Per slot: [`tag`] of its key's hash, or 0 when free.
+    tags: Slab<u8>,
+    len: usize,
+}
+
+impl<S: Slot> Default for FlatMap<S> {
+    fn default() -> Self {
+        FlatMap { slots: Slab::default(), tags: Slab::default(), len: 0 }
+    }
+}
+
+impl<S: Slot> FlatMap<S> {
+    /// Adopts `slots` (from a compiled set) after checking what lookups rely on: a power-of-two
+    /// size with a free slot (so a probe ends), and values below `limit` (ids, with `flag`
+    /// allowed on top) or free.
+    pub fn from_slab(slots: Slab<S>, tags: Slab<u8>, limit: u32, flag: u32) -> Result<FlatMap<S>, String> {
+        let n = slots.len();
+        if n != 0 && !n.is_power_of_two() || tags.len() != n {
+            return Err("hash table size is not a power of two".into());
+        }
+        let mut len = 0;
+        for (s, &t) in slots.iter().zip(tags.iter()) {
+            match (t, s.val()) {
+                (0, _) => {}
+                (_, v) if v != EMPTY && v & !flag < limit => len += 1,
+                _ => return Err("hash table holds an id out of range".into()),
+            }
+        }
+        if n != 0 && len == n {
+            return Err("hash table has no free slot".into());
+        }
+        Ok(FlatMap { slots, tags, len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn slots(&self) -> &[S] {
+        &self.slots
+    }
+
+    pub fn tags(&self) -> &[u8] {
+        &self.tags
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.heap_bytes() + self.tags.heap_bytes()
+    }
+
+    /// The value stored for `key`.
+    #[inline]
+    pub fn get(&self, key: S::Key) -> Option<u32> {
+        let (slots, tags): (&[S], &[u8]) = (&self.slots, &self.tags);
+        if tags.is_empty() || slots.len() != tags.len() {
+            return None;
+        }
+        let h = S::hash(key);
+        let (mask, want) = (tags.len() - 1, tag(h));
+        let mut i = h as usize & mask;
+        loop {
+            match tags[i] {
+                0 => return None,
+                t if t == want && slots[i].key() == key => return Some(slots[i].val()),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Starts loading the first slot `key` would probe, so that a later [`FlatMap::get`] finds
+    /// it in cache (for callers that know several keys ahead).
+    #[inline]
+    pub fn prefetch(&self, key: S::Key) {
+        let tags: &[u8] = &self.tags;
+        if tags.is_empty() {
+            return;
+        }
+        let i = S::hash(key) as usize & (tags.len() - 1);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint and never faults; `i` is inside the slice anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(tags.as_ptr().add(i) as *const i8);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
+    }
+}
+
+/// Builds a [`FlatMap`], chaining ids that share a key through `next`.
+pub struct Builder<S: Slot> {
+    slots: Vec<S>,
+    tags: Vec<u8>,
+    len: usize,
+}
+
+impl<S: Slot> Builder<S> {
+    /// Room for `n` keys at a load factor of at most 3/4.
+    pub fn with_capacity(n: usize) -> Builder<S> {
+        let cap = if n == 0 { 0 } else { (n + n / 3 + 1).next_power_of_two().max(8) };
+        let mut free = S::zeroed();
+        free.set_val(EMPTY);
+        Builder { slots: vec![free; cap], tags: vec![0; cap], len: 0 }
+    }
+
+    /// Adds `id` under `key`; an id already there is chained behind it (`next[id]`).
+    pub fn insert(&mut self, key: S::Key, id: u32, next: &mut [u32]) {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = S::hash(key) as usize & mask;
+        loop {
+            let s = &mut self.slots[i];
+            if s.val() == EMPTY {
+                *s = S::new(key, id);
+                self.tags[i] = tag(S::hash(key));
+                self.len += 1;
+                return;
+            }
+            if s.key() == key {
+                next[id as usize] = s.val();
+                s.set_val(id);
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        let mut b = Builder::<S>::with_capacity((self.len + 1) * 2);
+        for s in old.into_iter().filter(|s| s.val() != EMPTY) {
+            let mask = b.slots.len() - 1;
+            let mut i = S::hash(s.key()) as usize & mask;
+            while b.slots[i].val() != EMPTY {
+                i = (i + 1) & mask;
+            }
+            b.slots[i] = s;
+            b.tags[i] = tag(S::hash(s.key()));
+        }
+        self.slots = b.slots;
+        self.tags = b.tags;
+    }
+
+    /// Rewrites every stored value (to flag heads, say).
+    pub fn map_values(&mut self, mut f: impl FnMut(u32) -> u32) {
+        for s in self.slots.iter_mut().filter(|s| s.val() != EMPTY) {
+            let v = f(s.val());
+            s.set_val(v);
+        }
+    }
+
+    pub fn finish(self) -> FlatMap<S> {
+        FlatMap { len: self.len, slots: Slab::owned(self.slots), tags: Slab::owned(self.tags) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_what_was_put_and_chains_duplicates() {
+        let mut next = vec![EMPTY; 3000];
+        let mut b = Builder::<V4Slot>::with_capacity(10); // grows
+        for id in 0..2000u32 {
+            b.insert(id.wrapping_mul(2_654_435_761) & 0xffff_ff00, id, &mut next);
+        }
+        b.insert(0, 2500, &mut next); // key of id 0
+        let m = b.finish();
+        assert_eq!(m.len(), 2000);
+        for id in 1..2000u32 {
+            assert_eq!(m.get(id.wrapping_mul(2_654_435_761) & 0xffff_ff00), Some(id));
+        }
+        assert_eq!(m.get(0), Some(2500));
+        assert_eq!(next[2500], 0);
+        assert_eq!(m.get(0x0102_0304), None);
+        assert!(m.slots().len().is_power_of_two() && m.len() * 4 <= m.slots().len() * 3);
+        assert_eq!(FlatMap::<V6Slot>::default().get(5), None);
+    }
+
+    #[test]
+    fn adopting_checks_what_lookups_rely_on() {
+        let t = |v: &[u8]| Slab::owned(v.to_vec());
+        let full = vec![V4Slot::new(1, 0); 4];
+        assert!(FlatMap::from_slab(Slab::owned(full), t(&[0x80; 4]), 10, 0).is_err(), "a miss would never end");
+        let odd = vec![V4Slot::new(0, EMPTY); 3];
+        assert!(FlatMap::from_slab(Slab::owned(odd), t(&[0; 3]), 10, 0).is_err());
+        let far = vec![V4Slot::new(1, 11), V4Slot::new(0, EMPTY)];
+        assert!(FlatMap::from_slab(Slab::owned(far), t(&[0x80, 0]), 10, 0).is_err());
+        let free = vec![V4Slot::new(1, EMPTY), V4Slot::new(0, EMPTY)];
+        assert!(FlatMap::from_slab(Slab::owned(free), t(&[0x80, 0]), 10, 0).is_err(), "tagged but free");
+        let ok = vec![V4Slot::new(1, 9 | 1 << 31), V4Slot::new(0, EMPTY)];
+        assert_eq!(FlatMap::from_slab(Slab::owned(ok), t(&[0x80, 0]), 10, 1 << 31).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,312 @@
+//! The matcher's tables inside a compiled set, and their use in place.
+//!
+//! `indicators compile` writes, after the set's records, every array of [`Tables`] as it is in
+//! memory. A scan maps the file and points the tables at those bytes: with a million
+//! indicators start-up is the file's checksum plus one pass that checks every id in every table
+//! (so a damaged or hostile file is refused, never followed out of bounds), instead of a rebuild
+//! of the hash tables. Pages are shared by every process that maps the same file.
+//!
+//! A hash function that changed between the build that compiled the file and this one would
+//! make every lookup miss; the file carries a fingerprint of the hashes, and a mismatch falls
+//! back to building the tables from the records (with a warning to compile again).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::flat::{FlatMap, HashSlot, Slot, V4Slot, V6Slot};
+use super::ip::{Arrays, RangeTable};
+use super::slab::Slab;
+use super::{str_key, Mapped, Part, Store, Tables, END, SINGLE};
+use crate::indicators::compiled::{self, SourceStamp, View};
+use crate::indicators::load::{self, LoadError};
+use crate::indicators::{IndicatorSet, Kind};
+
+/// Sections of the tables, in file order.
+const SECTIONS: usize = 17;
+
+/// Changes when any hash the tables depend on changes.
+fn fingerprint() -> u64 {
+    let parts = [
+        str_key(Kind::Domain, "fingerprint.iocmatch.example"),
+        str_key(Kind::Ja3, "0123456789abcdef0123456789abcdef"),
+        V4Slot::hash(0xC000_0201),
+        V6Slot::hash(0x2001_0db8 << 96 | 1),
+        HashSlot::hash(0x0123_4567_89ab_cdef),
+    ];
+    parts.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, p| (h ^ p).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+fn bytes<T: bytemuck::Pod>(v: &[T]) -> Vec<u8> {
+    bytemuck::cast_slice(v).to_vec()
+}
+
+/// The tables as byte sections for [`compiled::to_bytes`].
+fn sections(t: &Tables, n: usize) -> Vec<Vec<u8>> {
+    let fp = fingerprint();
+    let scalars: [u32; 8] = [n as u32, t.min_labels, t.kinds, fp as u32, (fp >> 32) as u32, 0, 0, 0];
+    let (s4, l4, p4, o4) = t.cidr4.arrays();
+    let (s6, l6, p6, o6) = t.cidr6.arrays();
+    vec![
+        bytes(&scalars),
+        bytes(&t.next),
+        bytes(t.v4.slots()),
+        bytes(t.v6.slots()),
+        bytes(t.strings.slots()),
+        bytes(s4),
+        bytes(l4),
+        bytes(p4),
+        bytes(o4),
+        bytes(s6),
+        bytes(l6),
+        bytes(p6),
+        bytes(o6),
+        bytes(&t.url_ids),
+        bytes(t.v4.tags()),
+        bytes(t.v6.tags()),
+        bytes(t.strings.tags()),
+    ]
+}
+
+/// The compiled form of `set`, built from `sources`: records and tables.
+pub fn compile(set: &IndicatorSet, sources: &[SourceStamp]) -> Result<Vec<u8>, String> {
+    if set.indicators.len() > super::MAX_INDICATORS {
+        return Err(format!("more than {} indicators: split the set", super::MAX_INDICATORS));
+    }
+    compiled::to_bytes(set, sources, &sections(&Tables::build(set), set.indicators.len()))
+}
+
+impl Part {
+    /// The part of a compiled set opened in place from `map` (which `view` was read from).
+    pub fn mapped(map: &Arc<memmap2::Mmap>, view: &View<'_>) -> Result<Part, String> {
+        fn slab<T: bytemuck::Pod>(map: &Arc<memmap2::Mmap>, b: &[u8]) -> Result<Slab<T>, String> {
+            Slab::mapped(map, b).ok_or_else(|| "misaligned section in compiled set".to_string())
+        }
+        let recs = slab(map, view.records)?;
+        let n = recs.len();
+        if view.tables.len() != SECTIONS {
+            return Err("compiled set has no matcher tables".into());
+        }
+        let s = &view.tables;
+        let scalars: Slab<u32> = slab(map, s[0])?;
+        let &[count, min_labels, kinds, fp_lo, fp_hi, ..] = &scalars[..] else {
+            return Err("corrupt matcher tables in compiled set".into());
+        };
+        if count as usize != n {
+            return Err("corrupt matcher tables in compiled set (count)".into());
+        }
+        if (fp_hi as u64) << 32 | fp_lo as u64 != fingerprint() {
+            return Err("compiled by an iocmatch that hashes differently".into());
+        }
+        let limit = n as u32;
+        let next: Slab<u32> = slab(map, s[1])?;
+        // Every chain link points to an older (smaller) id: chains end, and never loop.
+        if next.len() != n || next.iter().enumerate().any(|(i, &x)| x != END && x as usize >= i) {
+            return Err("corrupt chains in compiled set".into());
+        }
+        let t = Tables {
+            next,
+            v4: FlatMap::from_slab(slab(map, s[2])?, slab(map, s[14])?, limit, SINGLE)?,
+            v6: FlatMap::from_slab(slab(map, s[3])?, slab(map, s[15])?, limit, SINGLE)?,
+            strings: FlatMap::from_slab(slab(map, s[4])?, slab(map, s[16])?, limit, SINGLE)?,
+            cidr4: RangeTable::from_arrays(
+                Arrays {
+                    starts: slab(map, s[5])?,
+                    lists: slab(map, s[6])?,
+                    spans: slab(map, s[7])?,
+                    pool: slab(map, s[8])?,
+                },
+                limit,
+            )?,
+            cidr6: RangeTable::from_arrays(
+                Arrays {
+                    starts: slab(map, s[9])?,
+                    lists: slab(map, s[10])?,
+                    spans: slab(map, s[11])?,
+                    pool: slab(map, s[12])?,
+                },
+                limit,
+            )?,
+            min_labels,
+            kinds,
+            url_ids: slab(map, s[13])?,
+        };
+        if t.url_ids.iter().any(|&id| id >= limit) {
+            return Err("corrupt URL list in compiled set".into());
+        }
+        let store = Store::Mapped(Mapped {
+            recs,
+            arena: slab(map, view.arena)?,
+            sources: view.sources.clone(),
+            metas: view.metas.clone(),
+        });
+        Ok(Part::assemble(store, t))
+    }
+}
+
+/// Maps a compiled set whole, every page read in at once (the checksum reads them all anyway).
+///
+/// Compiled sets are replaced by renaming a new file over them ([`compiled::write`]), so a
+/// running scan keeps its old file; a compiled set truncated in place while mapped would end
+/// the run with SIGBUS, as with any mapped file.
+fn map_file(path: &std::path::Path) -> std::io::Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the map is only read; see above for a file truncated underneath.
+    unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+}
+
+/// Maps the compiled sets that loading left in `set.to_map` and returns them as parts. A set
+/// whose sources changed is loaded from them into `set` and rewritten; one whose tables
+/// cannot be used (an older build's hashing) is copied into `set`, with a warning.
+pub fn resolve(set: &mut IndicatorSet, opts: &load::Options) -> Result<Vec<Part>, LoadError> {
+    let mut parts = Vec::new();
+    for path in std::mem::take(&mut set.to_map) {
+        let shown = path.display().to_string();
+        let file: Arc<str> = Arc::from(shown.as_str());
+        let map = Arc::new(map_file(&path).map_err(|e| LoadError(format!("{shown}: cannot read: {e}")))?);
+        let view = compiled::open(&map, &shown).map_err(|e| LoadError(format!("{shown}: {e}")))?;
+        if let Some(changed) = view.stamps.iter().find(|s| s.changed()) {
+            let changed: PathBuf = changed.path.clone();
+            let (fresh, sources) = load::load_sources(&file, &changed, &view.stamps, set, opts)?;
+            drop(view);
+            match compiled::stamps(&sources)
+                .map_err(|e| e.to_string())
+                .and_then(|st| compile(&fresh, &st))
+                .and_then(|b| compiled::write(&path, &b).map_err(|e| e.to_string()))
+            {
+                Ok(()) => set.note(&file, "compiled set rebuilt from its sources".into()),
+                Err(e) => set.warn(&file, None, format!("could not rewrite the compiled set: {e}")),
+            }
+            set.extend(fresh);
+            continue;
+        }
+        match Part::mapped(&map, &view) {
+            Ok(p) => parts.push(p),
+            Err(e) => {
+                set.warn(&file, None, format!("{e}: building its tables now (compile it again to skip this)"));
+                compiled::append(&map, &shown, set, |_| true).map_err(|e| LoadError(format!("{shown}: {e}")))?;
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// Loads `paths` (and the built-in sets unless told not to) for matching: compiled sets are
+/// used in place. Problems are in the returned set's diagnostics; its indicators are the ones
+/// not from a compiled set.
+pub fn load(paths: &[PathBuf], opts: &load::Options) -> Result<(IndicatorSet, Vec<Part>), LoadError> {
+    let opts = load::Options { map_compiled: true, ..opts.clone() };
+    let mut set = load::load_all(paths, &opts)?;
+    let parts = resolve(&mut set, &opts)?;
+    Ok((set, parts))
+}
+
+impl super::Matcher {
+    /// The matcher over what [`load`] returned: the compiled sets' parts first, then the rest.
+    pub fn from_loaded(set: IndicatorSet, mut parts: Vec<Part>) -> super::Matcher {
+        if !set.indicators.is_empty() {
+            parts.push(Part::owned(set));
+        }
+        super::Matcher::from_parts(parts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::indicators::{csv, embedded, Provenance};
+    use crate::matcher::Matcher;
+
+    fn set() -> IndicatorSet {
+        let mut set = IndicatorSet::new();
+        embedded::load_into(&mut set);
+        csv::load(
+            "indicator,type,match\n1.2.3.4:443,ipv4,\n1.2.3.4,ipv4,\n10.0.0.0/8,cidr,\n10.1.0.0/16,cidr,\n\
+             2001:db8::/32,cidr,\n2001:db8::5,ipv6,\nexact.example,domain,exact\nw8510.com,domain,\n\
+             http://evil.example/gate.php,url,\nda39a3ee5e6b4b0d3255bfef95601890afd80709,sha1cert,\n",
+            &Arc::from("x.csv"),
+            Provenance::default(),
+            &mut set,
+        );
+        set
+    }
+
+    fn mapped(bytes: &[u8]) -> Result<Matcher, String> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        let map = Arc::new(map_file(f.path()).unwrap());
+        let view = compiled::open(&map, "t.iocset")?;
+        Ok(Matcher::from_parts(vec![Part::mapped(&map, &view)?]))
+    }
+
+    /// Every lookup a scan makes, as text, for comparing two matchers.
+    fn answers(m: &Matcher) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut show = |what: &str, ids: Vec<u32>| {
+            let v: Vec<String> =
+                ids.iter().map(|&id| crate::indicators::export::display_value(&m.indicator(id))).collect();
+            out.push(format!(
+                "{what}: {v:?} {:?}",
+                ids.iter().map(|&id| m.provenance(id).set.clone()).collect::<Vec<_>>()
+            ));
+        };
+        for (ip, port) in [("1.2.3.4", 443), ("1.2.3.4", 80), ("10.1.2.3", 1), ("2001:db8::5", 1), ("9.9.9.9", 1)] {
+            let mut ids = Vec::new();
+            m.lookup_ip(ip.parse().unwrap(), port, &mut |id| ids.push(id));
+            show(ip, ids);
+        }
+        for name in ["exact.example", "a.exact.example", "x.w8510.com", "evil.example", "com"] {
+            let mut ids = Vec::new();
+            m.lookup_domain(name, &mut |id| ids.push(id));
+            show(name, ids);
+        }
+        let mut ids = Vec::new();
+        m.lookup_url("www.evil.example/gate.php?x", &mut |id| ids.push(id));
+        show("url", ids);
+        let mut ids = Vec::new();
+        m.lookup_hash(Kind::Sha1Cert, "da39a3ee5e6b4b0d3255bfef95601890afd80709", &mut |id| ids.push(id));
+        show("hash", ids);
+        out
+    }
+
+    #[test]
+    fn a_mapped_compiled_set_answers_as_the_built_one() {
+        let built = Matcher::new(set());
+        let bytes = compile(&set(), &[]).unwrap();
+        let m = mapped(&bytes).unwrap();
+        assert!(m.parts()[0].is_mapped());
+        assert_eq!(m.len(), built.len());
+        let a = answers(&m);
+        assert_eq!(a, answers(&built));
+        assert!(a[0].contains("1.2.3.4:443") && a[2].contains("10.1.0.0/16"), "{a:?}");
+        assert!(m.has_kind(Kind::Url) && !m.has_kind(Kind::Ja4));
+        // Split in two parts (a compiled set plus the built-in sets), the answers stay.
+        let mut text = IndicatorSet::new();
+        embedded::load_into(&mut text);
+        let extra = mapped(&bytes).unwrap().parts;
+        let both = Matcher::from_loaded(text, extra);
+        assert_eq!(both.parts().len(), 2);
+        let (mut ids, mut alone) = (Vec::new(), Vec::new());
+        both.lookup_domain("x.w8510.com", &mut |id| ids.push(id));
+        m.lookup_domain("x.w8510.com", &mut |id| alone.push(id));
+        assert_eq!(ids.len(), alone.len() + 1, "the compiled copies and the built-in row all report");
+        assert!(ids.iter().any(|&id| both.provenance(id).file.contains("embedded") || id >= alone.len() as u32));
+    }
+
+    #[test]
+    fn damaged_tables_are_refused_not_followed() {
+        let bytes = compile(&set(), &[]).unwrap();
+        // Flip bits all over the body, fixing the checksum each time: what passes the
+        // checks must still answer without panicking.
+        let body_len = bytes.len() - 8;
+        for at in (24..body_len).step_by(7) {
+            let mut b = bytes.clone();
+            b[at] ^= 0x81;
+            let sum = foldhash::fast::FixedState::with_seed(0x0010_C5E7);
+            let s = std::hash::BuildHasher::hash_one(&sum, &b[24..body_len]);
+            b[body_len..].copy_from_slice(&s.to_le_bytes());
+            if let Ok(m) = mapped(&b) {
+                answers(&m);
+            }
+        }
+    }
+}
