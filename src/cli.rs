@@ -120,8 +120,8 @@ pub struct ScanArgs {
     /// in a different order from run to run.
     #[arg(short = 'j', long, default_value_t = 1, value_name = "N")]
     pub workers: usize,
-    /// Reads every input through a buffer instead of mapping flow logs (and, with -j, capture
-    /// files) into memory: for files another process may truncate while they are scanned.
+    /// Reads every input through a buffer instead of mapping uncompressed captures and flow
+    /// logs into memory: for files another process may truncate while they are scanned.
     #[arg(long)]
     pub no_mmap: bool,
     /// Prints no summary on standard error.

