@@ -424,12 +424,18 @@ impl Matcher {
         }
     }
 
-    /// Starts loading the table slot an IPv4 lookup of `a` will read first (for callers that
-    /// know the next addresses while handling the current one).
+    /// Starts loading what a lookup of `ip` reads first (for callers that know the next
+    /// addresses while handling the current ones: the probe then finds them in cache).
     #[inline]
-    pub fn prefetch_v4(&self, a: Ipv4Addr) {
+    pub fn prefetch_ip(&self, ip: IpAddr) {
         for p in &self.parts {
-            p.t.v4.prefetch(u32::from(a));
+            match ip {
+                IpAddr::V4(a) => p.t.v4.prefetch(u32::from(a)),
+                IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                    Some(a) => p.t.v4.prefetch(u32::from(a)),
+                    None => p.t.v6.prefetch(u128::from(a)),
+                },
+            }
         }
     }
 

@@ -306,7 +306,9 @@ impl<'m, S: Sink> Engine<'m, S> {
     #[inline]
     fn tick(&mut self, now: i64) {
         self.since_sweep += 1;
-        if now >= self.next_sweep && self.since_sweep >= self.conns.len() {
+        // A sweep walks every bucket of the table, full or not: waiting for as many events as
+        // there are buckets (at least 4096) keeps its cost below one bucket per event.
+        if now >= self.next_sweep && self.since_sweep >= self.conns.capacity().max(4096) {
             self.sweep_due(now);
         }
     }
@@ -1035,6 +1037,14 @@ impl<'m, S: Sink> Engine<'m, S> {
 
     /// Inspects one flow-log record: its addresses (and AWS packet addresses), names from DNS,
     /// TLS and HTTP logs, and the DNS correlation.
+    /// Starts loading the table entries [`Engine::record`] will probe for `r`.
+    #[inline]
+    pub fn prefetch_record(&self, r: &Record) {
+        for ip in [r.src, r.dst].into_iter().flatten() {
+            self.core.m.prefetch_ip(ip);
+        }
+    }
+
     pub fn record(&mut self, r: &Record) {
         let core = &mut self.core;
         core.stats.records += 1;

@@ -38,7 +38,10 @@ fn ip_header(linktype: u32, data: &[u8]) -> Option<&[u8]> {
 /// True for a UDP datagram from a DNS port (53, mDNS 5353, LLMNR 5355): a DNS answer that
 /// every worker must learn from.
 pub fn is_dns_response(linktype: u32, data: &[u8]) -> bool {
-    let Some(ip) = ip_header(linktype, data) else { return false };
+    ip_header(linktype, data).is_some_and(dns_response_ip)
+}
+
+fn dns_response_ip(ip: &[u8]) -> bool {
     let udp = match ip.first().map(|b| b >> 4) {
         Some(4) if ip.len() >= 20 && ip[9] == 17 => ip.get(((ip[0] & 0x0f) as usize) * 4..),
         Some(6) if ip.len() >= 40 && ip[6] == 17 => ip.get(40..),
@@ -49,7 +52,10 @@ pub fn is_dns_response(linktype: u32, data: &[u8]) -> bool {
 
 /// Hash of the frame's outermost address pair, the same in both directions.
 pub fn flow_hash(linktype: u32, data: &[u8]) -> u64 {
-    let Some(ip) = ip_header(linktype, data) else { return 0 };
+    ip_header(linktype, data).map_or(0, flow_hash_ip)
+}
+
+fn flow_hash_ip(ip: &[u8]) -> u64 {
     let h = foldhash::fast::FixedState::with_seed(SEED);
     match ip.first().map(|b| b >> 4) {
         Some(4) if ip.len() >= 20 => {
@@ -71,8 +77,24 @@ pub fn worker_of(linktype: u32, data: &[u8], n: usize) -> usize {
     if n <= 1 {
         return 0;
     }
-    // The high bits mix better than the low ones for small moduli.
-    ((flow_hash(linktype, data) >> 32) % n as u64) as usize
+    of(flow_hash(linktype, data), n)
+}
+
+/// The high bits mix better than the low ones for small moduli.
+fn of(hash: u64, n: usize) -> usize {
+    ((hash >> 32) % n as u64) as usize
+}
+
+/// [`worker_of`] and, when that is not `mine`, [`is_dns_response`], from one look at the
+/// headers: what every worker asks of every packet of a shared file.
+#[inline]
+pub fn route(linktype: u32, data: &[u8], n: usize, mine: usize) -> (bool, bool) {
+    let Some(ip) = ip_header(linktype, data) else { return (of(0, n) == mine, false) };
+    if of(flow_hash_ip(ip), n) == mine {
+        (true, false)
+    } else {
+        (false, dns_response_ip(ip))
+    }
 }
 
 /// The worker (of `n`) a flow record goes to: its address pair, hashed like a packet's.
@@ -119,6 +141,11 @@ mod tests {
             assert_eq!(flow_hash(1, &a), flow_hash(1, &b));
             for n in 1..8 {
                 assert_eq!(worker_of(1, &a, n), worker_of(1, &b, n));
+                for mine in 0..n {
+                    let (own, dns) = route(1, &a, n, mine);
+                    assert_eq!(own, worker_of(1, &a, n) == mine);
+                    assert_eq!(dns, !own && is_dns_response(1, &a));
+                }
             }
         }
         let mut v6a = vec![0x60, 0, 0, 0, 0, 8, 17, 64];

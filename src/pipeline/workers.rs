@@ -21,7 +21,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use std::time::Duration;
 
 use super::engine::{Engine, Options, Sink};
-use super::shard::{is_dns_response, record_worker, worker_of};
+use super::shard::record_worker;
 use super::{note_read_error, parse_text_reporting, Backend, Bytes};
 use crate::matcher::Matcher;
 use crate::report::evidence::Span;
@@ -210,12 +210,13 @@ fn route<S: Sink>(engine: &mut Engine<'_, S>, p: &Packet<'_>, index: usize, n: u
     if super::stopped() {
         return;
     }
-    if worker_of(p.linktype, p.data, n) == index {
-        engine.packet(p);
-    } else {
-        engine.advance(p.ts_micros);
-        if is_dns_response(p.linktype, p.data) {
-            engine.learn_packet(p);
+    match super::shard::route(p.linktype, p.data, n, index) {
+        (true, _) => engine.packet(p),
+        (false, dns) => {
+            engine.advance(p.ts_micros);
+            if dns {
+                engine.learn_packet(p);
+            }
         }
     }
 }
