@@ -121,6 +121,8 @@ pub struct Engine<'m, S: Sink> {
     conns: ConnMap,
     /// Template caches for NetFlow/IPFIX export packets seen in captures.
     netflow: Option<NetflowDecoder>,
+    /// The records of the export datagram being handled (kept for its allocation).
+    export_records: Vec<Record>,
     defrag: Defrag,
     core: Core<'m, S>,
     next_sweep: i64,
@@ -182,6 +184,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         Engine {
             conns: ConnMap::default(),
             netflow: None,
+            export_records: Vec::new(),
             defrag: Defrag::new(4096, 64 << 20, 30.0),
             core,
             next_sweep: i64::MIN,
@@ -1058,16 +1061,21 @@ impl<'m, S: Sink> Engine<'m, S> {
         let now = r.ts_micros;
         self.tick(now);
         let (key, _) = ConnKey::new(r.proto, (src, r.sport), (dst, r.dport));
-        // One that idled past its timeout ends here, as a sweep would have ended it.
-        if let Some(why) = self.conns.get(&key).and_then(|c| self.core.opts.limits.expired(c, now)) {
-            if let Some(old) = self.conns.remove(&key) {
-                self.core.end(old, why);
+        // One that idled past its timeout ends here, as a sweep would have ended it. A record
+        // is a connection's summary already: only connections that matched are kept (to add
+        // up their records and raise each alert once), so nearly all records find none.
+        let mut known = false;
+        if !self.conns.is_empty() {
+            match self.conns.get(&key).map(|c| self.core.opts.limits.expired(c, now)) {
+                Some(Some(why)) => {
+                    if let Some(old) = self.conns.remove(&key) {
+                        self.core.end(old, why);
+                    }
+                }
+                Some(None) => known = true,
+                None => {}
             }
         }
-        // A record is a connection's summary already: only connections that matched are kept
-        // (to add up their records and raise each alert once), so the rest, nearly all of
-        // them, touch no table at all.
-        let known = self.conns.contains_key(&key);
         let core = &mut self.core;
         let m = &*core.m;
         let mut hits = std::mem::take(&mut core.hits);
@@ -1162,7 +1170,8 @@ impl<'m, S: Sink> Engine<'m, S> {
     /// export traffic). Malformed datagrams are counted, never fatal.
     pub fn export_datagram(&mut self, exporter: std::net::SocketAddr, payload: &[u8], ts_micros: i64) {
         self.core.ts = ts_micros;
-        let mut records = Vec::new();
+        let mut records = std::mem::take(&mut self.export_records);
+        records.clear();
         let ts = ts_micros;
         let mut warnings = Vec::new();
         let nf = self.netflow.get_or_insert_with(|| NetflowDecoder::new(4096));
@@ -1183,9 +1192,14 @@ impl<'m, S: Sink> Engine<'m, S> {
             }
         }
         let (packet, ts) = (self.core.packet, self.core.ts);
+        // Up to 30 records (v5) per datagram: start loading all their table slots at once.
+        for r in &records {
+            self.prefetch_record(r);
+        }
         for r in &records {
             self.record(r);
         }
+        self.export_records = records;
         // Back to the capture's own position and time.
         self.core.packet = packet;
         self.core.ts = ts;
