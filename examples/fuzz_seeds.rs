@@ -166,7 +166,26 @@ fn synthetic(out: &mut Out) {
     }
     c.ip_packet(&seg(1040, synth::ACK | synth::PSH, &ch[40..])).unwrap();
     out.put("engine", "synth-split-client-hello.pcap", &c.w.into_inner());
+    // Compiled sets: the body only (the harness writes header and checksum around it).
+    for (name, text) in [
+        ("compiled-mixed", COMPILED_MIXED),
+        ("compiled-addresses", "indicator,type\n1.2.3.4,ipv4\n1.2.3.5,ipv4\n203.0.113.10,ipv4\n"),
+    ] {
+        let mut set = iocmatch::indicators::IndicatorSet::new();
+        let prov = iocmatch::indicators::Provenance::default();
+        iocmatch::indicators::csv::load(text, &std::sync::Arc::from("seed.csv"), prov, &mut set);
+        let file = iocmatch::matcher::image::compile(&set, &[]).unwrap();
+        out.put("compiled", name, &file[24..file.len() - 8]);
+    }
 }
+
+/// Every kind of indicator, duplicates, a port, exact and subdomain domains.
+const COMPILED_MIXED: &str = "indicator,type,match,role,confidence,tags\n\
+    1.2.3.4:443,ipv4,,c2,high,a;b\n1.2.3.4,ipv4,,,,\n1.2.3.4,ipv4,,dup,,\n10.0.0.0/8,cidr,,,,\n\
+    10.1.0.0/16,cidr,,,,\n10.1.0.0/16,cidr,,again,,\n2001:db8::/32,cidr,,,,\n2001:db8::5,ipv6,,,,\n\
+    exact.example,domain,exact,,,\nw8510.com,domain,,,,\nw8510.com,domain,,dup,,\n\
+    http://evil.example/gate.php,url,,,,\nhttp://evil.example/gate.php,url,,dup,,\n\
+    da39a3ee5e6b4b0d3255bfef95601890afd80709,sha1cert,,,,\n";
 
 fn main() {
     let mut args = std::env::args_os().skip(1).map(PathBuf::from);

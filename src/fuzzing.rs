@@ -38,7 +38,7 @@ pub const LINKTYPES: [u32; 9] = [
 pub type Harness = fn(&[u8]);
 
 /// Every target by name, as the fuzz crate and the replay test know them.
-pub const TARGETS: [(&str, Harness); 9] = [
+pub const TARGETS: [(&str, Harness); 10] = [
     ("capture", capture),
     ("packet", packet),
     ("dns", dns),
@@ -48,7 +48,39 @@ pub const TARGETS: [(&str, Harness); 9] = [
     ("indicators", indicators),
     ("engine", engine),
     ("flowlog", flowlog),
+    ("compiled", compiled),
 ];
+
+/// A compiled set whose body is the input (header and checksum are written around it, so
+/// mutations reach the checks behind the checksum), used in place as a scan uses a mapped one;
+/// when it is accepted, every kind of lookup runs and the first indicators are read back.
+/// Nothing may panic or loop: ids in its tables are followed without further checks.
+pub fn compiled(data: &[u8]) {
+    use crate::indicators::{compiled, Kind};
+    let Ok(m) = crate::matcher::image::from_bytes(&compiled::seal(data)) else { return };
+    let mut seen = 0usize;
+    let mut f = |id: crate::matcher::Id| {
+        let ind = m.indicator(id);
+        seen += ind.value.len() + m.provenance(id).set.len() + m.meta(id).tags.len();
+    };
+    for ip in
+        ["0.0.0.0", "1.2.3.4", "10.1.2.3", "203.0.113.10", "255.255.255.255", "2001:db8::1", "::", "::ffff:1.2.3.4"]
+    {
+        if let Ok(ip) = ip.parse() {
+            m.lookup_ip(ip, 443, &mut f);
+            m.prefetch_ip(ip);
+        }
+    }
+    for name in ["evil.example", "a.b.w8510.com", "com", "x"] {
+        m.lookup_domain(name, &mut f);
+    }
+    m.lookup_url("evil.example/gate.php?x=1", &mut f);
+    m.lookup_hash(Kind::Sha1Cert, "da39a3ee5e6b4b0d3255bfef95601890afd80709", &mut f);
+    for id in 0..m.len().min(64) as u32 {
+        f(id);
+    }
+    let _ = (seen, m.has_names(), m.heap_bytes());
+}
 
 /// Every flow-log parser over the bytes (the first byte picks the text format), and the
 /// NetFlow/IPFIX decoder over them as export datagrams (two in a row, so a template in the

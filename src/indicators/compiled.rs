@@ -202,15 +202,20 @@ pub fn to_bytes(set: &IndicatorSet, sources: &[SourceStamp], tables: &[Vec<u8>])
     w.section(&arena);
     w.u32(tables.len() as u32);
     tables.iter().for_each(|t| w.section(t));
-    let body = w.0;
+    Ok(seal(&w.0))
+}
+
+/// A compiled set's file around `body`: header, body, checksum. (The fuzz harness seals
+/// arbitrary bodies with it, so that mutations reach the checks behind the checksum.)
+pub fn seal(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + HEADER + 8);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&ORDER.to_ne_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&checksum(&body).to_le_bytes());
-    Ok(out)
+    out.extend_from_slice(body);
+    out.extend_from_slice(&checksum(body).to_le_bytes());
+    out
 }
 
 /// Writes a compiled set next to `path` and renames it over `path`: a scan that has the old

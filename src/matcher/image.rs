@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::flat::{FlatMap, HashSlot, Slot, V4Slot, V6Slot};
 use super::ip::{Arrays, RangeTable};
-use super::slab::Slab;
+use super::slab::{Backing, Slab};
 use super::{str_key, Mapped, Part, Store, Tables, END, SINGLE};
 use crate::indicators::compiled::{self, SourceStamp, View};
 use crate::indicators::load::{self, LoadError};
@@ -77,8 +77,8 @@ pub fn compile(set: &IndicatorSet, sources: &[SourceStamp]) -> Result<Vec<u8>, S
 
 impl Part {
     /// The part of a compiled set opened in place from `map` (which `view` was read from).
-    pub fn mapped(map: &Arc<memmap2::Mmap>, view: &View<'_>) -> Result<Part, String> {
-        fn slab<T: bytemuck::Pod>(map: &Arc<memmap2::Mmap>, b: &[u8]) -> Result<Slab<T>, String> {
+    pub fn mapped(map: &Backing, view: &View<'_>) -> Result<Part, String> {
+        fn slab<T: bytemuck::Pod>(map: &Backing, b: &[u8]) -> Result<Slab<T>, String> {
             Slab::mapped(map, b).ok_or_else(|| "misaligned section in compiled set".to_string())
         }
         let recs = slab(map, view.records)?;
@@ -143,6 +143,25 @@ impl Part {
     }
 }
 
+/// A buffer aligned for every table (the sections are aligned from the start of the file).
+struct Aligned(Vec<u128>, usize);
+
+impl AsRef<[u8]> for Aligned {
+    fn as_ref(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.0)[..self.1]
+    }
+}
+
+/// The matcher of a compiled set held in memory (copied into an aligned buffer and used in
+/// place there, as a mapped file would be): for tests and the fuzz harness.
+pub fn from_bytes(bytes: &[u8]) -> Result<super::Matcher, String> {
+    let mut words = vec![0u128; bytes.len().div_ceil(16)];
+    bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+    let backing: Backing = Arc::new(Aligned(words, bytes.len()));
+    let view = compiled::open((*backing).as_ref(), "memory")?;
+    Ok(super::Matcher::from_parts(vec![Part::mapped(&backing, &view)?]))
+}
+
 /// Maps a compiled set whole, every page read in at once (the checksum reads them all anyway).
 ///
 /// Compiled sets are replaced by renaming a new file over them ([`compiled::write`]), so a
@@ -162,8 +181,8 @@ pub fn resolve(set: &mut IndicatorSet, opts: &load::Options) -> Result<Vec<Part>
     for path in std::mem::take(&mut set.to_map) {
         let shown = path.display().to_string();
         let file: Arc<str> = Arc::from(shown.as_str());
-        let map = Arc::new(map_file(&path).map_err(|e| LoadError(format!("{shown}: cannot read: {e}")))?);
-        let view = compiled::open(&map, &shown).map_err(|e| LoadError(format!("{shown}: {e}")))?;
+        let map: Backing = Arc::new(map_file(&path).map_err(|e| LoadError(format!("{shown}: cannot read: {e}")))?);
+        let view = compiled::open((*map).as_ref(), &shown).map_err(|e| LoadError(format!("{shown}: {e}")))?;
         if let Some(changed) = view.stamps.iter().find(|s| s.changed()) {
             let changed: PathBuf = changed.path.clone();
             let (fresh, sources) = load::load_sources(&file, &changed, &view.stamps, set, opts)?;
@@ -183,7 +202,8 @@ pub fn resolve(set: &mut IndicatorSet, opts: &load::Options) -> Result<Vec<Part>
             Ok(p) => parts.push(p),
             Err(e) => {
                 set.warn(&file, None, format!("{e}: building its tables now (compile it again to skip this)"));
-                compiled::append(&map, &shown, set, |_| true).map_err(|e| LoadError(format!("{shown}: {e}")))?;
+                compiled::append((*map).as_ref(), &shown, set, |_| true)
+                    .map_err(|e| LoadError(format!("{shown}: {e}")))?;
             }
         }
     }
@@ -233,8 +253,8 @@ mod tests {
     fn mapped(bytes: &[u8]) -> Result<Matcher, String> {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut f, bytes).unwrap();
-        let map = Arc::new(map_file(f.path()).unwrap());
-        let view = compiled::open(&map, "t.iocset")?;
+        let map: Backing = Arc::new(map_file(f.path()).unwrap());
+        let view = compiled::open((*map).as_ref(), "t.iocset")?;
         Ok(Matcher::from_parts(vec![Part::mapped(&map, &view)?]))
     }
 
@@ -297,16 +317,14 @@ mod tests {
         let bytes = compile(&set(), &[]).unwrap();
         // Flip bits all over the body, fixing the checksum each time: what passes the
         // checks must still answer without panicking.
-        let body_len = bytes.len() - 8;
-        for at in (24..body_len).step_by(7) {
-            let mut b = bytes.clone();
+        let body = &bytes[24..bytes.len() - 8];
+        for at in (0..body.len()).step_by(7) {
+            let mut b = body.to_vec();
             b[at] ^= 0x81;
-            let sum = foldhash::fast::FixedState::with_seed(0x0010_C5E7);
-            let s = std::hash::BuildHasher::hash_one(&sum, &b[24..body_len]);
-            b[body_len..].copy_from_slice(&s.to_le_bytes());
-            if let Ok(m) = mapped(&b) {
+            if let Ok(m) = from_bytes(&compiled::seal(&b)) {
                 answers(&m);
             }
         }
+        assert!(from_bytes(&compiled::seal(body)).is_ok());
     }
 }

@@ -8,6 +8,10 @@ use std::sync::Arc;
 
 use bytemuck::Pod;
 
+/// What a mapped slab borrows from: a memory-mapped compiled set, or (in tests and the fuzz
+/// harness) an aligned buffer.
+pub type Backing = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
 /// A read-only `[T]`, owned or borrowed from a mapping that it keeps alive.
 pub struct Slab<T: Pod> {
     inner: Inner<T>,
@@ -20,7 +24,7 @@ enum Inner<T: Pod> {
         // because both drop together with the slab.
         ptr: *const T,
         len: usize,
-        _map: Arc<memmap2::Mmap>,
+        _map: Backing,
     },
 }
 
@@ -36,10 +40,11 @@ impl<T: Pod> Slab<T> {
 
     /// A view of `bytes` (which must lie inside `map`) as `[T]`; `None` when the bytes are
     /// misaligned for `T` or not a whole number of `T`.
-    pub fn mapped(map: &Arc<memmap2::Mmap>, bytes: &[u8]) -> Option<Slab<T>> {
-        let base = map.as_ptr() as usize;
+    pub fn mapped(map: &Backing, bytes: &[u8]) -> Option<Slab<T>> {
+        let whole: &[u8] = (**map).as_ref();
+        let base = whole.as_ptr() as usize;
         let at = bytes.as_ptr() as usize;
-        if at < base || at + bytes.len() > base + map.len() {
+        if at < base || at + bytes.len() > base + whole.len() {
             return None;
         }
         let s: &[T] = bytemuck::try_cast_slice(bytes).ok()?;
@@ -61,8 +66,9 @@ impl<T: Pod> std::ops::Deref for Slab<T> {
     fn deref(&self) -> &[T] {
         match &self.inner {
             Inner::Owned(v) => v,
-            // SAFETY: `ptr..ptr+len` was checked at construction to lie inside the mapping,
-            // aligned for `T`; the mapping is read-only and lives as long as `self` (the Arc).
+            // SAFETY: `ptr..ptr+len` was checked at construction to lie inside the backing
+            // bytes, aligned for `T`; they are never written and live as long as `self` (the
+            // Arc). A backing hands out the same bytes each time (a mapping, a buffer).
             // `T: Pod` means any bytes are a valid `T`.
             Inner::Mapped { ptr, len, .. } => unsafe { std::slice::from_raw_parts(*ptr, *len) },
         }
