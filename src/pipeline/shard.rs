@@ -80,9 +80,11 @@ pub fn worker_of(linktype: u32, data: &[u8], n: usize) -> usize {
     of(flow_hash(linktype, data), n)
 }
 
-/// The high bits mix better than the low ones for small moduli.
+/// The high half of the hash, scaled to `0..n` by a multiply rather than a division (this runs
+/// for every packet in every worker).
+#[inline]
 fn of(hash: u64, n: usize) -> usize {
-    ((hash >> 32) % n as u64) as usize
+    (((hash >> 32) * n as u64) >> 32) as usize
 }
 
 /// [`worker_of`] and, when that is not `mine`, [`is_dns_response`], from one look at the
@@ -97,19 +99,26 @@ pub fn route(linktype: u32, data: &[u8], n: usize, mine: usize) -> (bool, bool) 
     }
 }
 
-/// The worker (of `n`) a flow record goes to: its address pair, hashed like a packet's.
+/// The worker (of `n`) a flow record goes to: its address pair, hashed exactly as a packet's
+/// (so the records and the packets of one connection, given together, meet in one engine).
 pub fn record_worker(r: &crate::source::flowlog::Record, n: usize) -> usize {
+    use std::net::IpAddr;
     if n <= 1 {
         return 0;
     }
-    let int = |a: Option<std::net::IpAddr>| match a {
-        Some(std::net::IpAddr::V4(a)) => u128::from(a.to_ipv6_mapped()),
-        Some(std::net::IpAddr::V6(a)) => u128::from(a),
-        None => 0,
+    let h = foldhash::fast::FixedState::with_seed(SEED);
+    let h = match (r.src, r.dst) {
+        (Some(IpAddr::V4(a)), Some(IpAddr::V4(b))) => {
+            let (a, b) = (u32::from(a), u32::from(b));
+            h.hash_one((a.min(b), a.max(b)))
+        }
+        (Some(IpAddr::V6(a)), Some(IpAddr::V6(b))) => {
+            let (a, b) = (u128::from(a), u128::from(b));
+            h.hash_one((a.min(b), a.max(b)))
+        }
+        _ => 0,
     };
-    let (a, b) = (int(r.src), int(r.dst));
-    let h = foldhash::fast::FixedState::with_seed(SEED).hash_one((a.min(b), a.max(b)));
-    ((h >> 32) % n as u64) as usize
+    of(h, n)
 }
 
 #[cfg(test)]
@@ -155,6 +164,19 @@ mod tests {
         v6b.extend([2u8; 16]);
         v6b.extend([1u8; 16]);
         assert_eq!(flow_hash(101, &v6a), flow_hash(101, &v6b));
+    }
+
+    #[test]
+    fn a_record_goes_where_the_packets_of_its_connection_go() {
+        let f = eth_v4([10, 20, 30, 40], [198, 51, 100, 23], 51003, 443, false);
+        let r = crate::source::flowlog::Record {
+            src: Some("198.51.100.23".parse().unwrap()),
+            dst: Some("10.20.30.40".parse().unwrap()),
+            ..Default::default()
+        };
+        for n in 2..9 {
+            assert_eq!(record_worker(&r, n), worker_of(1, &f, n), "{n} workers");
+        }
     }
 
     #[test]
