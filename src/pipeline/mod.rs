@@ -289,19 +289,12 @@ fn parse_text_reporting<S: Sink>(
 ) {
     let mut bad = 0u64;
     let mut shown = Vec::new();
-    // Each record is handled one record late, after the next one is parsed: its table entries,
-    // prefetched when it was parsed, are in cache by then (a miss to memory per address
-    // otherwise; the parse of the next line covers the wait).
-    let mut pending: Option<flowlog::Record> = None;
     let text = flowlog::parse_text_stats(
         f,
         data,
         |r| {
             if !stopped() {
-                engine.prefetch_record(r);
-                if let Some(prev) = pending.replace(r.clone()) {
-                    on_record(engine, &prev)
-                }
+                on_record(engine, r)
             }
         },
         |line, why| {
@@ -311,9 +304,6 @@ fn parse_text_reporting<S: Sink>(
             }
         },
     );
-    if let Some(last) = pending.take().filter(|_| !stopped()) {
-        on_record(engine, &last);
-    }
     if bad > shown.len() as u64 {
         shown.push(format!("{name}: ... {} more bad lines", bad - shown.len() as u64));
     }
