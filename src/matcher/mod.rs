@@ -1,8 +1,10 @@
 //! The compiled, immutable indicator set: built once, shared by every thread, swapped whole on
 //! reload.
 //!
-//! Structures, chosen by measurement (`benches/matcher.rs`, `../shared/reference/crates.md`):
-//! - exact addresses: hash maps keyed by the integer address;
+//! Structures, chosen by measurement (`benches/matcher.rs`, `../shared/reference/crates.md`),
+//! all of them flat arrays of plain integers so that a compiled set carries them as they are and
+//! a scan uses them in place from the mapped file ([`image`]):
+//! - exact addresses: open-addressing tables keyed by the integer address ([`flat`]);
 //! - networks: [`ip::RangeTable`], every covering prefix reported;
 //! - domains: one hash map probed once per label boundary (`a.b.evil.example`, `b.evil.example`,
 //!   `evil.example`, `example`): no allocation, no reversal, and a near miss such as
@@ -12,6 +14,10 @@
 //!
 //! Indicators with the same key (one address listed by two advisories, or twice with different
 //! roles) are chained through `next`, so a map holds one `u32` per key and every row is reported.
+//!
+//! A matcher is a list of [`Part`]s: one per compiled set used in place, and one built at load
+//! for everything else (the built-in sets, text files). A lookup asks each part in turn; ids run
+//! on from one part to the next.
 
 pub mod flat;
 pub mod image;
