@@ -43,7 +43,7 @@ const END: u32 = u32::MAX;
 /// without a port, a domain that matches subdomains too): a hit then needs no further memory
 /// access (the common case, and a cache miss saved per hit).
 const SINGLE: u32 = 1 << 31;
-/// Ids stay below this (the top bit is [`SINGLE`], and `u32::MAX` marks a free table slot).
+/// Ids stay below this (the top bit is the `SINGLE` flag, and `u32::MAX` marks a free table slot).
 pub const MAX_INDICATORS: usize = (SINGLE - 1) as usize;
 
 const SEED: u64 = 0x243F_6A88_85A3_08D3;
