@@ -73,7 +73,8 @@ impl Default for Options {
 type Hit = (Id, Field, String, Option<&'static str>, Option<Arc<str>>);
 
 /// The engine's matcher: borrowed (`scan`), or shared and replaceable (`watch` reloads).
-enum MatcherRef<'m> {
+#[derive(Clone)]
+pub(crate) enum MatcherRef<'m> {
     Borrowed(&'m Matcher),
     Shared(Arc<Matcher>),
 }
@@ -1040,6 +1041,11 @@ impl<'m, S: Sink> Engine<'m, S> {
 
     /// Inspects one flow-log record: its addresses (and AWS packet addresses), names from DNS,
     /// TLS and HTTP logs, and the DNS correlation.
+    /// The matcher in force (a handle that does not borrow the engine).
+    pub(crate) fn matcher(&self) -> MatcherRef<'m> {
+        self.core.m.clone()
+    }
+
     /// Starts loading the table entries [`Engine::record`] will probe for `r`.
     #[inline]
     pub fn prefetch_record(&self, r: &Record) {

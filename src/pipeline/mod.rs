@@ -289,9 +289,11 @@ fn parse_text_reporting<S: Sink>(
 ) {
     let mut bad = 0u64;
     let mut shown = Vec::new();
-    let text = flowlog::parse_text_stats(
+    let m = engine.matcher();
+    let text = flowlog::parse_text_hinted(
         f,
         data,
+        |ip| m.prefetch_ip(ip),
         |r| {
             if !stopped() {
                 on_record(engine, r)

@@ -122,7 +122,7 @@ pub(super) fn parse(data: &[u8], out: &mut Out<'_>) {
             }
         }
         let roles = roles.as_deref().unwrap_or(&[]);
-        match parse_line(roles, line, n) {
+        match parse_line(roles, line, n, out.on_addr) {
             Ok(Some(r)) => out.record(r),
             Ok(None) => out.skip(),
             Err(e) => out.error(n, e),
@@ -131,7 +131,7 @@ pub(super) fn parse(data: &[u8], out: &mut Out<'_>) {
     });
 }
 
-fn parse_line(roles: &[Role], line: &str, n: u64) -> Result<Option<Record>, String> {
+fn parse_line(roles: &[Role], line: &str, n: u64, on_addr: &mut dyn FnMut(IpAddr)) -> Result<Option<Record>, String> {
     let mut r = Record { line: n, ..Default::default() };
     let mut status_nodata = false;
     let mut count = 0usize;
@@ -145,8 +145,11 @@ fn parse_line(roles: &[Role], line: &str, n: u64) -> Result<Option<Record>, Stri
         let ip = |what: &str| -> Result<IpAddr, String> { parse_ip(v).ok_or_else(|| bad(what)) };
         let num = |what: &str| parse_u64(v).ok_or_else(|| bad(what));
         match role {
-            Role::SrcAddr => r.src = Some(ip("srcaddr")?),
-            Role::DstAddr => r.dst = Some(ip("dstaddr")?),
+            Role::SrcAddr | Role::DstAddr => {
+                let a = ip(if role == Role::SrcAddr { "srcaddr" } else { "dstaddr" })?;
+                on_addr(a);
+                *if role == Role::SrcAddr { &mut r.src } else { &mut r.dst } = Some(a);
+            }
             Role::PktSrc => r.pkt_src = Some(ip("pkt-srcaddr")?),
             Role::PktDst => r.pkt_dst = Some(ip("pkt-dstaddr")?),
             Role::SrcPort => r.sport = u16::try_from(num("srcport")?).map_err(|_| bad("srcport"))?,

@@ -308,7 +308,7 @@ pub(super) fn slow(line: &str, n: u64) -> Result<Option<Record>, String> {
     let mut rec = |r: &Record| got = Some(r.clone());
     let mut err = |_: u64, _: String| {};
     let mut st = super::TextStats::default();
-    let mut out = Out { on_record: &mut rec, on_error: &mut err, stats: &mut st };
+    let mut out = Out { on_record: &mut rec, on_error: &mut err, on_addr: &mut |_| {}, stats: &mut st };
     event(line, n, &mut out)?;
     Ok(got)
 }

@@ -141,13 +141,27 @@ pub fn parse_text(format: Format, data: &[u8], on_record: impl FnMut(&Record), o
 pub fn parse_text_stats(
     format: Format,
     data: &[u8],
+    on_record: impl FnMut(&Record),
+    on_error: impl FnMut(u64, String),
+) -> TextStats {
+    parse_text_hinted(format, data, |_| {}, on_record, on_error)
+}
+
+/// [`parse_text_stats`], also telling `on_addr` each record's addresses as soon as they are read,
+/// before the rest of its line: the caller can start loading what it will look them up in,
+/// and the rest of the parse hides the wait. (Zeek TSV and AWS VPC, the fastest formats.)
+pub fn parse_text_hinted(
+    format: Format,
+    data: &[u8],
+    mut on_addr: impl FnMut(IpAddr),
     mut on_record: impl FnMut(&Record),
     mut on_error: impl FnMut(u64, String),
 ) -> TextStats {
     let mut st = TextStats::default();
     let mut rec = |r: &Record| on_record(r);
     let mut err = |n: u64, e: String| on_error(n, e);
-    let mut out = Out { on_record: &mut rec, on_error: &mut err, stats: &mut st };
+    let mut addr = |ip: IpAddr| on_addr(ip);
+    let mut out = Out { on_record: &mut rec, on_error: &mut err, on_addr: &mut addr, stats: &mut st };
     match format {
         Format::ZeekTsv => zeek::parse_tsv(data, &mut out),
         Format::ZeekJson => zeek::parse_json(data, &mut out),
@@ -164,6 +178,8 @@ pub fn parse_text_stats(
 pub(crate) struct Out<'a> {
     on_record: &'a mut dyn FnMut(&Record),
     on_error: &'a mut dyn FnMut(u64, String),
+    /// Addresses of the record being read, ahead of it (see [`parse_text_hinted`]).
+    on_addr: &'a mut dyn FnMut(IpAddr),
     stats: &'a mut TextStats,
 }
 
