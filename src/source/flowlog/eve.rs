@@ -140,7 +140,7 @@ pub(super) fn parse(data: &[u8], out: &mut Out<'_>) {
                 return true;
             }
             if et == "flow" || et == "netflow" {
-                if let Some(r) = super::eve_fast::flow(line, n) {
+                if let Some(r) = super::eve_fast::flow_hinted(line, n, out.on_addr) {
                     out.record(r);
                     return true;
                 }

@@ -229,7 +229,20 @@ struct Counters<'a> {
 /// The record of a `flow` or `netflow` event at line `n`, or `None` when the serde reader must
 /// decide (see the module documentation).
 pub(super) fn flow(line: &str, n: u64) -> Option<Record> {
+    flow_hinted(line, n, &mut |_| {})
+}
+
+/// [`flow`], telling `hint` each address as soon as it is read (see `parse_text_hinted`).
+pub(super) fn flow_hinted(line: &str, n: u64, hint: &mut dyn FnMut(std::net::IpAddr)) -> Option<Record> {
     let mut s = Scan { s: line, b: line.as_bytes(), i: 0 };
+    // Addresses parsed where they are read, so their lookups can be prefetched early.
+    let (mut src_ip, mut dst_ip) = (None, None);
+    let mut early = |parsed: &mut Option<std::net::IpAddr>, v: V<'_>| {
+        if let V::Str(t) = v {
+            *parsed = parse_ip(t);
+            parsed.inspect(|a| hint(*a));
+        }
+    };
     let (mut ts, mut et, mut src, mut dst, mut sp, mut dp, mut proto) = (None, None, None, None, None, None, None);
     let mut c = Counters::default();
     let (mut seen_flow, mut seen_netflow) = (false, false);
@@ -237,8 +250,18 @@ pub(super) fn flow(line: &str, n: u64) -> Option<Record> {
     s.object(|s, key| match key {
         "timestamp" => set(&mut ts, s.value()?),
         "event_type" => set(&mut et, s.value()?),
-        "src_ip" => set(&mut src, s.value()?),
-        "dest_ip" => set(&mut dst, s.value()?),
+        "src_ip" => {
+            let v = s.value()?;
+            set(&mut src, v)?;
+            early(&mut src_ip, v);
+            Some(())
+        }
+        "dest_ip" => {
+            let v = s.value()?;
+            set(&mut dst, v)?;
+            early(&mut dst_ip, v);
+            Some(())
+        }
         "src_port" => set(&mut sp, s.value()?),
         "dest_port" => set(&mut dp, s.value()?),
         "proto" => set(&mut proto, s.value()?),
@@ -313,8 +336,14 @@ pub(super) fn flow(line: &str, n: u64) -> Option<Record> {
     let timestamp = text(ts)?;
     let mut r = Record {
         line: n,
-        src: ip(src)?,
-        dst: ip(dst)?,
+        src: match src_ip {
+            Some(a) => Some(a),
+            None => ip(src)?,
+        },
+        dst: match dst_ip {
+            Some(a) => Some(a),
+            None => ip(dst)?,
+        },
         sport: u16::try_from(uint(sp)?).ok()?,
         dport: u16::try_from(uint(dp)?).ok()?,
         proto: match proto {
