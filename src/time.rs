@@ -109,7 +109,27 @@ pub fn format_micros(secs: i64, micros: u32, out: &mut String) {
     let days = secs.div_euclid(86400);
     let sod = secs.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, sod % 3600 / 60, sod % 60);
+    if !(0..=9999).contains(&y) || micros > 999_999 {
+        let _ =
+            write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, sod % 3600 / 60, sod % 60);
+        return;
+    }
+    // Every alert and flow event carries up to three of these: digits by hand, not `fmt`.
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y as u64);
+    put(5, 2, m as u64);
+    put(8, 2, d as u64);
+    put(11, 2, (sod / 3600) as u64);
+    put(14, 2, (sod % 3600 / 60) as u64);
+    put(17, 2, (sod % 60) as u64);
+    put(20, 6, micros as u64);
+    out.push_str(std::str::from_utf8(&b).unwrap_or_default());
 }
 
 /// Formats a date (`YYYY-MM-DD`) in UTC.
@@ -160,6 +180,33 @@ mod tests {
         format_micros(1725000000, 42, &mut s);
         assert_eq!(s, "2024-08-30T06:40:00.000042Z");
         assert_eq!(format_compact(1726617600 + 3723), "2024-09-18T01:02:03Z");
+    }
+
+    #[test]
+    fn hand_formatting_agrees_with_fmt() {
+        use std::fmt::Write;
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Years 0 to 9999 and a few beyond on either side.
+            let secs = (x % 330_000_000_000) as i64 - 62_500_000_000;
+            let micros = if i % 7 == 0 { 999_999 } else { (x >> 40) as u32 % 1_000_000 };
+            let (y, m, d) = civil_from_days(secs.div_euclid(86400));
+            let sod = secs.rem_euclid(86400);
+            let mut want = String::new();
+            let _ = write!(
+                want,
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+                sod / 3600,
+                sod % 3600 / 60,
+                sod % 60
+            );
+            let mut got = String::new();
+            format_micros(secs, micros, &mut got);
+            assert_eq!(got, want, "{secs} {micros}");
+        }
     }
 
     #[test]

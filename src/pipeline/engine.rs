@@ -122,8 +122,6 @@ pub struct Engine<'m, S: Sink> {
     conns: ConnMap,
     /// Template caches for NetFlow/IPFIX export packets seen in captures.
     netflow: Option<NetflowDecoder>,
-    /// The records of the export datagram being handled (kept for its allocation).
-    export_records: Vec<Record>,
     defrag: Defrag,
     core: Core<'m, S>,
     next_sweep: i64,
@@ -185,7 +183,6 @@ impl<'m, S: Sink> Engine<'m, S> {
         Engine {
             conns: ConnMap::default(),
             netflow: None,
-            export_records: Vec::new(),
             defrag: Defrag::new(4096, 64 << 20, 30.0),
             core,
             next_sweep: i64::MIN,
@@ -1046,14 +1043,6 @@ impl<'m, S: Sink> Engine<'m, S> {
         self.core.m.clone()
     }
 
-    /// Starts loading the table entries [`Engine::record`] will probe for `r`.
-    #[inline]
-    pub fn prefetch_record(&self, r: &Record) {
-        for ip in [r.src, r.dst].into_iter().flatten() {
-            self.core.m.prefetch_ip(ip);
-        }
-    }
-
     pub fn record(&mut self, r: &Record) {
         let core = &mut self.core;
         core.stats.records += 1;
@@ -1175,21 +1164,22 @@ impl<'m, S: Sink> Engine<'m, S> {
     /// One NetFlow v5/v9 or IPFIX datagram from `exporter` (the collector, or a capture of
     /// export traffic). Malformed datagrams are counted, never fatal.
     pub fn export_datagram(&mut self, exporter: std::net::SocketAddr, payload: &[u8], ts_micros: i64) {
+        let (packet, ts) = (self.core.packet, self.core.ts);
         self.core.ts = ts_micros;
-        let mut records = std::mem::take(&mut self.export_records);
-        records.clear();
-        let ts = ts_micros;
         let mut warnings = Vec::new();
-        let nf = self.netflow.get_or_insert_with(|| NetflowDecoder::new(4096));
+        // The decoder is taken out while it runs, so each record is matched as it is decoded
+        // (no copy into a list first).
+        let mut nf = self.netflow.take().unwrap_or_else(|| NetflowDecoder::new(4096));
         let missing = nf.stats().missing_template_records;
-        let res = nf.decode(exporter, payload, ts, |r| records.push(r), |w| warnings.push(w));
+        let res = nf.decode(exporter, payload, ts_micros, |r| self.record(&r), |w| warnings.push(w));
         // Data sets dropped for want of their template are reported once per template; count each.
         self.core.stats.records_skipped += nf.stats().missing_template_records - missing;
+        self.netflow = Some(nf);
         if let Err(e) = res {
             self.core.stats.records_skipped += 1;
             if self.core.stats.input_errors.len() < 100 {
                 let f = self.core.files.get(self.core.file as usize).cloned().unwrap_or_else(|| Arc::from(""));
-                self.core.stats.input_errors.push(format!("{f}: packet {}: NetFlow/IPFIX: {e}", self.core.packet));
+                self.core.stats.input_errors.push(format!("{f}: packet {packet}: NetFlow/IPFIX: {e}"));
             }
         }
         for w in warnings {
@@ -1197,15 +1187,6 @@ impl<'m, S: Sink> Engine<'m, S> {
                 self.core.stats.input_errors.push(w);
             }
         }
-        let (packet, ts) = (self.core.packet, self.core.ts);
-        // Up to 30 records (v5) per datagram: start loading all their table slots at once.
-        for r in &records {
-            self.prefetch_record(r);
-        }
-        for r in &records {
-            self.record(r);
-        }
-        self.export_records = records;
         // Back to the capture's own position and time.
         self.core.packet = packet;
         self.core.ts = ts;
