@@ -382,12 +382,12 @@ impl<'m, S: Sink> Engine<'m, S> {
             let (client, server) = if reply { (dst, src) } else { (src, dst) };
             let outer = d.outermost().copied();
             let tunnel = match (d.depth > 1, outer) {
-                (true, Some(o)) => Some(Tunnel {
+                (true, Some(o)) => Some(Box::new(Tunnel {
                     src_ip: o.src,
                     dest_ip: o.dst,
                     kind: o.tunnel.map(tunnel_name).unwrap_or("ip"),
                     depth: d.depth - 1,
-                }),
+                })),
                 _ => None,
             };
             Conn {
@@ -909,7 +909,7 @@ impl<S: Sink> Core<'_, S> {
             dest_port: conn.server.1,
             proto: proto_name(conn.proto),
             vlan: conn.vlans[..conn.vlan_count.min(2) as usize].to_vec(),
-            tunnel: conn.tunnel.clone(),
+            tunnel: conn.tunnel.as_deref().cloned(),
             alert: EveAlert {
                 action: "allowed",
                 gid: 1,
@@ -973,7 +973,7 @@ impl<S: Sink> Core<'_, S> {
             dest_port: c.server.1,
             proto: proto_name(c.proto),
             vlan: c.vlans[..c.vlan_count.min(2) as usize].to_vec(),
-            tunnel: c.tunnel.clone(),
+            tunnel: c.tunnel.as_deref().cloned(),
             flow: FlowCounters {
                 pkts_toserver: c.pkts[0],
                 pkts_toclient: c.pkts[1],
