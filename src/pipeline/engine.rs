@@ -1017,10 +1017,10 @@ impl<'m, S: Sink> Engine<'m, S> {
     /// Learns, without alerting, the addresses that flagged names resolved to in a flow log's
     /// DNS records: flow logs come in several files in any order, so DNS is read first.
     pub fn learn_dns(&mut self, r: &Record) {
-        let Some(q) = r.dns_query.as_deref() else { return };
+        let Some(q) = r.names().dns_query.as_deref() else { return };
         let mut ids = Vec::new();
         self.core.m.lookup_domain(q, &mut |id| ids.push(id));
-        for c in &r.dns_cnames {
+        for c in &r.names().dns_cnames {
             self.core.m.lookup_domain(c, &mut |id| ids.push(id));
         }
         if ids.is_empty() {
@@ -1030,7 +1030,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         ids.dedup();
         let ids: Arc<[Id]> = Arc::from(ids);
         let name: Arc<str> = Arc::from(q);
-        for ip in &r.dns_answers {
+        for ip in &r.names().dns_answers {
             self.core.stats.resolved_derived += 1;
             self.core.dns.insert_addr(*ip, Resolved { ids: ids.clone(), name: name.clone(), until: i64::MAX });
         }
@@ -1091,27 +1091,27 @@ impl<'m, S: Sink> Engine<'m, S> {
                 m.lookup_ip(ip, port, &mut |id| hits.push((id, field, ip.to_string(), None, None)));
             }
         }
-        if let Some(sni) = r.tls_sni.as_deref() {
+        if let Some(sni) = r.names().tls_sni.as_deref() {
             m.lookup_domain(sni, &mut |id| hits.push((id, Field::TlsSni, sni.to_string(), None, None)));
         }
-        if let Some(host) = r.http_host.as_deref() {
+        if let Some(host) = r.names().http_host.as_deref() {
             let mut h = String::new();
             http::normalize_host(host, &mut h);
             match h.parse::<IpAddr>() {
                 Ok(ip) => m.lookup_ip(ip, r.dport, &mut |id| hits.push((id, Field::HttpHost, h.clone(), None, None))),
                 Err(_) => m.lookup_domain(&h, &mut |id| hits.push((id, Field::HttpHost, h.clone(), None, None))),
             }
-            if let Some(uri) = r.http_uri.as_deref() {
+            if let Some(uri) = r.names().http_uri.as_deref() {
                 let url = if uri.starts_with('/') { format!("{h}{uri}") } else { format!("{h}/{uri}") };
                 m.lookup_url(&url, &mut |id| hits.push((id, Field::HttpUrl, url.clone(), None, None)));
             }
         }
-        if let Some(q) = r.dns_query.as_deref() {
+        if let Some(q) = r.names().dns_query.as_deref() {
             m.lookup_domain(q, &mut |id| hits.push((id, Field::DnsQuery, q.to_string(), None, None)));
-            for c in &r.dns_cnames {
+            for c in &r.names().dns_cnames {
                 m.lookup_domain(c, &mut |id| hits.push((id, Field::DnsAnswer, c.clone(), None, None)));
             }
-            for ip in &r.dns_answers {
+            for ip in &r.names().dns_answers {
                 m.lookup_ip(*ip, 0, &mut |id| hits.push((id, Field::DnsAnswer, ip.to_string(), None, None)));
             }
         }
@@ -1148,7 +1148,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             }
             core.hits = hits;
         }
-        if r.dns_query.is_some() {
+        if r.names().dns_query.is_some() {
             // Live collectors see DNS in time order: learn as we go too.
             self.learn_dns(r);
         }

@@ -250,18 +250,19 @@ fn event(line: &str, n: u64, out: &mut Out<'_>) -> Result<(), String> {
             };
             let first_query =
                 d.queries.as_ref().and_then(|q| q.iter().find_map(|q| q.rrname.as_deref().and_then(norm_name)));
-            r.dns_query = d.rrname.as_deref().and_then(norm_name).or(first_query);
+            let n = r.names_mut();
+            n.dns_query = d.rrname.as_deref().and_then(norm_name).or(first_query);
             let mut add = |rrtype: Option<&str>, rdata: &Scalar<'_>| {
                 let Some(v) = rdata.as_str() else { return };
                 match rrtype.unwrap_or("") {
                     "CNAME" => {
-                        if let Some(n) = norm_name(v) {
-                            r.dns_cnames.push(n)
+                        if let Some(c) = norm_name(v) {
+                            n.dns_cnames.push(c)
                         }
                     }
                     _ => {
                         if let Some(a) = parse_ip(v) {
-                            r.dns_answers.push(a)
+                            n.dns_answers.push(a)
                         }
                     }
                 }
@@ -277,20 +278,21 @@ fn event(line: &str, n: u64, out: &mut Out<'_>) -> Result<(), String> {
                     add(Some(t), v);
                 }
             }
-            if r.dns_query.is_none() && r.dns_answers.is_empty() && r.dns_cnames.is_empty() {
+            if n.dns_query.is_none() && n.dns_answers.is_empty() && n.dns_cnames.is_empty() {
                 out.skip();
                 return Ok(());
             }
         }
         "tls" => {
             r.ts_micros = ts()?.ok_or("missing timestamp")?;
-            r.tls_sni = e.tls.and_then(|t| t.sni).as_deref().and_then(norm_name);
+            r.names_mut().tls_sni = e.tls.and_then(|t| t.sni).as_deref().and_then(norm_name);
         }
         "http" => {
             r.ts_micros = ts()?.ok_or("missing timestamp")?;
             if let Some(h) = e.http {
-                r.http_host = h.hostname.as_deref().and_then(super::non_empty);
-                r.http_uri = h.url.as_deref().and_then(super::non_empty);
+                let n = r.names_mut();
+                n.http_host = h.hostname.as_deref().and_then(super::non_empty);
+                n.http_uri = h.url.as_deref().and_then(super::non_empty);
             }
         }
         _ => {

@@ -48,6 +48,21 @@ pub struct Record {
     /// AWS `pkt-srcaddr`/`pkt-dstaddr`; NetFlow/IPFIX post-NAT addresses.
     pub pkt_src: Option<IpAddr>,
     pub pkt_dst: Option<IpAddr>,
+    /// The names of a DNS, TLS or HTTP event; flow records have none. Boxed, so the records
+    /// that carry only addresses and counters (nearly all) stay small: one is built and
+    /// handed over per line.
+    pub names: Option<Box<Names>>,
+    /// 1-based line number; for Azure NSG the 1-based number of the flow tuple in the file, for
+    /// a GCP JSON array the 1-based entry number, for NetFlow the decoder's packet number.
+    pub line: u64,
+    /// NetFlow/IPFIX exporter and export-packet sequence number.
+    pub exporter: Option<std::net::SocketAddr>,
+    pub sequence: Option<u32>,
+}
+
+/// The names an application event carries (see [`Record::names`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Names {
     /// Lowercase, no trailing dot.
     pub dns_query: Option<String>,
     pub dns_answers: Vec<IpAddr>,
@@ -58,12 +73,27 @@ pub struct Record {
     /// As logged (trimmed); may carry a port.
     pub http_host: Option<String>,
     pub http_uri: Option<String>,
-    /// 1-based line number; for Azure NSG the 1-based number of the flow tuple in the file, for
-    /// a GCP JSON array the 1-based entry number, for NetFlow the decoder's packet number.
-    pub line: u64,
-    /// NetFlow/IPFIX exporter and export-packet sequence number.
-    pub exporter: Option<std::net::SocketAddr>,
-    pub sequence: Option<u32>,
+}
+
+static NO_NAMES: Names = Names {
+    dns_query: None,
+    dns_answers: Vec::new(),
+    dns_cnames: Vec::new(),
+    tls_sni: None,
+    http_host: None,
+    http_uri: None,
+};
+
+impl Record {
+    /// The record's names (empty for a flow record).
+    pub fn names(&self) -> &Names {
+        self.names.as_deref().unwrap_or(&NO_NAMES)
+    }
+
+    /// The record's names, to fill in.
+    pub fn names_mut(&mut self) -> &mut Names {
+        self.names.get_or_insert_with(Default::default)
+    }
 }
 
 /// A text flow-log format.

@@ -69,9 +69,9 @@ fn zeek_tsv_dns_ssl_http_and_inference() {
     assert_eq!(recs.len(), 1);
     assert_eq!(st.skipped, 1);
     let r = &recs[0];
-    assert_eq!(r.dns_query.as_deref(), Some("www.example.com"));
-    assert_eq!(r.dns_answers, vec![ip("192.0.2.7"), ip("2001:db8::7")]);
-    assert_eq!(r.dns_cnames, vec!["cdn.example.net".to_string()]);
+    assert_eq!(r.names().dns_query.as_deref(), Some("www.example.com"));
+    assert_eq!(r.names().dns_answers, vec![ip("192.0.2.7"), ip("2001:db8::7")]);
+    assert_eq!(r.names().dns_cnames, vec!["cdn.example.net".to_string()]);
     assert_eq!(r.proto, 17);
 
     // No #path: the fields say ssl, then http.
@@ -81,9 +81,9 @@ fn zeek_tsv_dns_ssl_http_and_inference() {
                2.0\t10.0.0.1\t2\t10.0.0.3\t80\tbad.example:8080\t/x\\x20y\n";
     let (recs, errs, _) = run(Format::ZeekTsv, ssl.as_bytes());
     assert!(errs.is_empty(), "{errs:?}");
-    assert_eq!(recs[0].tls_sni.as_deref(), Some("evil.example"));
-    assert_eq!(recs[1].http_host.as_deref(), Some("bad.example:8080"));
-    assert_eq!(recs[1].http_uri.as_deref(), Some("/x y"));
+    assert_eq!(recs[0].names().tls_sni.as_deref(), Some("evil.example"));
+    assert_eq!(recs[1].names().http_host.as_deref(), Some("bad.example:8080"));
+    assert_eq!(recs[1].names().http_uri.as_deref(), Some("/x y"));
     assert_eq!(recs[1].ts_micros, 2_000_000);
 }
 
@@ -125,10 +125,10 @@ fn zeek_json() {
     assert_eq!(r.end_micros, Some(1_546_981_812_981_978));
     assert_eq!((r.pkts, r.bytes, r.proto), ([22, 17], [6181, 11658], 6));
     assert_eq!(recs[1].ts_micros, 1_614_592_800_250_000);
-    assert_eq!(recs[1].dns_query.as_deref(), Some("a.example"));
-    assert_eq!(recs[1].dns_answers, vec![ip("192.0.2.1")]);
-    assert_eq!(recs[1].dns_cnames, vec!["b.example".to_string()]);
-    assert_eq!(recs[2].tls_sni.as_deref(), Some("x.example"));
+    assert_eq!(recs[1].names().dns_query.as_deref(), Some("a.example"));
+    assert_eq!(recs[1].names().dns_answers, vec![ip("192.0.2.1")]);
+    assert_eq!(recs[1].names().dns_cnames, vec!["b.example".to_string()]);
+    assert_eq!(recs[2].names().tls_sni.as_deref(), Some("x.example"));
     assert_eq!(errs.iter().map(|e| e.0).collect::<Vec<_>>(), vec![4, 5, 6]);
     assert_eq!(st.skipped, 1);
 }
@@ -142,12 +142,12 @@ fn eve_events() {
     assert_eq!(f.end_micros, Some(1_725_451_201_560_000));
     assert_eq!((f.pkts, f.bytes, f.proto, f.sport, f.dport), ([5, 4], [400, 500], 6, 51003, 443));
     let d = &recs[1];
-    assert_eq!(d.dns_query.as_deref(), Some("c2.hy92.com"));
-    assert_eq!(d.dns_answers, vec![ip("198.51.100.23")]);
-    assert_eq!(d.dns_cnames, vec!["edge.hy92.net".to_string()]);
-    assert_eq!(recs[2].tls_sni.as_deref(), Some("c2.hy92.com"));
-    assert_eq!(recs[3].http_host.as_deref(), Some("www.example.com"));
-    assert_eq!(recs[3].http_uri.as_deref(), Some("/a?b=c"));
+    assert_eq!(d.names().dns_query.as_deref(), Some("c2.hy92.com"));
+    assert_eq!(d.names().dns_answers, vec![ip("198.51.100.23")]);
+    assert_eq!(d.names().dns_cnames, vec!["edge.hy92.net".to_string()]);
+    assert_eq!(recs[2].names().tls_sni.as_deref(), Some("c2.hy92.com"));
+    assert_eq!(recs[3].names().http_host.as_deref(), Some("www.example.com"));
+    assert_eq!(recs[3].names().http_uri.as_deref(), Some("/a?b=c"));
     assert_eq!(recs[3].proto, 6);
     let n = &recs[4];
     assert_eq!((n.src, n.pkts, n.bytes), (Some(ip("198.51.100.23")), [4, 0], [500, 0]));
@@ -170,13 +170,13 @@ not json at all
 "#;
     let (recs, errs, st) = run(Format::EveJson, data);
     assert_eq!(recs.len(), 4, "{errs:?}");
-    assert_eq!(recs[0].dns_query.as_deref(), Some("clients.l.google.com"));
-    assert_eq!(recs[0].dns_answers, vec![ip("172.217.13.110")]);
+    assert_eq!(recs[0].names().dns_query.as_deref(), Some("clients.l.google.com"));
+    assert_eq!(recs[0].names().dns_answers, vec![ip("172.217.13.110")]);
     assert_eq!(recs[0].ts_micros, 1_530_820_280_213_418);
-    assert_eq!(recs[1].dns_query.as_deref(), Some("q.example"));
+    assert_eq!(recs[1].names().dns_query.as_deref(), Some("q.example"));
     assert_eq!(recs[1].proto, 17);
-    assert_eq!(recs[2].dns_answers, vec![ip("192.0.2.9")]);
-    assert_eq!(recs[2].dns_cnames, vec!["h.example".to_string()]);
+    assert_eq!(recs[2].names().dns_answers, vec![ip("192.0.2.9")]);
+    assert_eq!(recs[2].names().dns_cnames, vec!["h.example".to_string()]);
     assert_eq!(recs[3].src, Some(ip("fe80::fada:cff:fedc:87f1")));
     assert_eq!((recs[3].proto, recs[3].ts_micros), (58, 1_704_063_601_500_000));
     assert_eq!(errs.iter().map(|e| e.0).collect::<Vec<_>>(), vec![5, 6, 8]);

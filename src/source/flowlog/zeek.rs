@@ -143,28 +143,30 @@ fn build(kind: Kind, f: Fields<'_>, line: u64) -> Result<Option<Record>, String>
             r.bytes = [f.orig_ip_bytes.or(f.orig_bytes).unwrap_or(0), f.resp_ip_bytes.or(f.resp_bytes).unwrap_or(0)];
         }
         Kind::Dns => {
-            r.dns_query = f.query.as_deref().and_then(norm_name);
+            let n = r.names_mut();
+            n.dns_query = f.query.as_deref().and_then(norm_name);
             for a in &f.answers {
                 let a = a.trim();
                 if a.is_empty() {
                     continue;
                 }
                 if let Some(ip) = parse_ip(a) {
-                    r.dns_answers.push(ip);
+                    n.dns_answers.push(ip);
                 } else if !a.contains(char::is_whitespace) {
-                    if let Some(n) = norm_name(a) {
-                        r.dns_cnames.push(n);
+                    if let Some(c) = norm_name(a) {
+                        n.dns_cnames.push(c);
                     }
                 }
             }
-            if r.dns_query.is_none() && r.dns_answers.is_empty() && r.dns_cnames.is_empty() {
+            if n.dns_query.is_none() && n.dns_answers.is_empty() && n.dns_cnames.is_empty() {
                 return Ok(None);
             }
         }
-        Kind::Ssl => r.tls_sni = f.server_name.as_deref().and_then(norm_name),
+        Kind::Ssl => r.names_mut().tls_sni = f.server_name.as_deref().and_then(norm_name),
         Kind::Http => {
-            r.http_host = f.host.as_deref().and_then(super::non_empty);
-            r.http_uri = f.uri.as_deref().and_then(super::non_empty);
+            let n = r.names_mut();
+            n.http_host = f.host.as_deref().and_then(super::non_empty);
+            n.http_uri = f.uri.as_deref().and_then(super::non_empty);
         }
         Kind::Other => return Ok(None),
     }
