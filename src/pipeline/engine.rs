@@ -262,12 +262,19 @@ impl<'m, S: Sink> Engine<'m, S> {
     }
 
     /// Ends every connection (end of input) and returns the counters, the sink, and (with
-    /// `keep_flagged`) the flagged connections.
+    /// `keep_flagged`) the flagged connections. One already idle past its timeout at the last
+    /// packet's time ends as timed out, as a sweep then would have ended it: so the reason
+    /// never depends on when the last sweep happened to run.
     pub fn finish(mut self) -> (Stats, S, Vec<crate::report::evidence::Span>) {
+        let (limits, now) = (self.core.opts.limits, self.core.ts);
         let keys: Vec<ConnKey> = self.conns.keys().copied().collect();
         for k in keys {
             if let Some(c) = self.conns.remove(&k) {
-                let why = if c.closed_at.is_some() { End::Closed } else { End::EndOfInput };
+                let why = match limits.expired(&c, now) {
+                    Some(why) => why,
+                    None if c.closed_at.is_some() => End::Closed,
+                    None => End::EndOfInput,
+                };
                 self.core.end(c, why);
             }
         }
@@ -307,9 +314,11 @@ impl<'m, S: Sink> Engine<'m, S> {
     #[inline]
     fn tick(&mut self, now: i64) {
         self.since_sweep += 1;
-        // A sweep walks every bucket of the table, full or not: waiting for as many events as
-        // there are buckets (at least 4096) keeps its cost below one bucket per event.
-        if now >= self.next_sweep && self.since_sweep >= self.conns.capacity().max(4096) {
+        // A sweep walks the whole table: waiting for as many events as it holds connections
+        // (at least 4096) keeps its cost near one connection per event. (Not its capacity:
+        // that depends on where the random hash put deleted entries, and when sweeps happen
+        // decides whether a connection idle at the end of the input ends as timed out.)
+        if now >= self.next_sweep && self.since_sweep >= self.conns.len().max(4096) {
             self.sweep_due(now);
         }
     }

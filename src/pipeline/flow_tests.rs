@@ -131,4 +131,17 @@ fn records_of_a_flagged_connection_add_up_and_idle_ones_start_again() {
     assert_eq!(first["flow"]["reason"], "timeout");
     assert_eq!(stats.conns, 1002);
     assert_eq!(stats.records, 1003);
+
+    // A connection idle past its timeout when the input ends ends as timed out, though no
+    // sweep ran after it went idle (a sweep waits for 4096 events): the reason must not
+    // depend on when sweeps happen, which differs with the number of workers.
+    let mut engine = Engine::new(&m, Options::default(), Both::default());
+    engine.begin_file(Arc::from("eve.json"));
+    engine.record(&rec("10.0.0.5", 5000, "203.0.113.10", 53, t0, 3));
+    engine.record(&rec("10.0.0.6", 5001, "203.0.113.10", 53, t0 + 200_000_000, 1));
+    let (_, sink, _) = engine.finish();
+    let reasons: Vec<String> =
+        sink.1.iter().map(|f| serde_json::to_value(f).unwrap()["flow"]["reason"].to_string()).collect();
+    assert_eq!(reasons.iter().filter(|r| r.contains("timeout")).count(), 1, "{reasons:?}");
+    assert_eq!(reasons.iter().filter(|r| r.contains("end-of-input")).count(), 1, "{reasons:?}");
 }
