@@ -115,7 +115,38 @@ pub struct Match {
     pub active: bool,
     #[serde(flatten)]
     pub meta: Arc<RowMeta>,
+    #[serde(serialize_with = "source_json")]
     pub source: Arc<Provenance>,
+}
+
+/// Serialises a provenance once per source document, not once per alert: it is most of an
+/// alert's text (title, publisher, URL, tags), and escaping it was the largest part of writing
+/// alerts. The cache holds a `Weak` to each source, so an address is never mistaken for a later
+/// source allocated at the same place.
+fn source_json<S: serde::Serializer>(p: &Arc<Provenance>, s: S) -> Result<S::Ok, S::Error> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    type Cache = HashMap<usize, (std::sync::Weak<Provenance>, Box<serde_json::value::RawValue>)>;
+    thread_local! {
+        static CACHE: RefCell<Cache> = RefCell::new(HashMap::new());
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let key = Arc::as_ptr(p) as usize;
+        if let Some((weak, json)) = c.get(&key) {
+            if weak.as_ptr() == Arc::as_ptr(p) && weak.strong_count() > 0 {
+                return json.serialize(s);
+            }
+        }
+        let Ok(json) = serde_json::value::to_raw_value(&**p) else { return p.serialize(s) };
+        if c.len() >= 4096 {
+            // Sources of sets long reloaded away: start again.
+            c.clear();
+        }
+        let out = json.serialize(s);
+        c.insert(key, (Arc::downgrade(p), json));
+        out
+    })
 }
 
 /// Where in the input the alert came from.
