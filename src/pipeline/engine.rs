@@ -1045,13 +1045,13 @@ impl<'m, S: Sink> Engine<'m, S> {
         }
     }
 
-    /// Inspects one flow-log record: its addresses (and AWS packet addresses), names from DNS,
-    /// TLS and HTTP logs, and the DNS correlation.
     /// The matcher in force (a handle that does not borrow the engine).
     pub(crate) fn matcher(&self) -> MatcherRef<'m> {
         self.core.m.clone()
     }
 
+    /// Inspects one flow-log record: its addresses (and AWS packet addresses), names from DNS,
+    /// TLS and HTTP logs, and the DNS correlation.
     pub fn record(&mut self, r: &Record) {
         let core = &mut self.core;
         core.stats.records += 1;
@@ -1173,7 +1173,7 @@ impl<'m, S: Sink> Engine<'m, S> {
     /// One NetFlow v5/v9 or IPFIX datagram from `exporter` (the collector, or a capture of
     /// export traffic). Malformed datagrams are counted, never fatal.
     pub fn export_datagram(&mut self, exporter: std::net::SocketAddr, payload: &[u8], ts_micros: i64) {
-        let (packet, ts) = (self.core.packet, self.core.ts);
+        let packet = self.core.packet;
         self.core.ts = ts_micros;
         let mut warnings = Vec::new();
         // The decoder is taken out while it runs, so each record is matched as it is decoded
@@ -1196,9 +1196,9 @@ impl<'m, S: Sink> Engine<'m, S> {
                 self.core.stats.input_errors.push(w);
             }
         }
-        // Back to the capture's own position and time.
+        // Back to the capture's own position, and the datagram's time (each record set its own).
         self.core.packet = packet;
-        self.core.ts = ts;
+        self.core.ts = ts_micros;
         self.core.pos = Pos::Packet(packet);
     }
 }
