@@ -75,12 +75,20 @@ pub fn compile(set: &IndicatorSet, sources: &[SourceStamp]) -> Result<Vec<u8>, S
     compiled::to_bytes(set, sources, &sections(&Tables::build(set), set.indicators.len()))
 }
 
+fn slab<T: bytemuck::Pod>(map: &Backing, b: &[u8]) -> Result<Slab<T>, String> {
+    Slab::mapped(map, b).ok_or_else(|| "misaligned section in compiled set".to_string())
+}
+
+/// A range table from its four sections (starts, lists, spans, pool).
+fn ranges<K: super::ip::Key>(map: &Backing, s: &[&[u8]], limit: u32) -> Result<RangeTable<K>, String> {
+    let arrays =
+        Arrays { starts: slab(map, s[0])?, lists: slab(map, s[1])?, spans: slab(map, s[2])?, pool: slab(map, s[3])? };
+    RangeTable::from_arrays(arrays, limit)
+}
+
 impl Part {
     /// The part of a compiled set opened in place from `map` (which `view` was read from).
     pub fn mapped(map: &Backing, view: &View<'_>) -> Result<Part, String> {
-        fn slab<T: bytemuck::Pod>(map: &Backing, b: &[u8]) -> Result<Slab<T>, String> {
-            Slab::mapped(map, b).ok_or_else(|| "misaligned section in compiled set".to_string())
-        }
         let recs = slab(map, view.records)?;
         let n = recs.len();
         if view.tables.len() != SECTIONS {
@@ -108,24 +116,8 @@ impl Part {
             v4: FlatMap::from_slab(slab(map, s[2])?, slab(map, s[14])?, limit, SINGLE)?,
             v6: FlatMap::from_slab(slab(map, s[3])?, slab(map, s[15])?, limit, SINGLE)?,
             strings: FlatMap::from_slab(slab(map, s[4])?, slab(map, s[16])?, limit, SINGLE)?,
-            cidr4: RangeTable::from_arrays(
-                Arrays {
-                    starts: slab(map, s[5])?,
-                    lists: slab(map, s[6])?,
-                    spans: slab(map, s[7])?,
-                    pool: slab(map, s[8])?,
-                },
-                limit,
-            )?,
-            cidr6: RangeTable::from_arrays(
-                Arrays {
-                    starts: slab(map, s[9])?,
-                    lists: slab(map, s[10])?,
-                    spans: slab(map, s[11])?,
-                    pool: slab(map, s[12])?,
-                },
-                limit,
-            )?,
+            cidr4: ranges(map, &s[5..9], limit)?,
+            cidr6: ranges(map, &s[9..13], limit)?,
             min_labels,
             kinds,
             url_ids: slab(map, s[13])?,

@@ -133,10 +133,10 @@ fn source_json<S: serde::Serializer>(p: &Arc<Provenance>, s: S) -> Result<S::Ok,
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let key = Arc::as_ptr(p) as usize;
-        if let Some((weak, json)) = c.get(&key) {
-            if weak.as_ptr() == Arc::as_ptr(p) && weak.strong_count() > 0 {
-                return json.serialize(s);
-            }
+        // The Weak kept with each entry keeps its allocation, so an address found here is
+        // the same source.
+        if let Some((_, json)) = c.get(&key) {
+            return json.serialize(s);
         }
         let Ok(json) = serde_json::value::to_raw_value(&**p) else { return p.serialize(s) };
         if c.len() >= 4096 {
