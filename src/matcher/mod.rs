@@ -446,34 +446,36 @@ impl Matcher {
     }
 
     fn lookup_v4(&self, a: Ipv4Addr, port: u16, f: &mut impl FnMut(Id)) {
-        let k = u32::from(a);
-        let mut allowed = None;
-        for p in &self.parts {
-            let exact = p.t.v4.get(k);
-            let nets = if p.t.cidr4.is_empty() { &[][..] } else { p.t.cidr4.lookup(k) };
-            if exact.is_none() && nets.is_empty() {
-                continue;
-            }
-            if *allowed.get_or_insert_with(|| self.allow.as_ref().is_some_and(|al| al.any_ip(IpAddr::V4(a)))) {
-                return;
-            }
-            p.exact_hits(exact, port, f);
-            for &h in nets.iter().rev() {
-                p.walk(h, f);
-            }
-        }
+        self.lookup_addr(IpAddr::V4(a), port, f, |p| {
+            let k = u32::from(a);
+            (p.t.v4.get(k), if p.t.cidr4.is_empty() { &[][..] } else { p.t.cidr4.lookup(k) })
+        })
     }
 
     fn lookup_v6(&self, a: Ipv6Addr, port: u16, f: &mut impl FnMut(Id)) {
-        let k = u128::from(a);
+        self.lookup_addr(IpAddr::V6(a), port, f, |p| {
+            let k = u128::from(a);
+            (p.t.v6.get(k), if p.t.cidr6.is_empty() { &[][..] } else { p.t.cidr6.lookup(k) })
+        })
+    }
+
+    /// The hits of `ip` in every part, given how to probe a part (exact table, networks): the
+    /// allowlist is asked once, at the first part with a hit.
+    #[inline]
+    fn lookup_addr<'p>(
+        &'p self,
+        ip: IpAddr,
+        port: u16,
+        f: &mut impl FnMut(Id),
+        probe: impl Fn(&'p Part) -> (Option<Id>, &'p [Id]),
+    ) {
         let mut allowed = None;
         for p in &self.parts {
-            let exact = p.t.v6.get(k);
-            let nets = if p.t.cidr6.is_empty() { &[][..] } else { p.t.cidr6.lookup(k) };
+            let (exact, nets) = probe(p);
             if exact.is_none() && nets.is_empty() {
                 continue;
             }
-            if *allowed.get_or_insert_with(|| self.allow.as_ref().is_some_and(|al| al.any_ip(IpAddr::V6(a)))) {
+            if *allowed.get_or_insert_with(|| self.allow.as_ref().is_some_and(|al| al.any_ip(ip))) {
                 return;
             }
             p.exact_hits(exact, port, f);
