@@ -55,19 +55,22 @@ pub fn flow_hash(linktype: u32, data: &[u8]) -> u64 {
     ip_header(linktype, data).map_or(0, flow_hash_ip)
 }
 
+/// The hash of an address pair, the same in either order.
+#[inline]
+fn pair_hash<T: Ord + Copy + std::hash::Hash>(a: T, b: T) -> u64 {
+    foldhash::fast::FixedState::with_seed(SEED).hash_one((a.min(b), a.max(b)))
+}
+
 fn flow_hash_ip(ip: &[u8]) -> u64 {
-    let h = foldhash::fast::FixedState::with_seed(SEED);
     match ip.first().map(|b| b >> 4) {
-        Some(4) if ip.len() >= 20 => {
-            let a = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
-            let b = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
-            h.hash_one((a.min(b), a.max(b)))
-        }
-        Some(6) if ip.len() >= 40 => {
-            let a = u128::from_be_bytes(ip[8..24].try_into().expect("16 bytes"));
-            let b = u128::from_be_bytes(ip[24..40].try_into().expect("16 bytes"));
-            h.hash_one((a.min(b), a.max(b)))
-        }
+        Some(4) if ip.len() >= 20 => pair_hash(
+            u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]),
+            u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]),
+        ),
+        Some(6) if ip.len() >= 40 => pair_hash(
+            u128::from_be_bytes(ip[8..24].try_into().expect("16 bytes")),
+            u128::from_be_bytes(ip[24..40].try_into().expect("16 bytes")),
+        ),
         _ => 0,
     }
 }
@@ -106,16 +109,9 @@ pub fn record_worker(r: &crate::source::flowlog::Record, n: usize) -> usize {
     if n <= 1 {
         return 0;
     }
-    let h = foldhash::fast::FixedState::with_seed(SEED);
     let h = match (r.src, r.dst) {
-        (Some(IpAddr::V4(a)), Some(IpAddr::V4(b))) => {
-            let (a, b) = (u32::from(a), u32::from(b));
-            h.hash_one((a.min(b), a.max(b)))
-        }
-        (Some(IpAddr::V6(a)), Some(IpAddr::V6(b))) => {
-            let (a, b) = (u128::from(a), u128::from(b));
-            h.hash_one((a.min(b), a.max(b)))
-        }
+        (Some(IpAddr::V4(a)), Some(IpAddr::V4(b))) => pair_hash(u32::from(a), u32::from(b)),
+        (Some(IpAddr::V6(a)), Some(IpAddr::V6(b))) => pair_hash(u128::from(a), u128::from(b)),
         _ => 0,
     };
     of(h, n)
