@@ -333,18 +333,28 @@ fn read_stream<S: Sink>(
 ) -> Result<(), capture::ReadError> {
     let mut n = 0u64;
     let res = capture::read(Stoppable(reader), |p| {
-        if stopped() {
-            return;
-        }
-        engine.packet(&p);
-        n += p.data.len() as u64 + 16;
-        if p.number % 65536 == 0 {
-            progress(n);
-            n = 0;
+        if !stopped() {
+            inspect_counting(engine, &p, &mut n, progress);
         }
     });
     progress(n);
     res.map(|_| ())
+}
+
+/// Inspects a packet, counting its bytes (with its record header) into `n` and reporting them
+/// every 64k packets.
+#[inline]
+fn inspect_counting<S: Sink>(
+    engine: &mut Engine<'_, S>,
+    p: &capture::Packet<'_>,
+    n: &mut u64,
+    progress: &mut dyn FnMut(u64),
+) {
+    engine.packet(p);
+    *n += p.data.len() as u64 + 16;
+    if p.number.is_multiple_of(65536) {
+        progress(std::mem::take(n));
+    }
 }
 
 /// One engine on the calling thread.
@@ -366,13 +376,7 @@ impl<S: Sink> Backend for Single<'_, S> {
     fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64)) {
         let shared = capture::SharedMap::new(map, 1);
         let (engine, mut n) = (&mut self.engine, 0u64);
-        let res = capture::read_mapped(&shared, 0, stopped, |p| {
-            engine.packet(&p);
-            n += p.data.len() as u64 + 16;
-            if p.number % 65536 == 0 {
-                progress(std::mem::take(&mut n));
-            }
-        });
+        let res = capture::read_mapped(&shared, 0, stopped, |p| inspect_counting(engine, &p, &mut n, progress));
         progress(n);
         if let Err(e) = res {
             self.fatal += usize::from(note_read_error(&mut self.engine, name, &e));
