@@ -329,27 +329,39 @@ fn parse_u64(s: &str) -> Option<u64> {
     Some(v)
 }
 
-/// Parses epoch seconds with an optional fraction (`1546981792.481978`, `-1.5`, `1e9` is not
-/// accepted) into microseconds, without going through a float.
+/// Parses epoch seconds with an optional fraction (`1546981792.481978`, `-1.5`, `.5`, `5.`;
+/// `1e9` is not accepted) into microseconds, without going through a float, in one pass: Zeek
+/// logs have two per line. Digits past the sixth of the fraction are read and dropped.
 fn parse_epoch_micros(s: &str) -> Option<i64> {
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s),
+    let b = s.as_bytes();
+    let (neg, b) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
     };
-    let (int, frac) = match s.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (s, ""),
-    };
-    let secs = if int.is_empty() && !frac.is_empty() { 0 } else { parse_u64(int)? };
+    let mut i = 0;
+    let mut secs: u64 = 0;
+    while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+        secs = secs.checked_mul(10)?.checked_add(u64::from(d))?;
+        i += 1;
+    }
+    let int_digits = i;
     let mut micros: i64 = 0;
-    let mut scale = 100_000;
-    for c in frac.bytes() {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
+    match b.get(i) {
+        None if int_digits > 0 => {}
+        Some(b'.') if int_digits > 0 || i + 1 < b.len() => {
+            const SCALE: [i64; 6] = [100_000, 10_000, 1_000, 100, 10, 1];
+            for (k, &c) in b[i + 1..].iter().enumerate() {
+                let d = c.wrapping_sub(b'0');
+                if d > 9 {
+                    return None;
+                }
+                micros += i64::from(d) * SCALE.get(k).copied().unwrap_or(0);
+            }
         }
-        micros += d as i64 * scale;
-        scale /= 10;
+        _ => return None,
+    }
+    if int_digits > 20 {
+        return None;
     }
     let secs = i64::try_from(secs).ok()?;
     let v = secs.checked_mul(1_000_000)?.checked_add(micros)?;
@@ -438,7 +450,9 @@ fn non_empty(s: &str) -> Option<String> {
 
 /// Parses an IP address, also accepting Suricata's zero-padded IPv6 notation and brackets.
 fn parse_ip(s: &str) -> Option<IpAddr> {
-    let s = s.trim();
+    // Trimming is for the odd value: most have nothing to trim, and `trim` walks characters.
+    let odd_end = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_whitespace() || !c.is_ascii());
+    let s = if odd_end(s.as_bytes().first()) || odd_end(s.as_bytes().last()) { s.trim() } else { s };
     if let Some(a) = parse_ipv4(s.as_bytes()) {
         return Some(IpAddr::V4(a));
     }

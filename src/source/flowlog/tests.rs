@@ -108,6 +108,52 @@ fn zeek_tsv_malformed() {
     assert!(errs[6].1.contains("longer than"));
 }
 
+/// The word-at-a-time separator search finds exactly the separators a byte loop finds, at
+/// every alignment, next to bytes that differ from the separator in one bit.
+#[test]
+fn zeek_tsv_separators_match_a_byte_loop() {
+    use super::zeek::{separators, FAST_FIELDS};
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for len in 0..200 {
+        for _ in 0..50 {
+            let line: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    [b'\t', b'\t' ^ 0x80, b'\t' ^ 1, b'\t' + 0x7f, 0, 0xff, b'a'][(x % 7) as usize]
+                })
+                .collect();
+            let want: Vec<u32> = line.iter().enumerate().filter(|(_, &c)| c == b'\t').map(|(i, _)| i as u32).collect();
+            let mut at = [0u32; FAST_FIELDS];
+            let n = separators(&line, b'\t', &mut at);
+            assert_eq!(n, want.len());
+            assert_eq!(&at[..n.min(FAST_FIELDS)], &want[..n.min(FAST_FIELDS)]);
+        }
+    }
+}
+
+/// Lines with more fields than the one-pass split holds are read all the same, and a field
+/// count that differs from the header is reported either way.
+#[test]
+fn zeek_tsv_many_fields() {
+    let mut header = "#fields\tts\tid.orig_h\tid.resp_h".to_string();
+    let mut line = "1.0\t10.0.0.1\t10.0.0.2".to_string();
+    for i in 0..100 {
+        header.push_str(&format!("\textra{i}"));
+        line.push_str("\tx");
+    }
+    header.push_str("\tid.resp_p");
+    line.push_str("\t443");
+    let data = format!("{header}\n{line}\n{line}\tone-too-many\n");
+    let (recs, errs, _) = run(Format::ZeekTsv, data.as_bytes());
+    assert_eq!(recs.len(), 1, "{errs:?}");
+    assert_eq!((recs[0].dst, recs[0].dport), (Some(ip("10.0.0.2")), 443));
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].0, 3);
+    assert!(errs[0].1.contains("105 fields, the #fields header names 104"), "{errs:?}");
+}
+
 #[test]
 fn zeek_json() {
     let data = br#"{"ts":1546981792.481978,"uid":"C1","id.orig_h":"192.168.86.167","id.orig_p":55010,"id.resp_h":"17.248.128.151","id.resp_p":443,"proto":"tcp","duration":20.5,"orig_bytes":6181,"resp_bytes":11658,"orig_pkts":22,"resp_pkts":17,"tunnel_parents":[]}
@@ -670,4 +716,69 @@ fn netflow_random_bytes_never_panic() {
     }
     assert_eq!(dec.stats().packets, 20_000);
     assert!(dec.stats().templates <= 8);
+}
+
+/// The one-pass epoch parser agrees with the plain definition (split at the dot, whole seconds,
+/// then up to six digits of fraction) on typical, odd and random values.
+#[test]
+fn epoch_micros_agrees_with_the_definition() {
+    fn reference(s: &str) -> Option<i64> {
+        let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+        let secs = if int.is_empty() && !frac.is_empty() { 0 } else { parse_u64(int)? };
+        let mut micros: i64 = 0;
+        let mut scale = 100_000;
+        for c in frac.bytes() {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            micros += d as i64 * scale;
+            scale /= 10;
+        }
+        let v = i64::try_from(secs).ok()?.checked_mul(1_000_000)?.checked_add(micros)?;
+        Some(if neg { -v } else { v })
+    }
+    let fixed = [
+        "1546981792.481978",
+        "1546981792.4819789999",
+        "-1.5",
+        ".5",
+        "5.",
+        ".",
+        "",
+        "-",
+        "-.",
+        "1e9",
+        "1.2.3",
+        "9223372036854.775807",
+        "9223372036854.775808",
+        "18446744073709551615",
+        "18446744073709551616",
+        "000000000000000000001",
+        "0.000001",
+        " 1.0",
+        "1.0 ",
+        "+1",
+    ];
+    for s in fixed {
+        assert_eq!(parse_epoch_micros(s), reference(s), "{s:?}");
+    }
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut checked_random = 0;
+    for _ in 0..200_000 {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let len = (x >> 59) as usize;
+        let s: String = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b"0123456789012345678.-e "[(x % 23) as usize] as char
+            })
+            .collect();
+        assert_eq!(parse_epoch_micros(&s), reference(&s), "{s:?}");
+        checked_random += usize::from(reference(&s).is_some());
+    }
+    assert!(checked_random > 10_000, "only {checked_random} random values were valid");
 }
