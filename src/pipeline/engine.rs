@@ -267,8 +267,10 @@ impl<'m, S: Sink> Engine<'m, S> {
     /// never depends on when the last sweep happened to run.
     pub fn finish(mut self) -> (Stats, S, Vec<crate::report::evidence::Span>) {
         let (limits, now) = (self.core.opts.limits, self.core.ts);
-        let keys: Vec<ConnKey> = self.conns.keys().copied().collect();
-        for k in keys {
+        // In the order they began: the table's order changes from run to run.
+        let mut keys: Vec<(i64, ConnKey)> = self.conns.iter().map(|(k, c)| (c.first_us, *k)).collect();
+        keys.sort_unstable();
+        for (_, k) in keys {
             if let Some(c) = self.conns.remove(&k) {
                 let why = match limits.expired(&c, now) {
                     Some(why) => why,
@@ -479,14 +481,16 @@ impl<'m, S: Sink> Engine<'m, S> {
     fn sweep(&mut self, now: i64) {
         let limits = self.core.opts.limits;
         let mut ended = Vec::new();
-        self.conns.retain(|_, c| match limits.expired(c, now) {
+        self.conns.retain(|k, c| match limits.expired(c, now) {
             Some(why) => {
-                ended.push((std::mem::replace(c, dummy_conn()), why));
+                ended.push((c.first_us, *k, std::mem::replace(c, dummy_conn()), why));
                 false
             }
             None => true,
         });
-        for (c, why) in ended {
+        // Reported in the order they began, not in the table's (which changes between runs).
+        ended.sort_unstable_by_key(|e| (e.0, e.1));
+        for (_, _, c, why) in ended {
             self.core.end(c, why);
         }
     }
@@ -498,8 +502,10 @@ impl<'m, S: Sink> Engine<'m, S> {
         let limits = self.core.opts.limits;
         let mut ages: Vec<(i64, ConnKey)> = self.conns.iter().map(|(k, c)| (c.last_us, *k)).collect();
         let n = (ages.len() / 10).max(1);
-        ages.select_nth_unstable_by_key(n - 1, |a| a.0);
-        for (_, k) in ages.into_iter().take(n) {
+        ages.select_nth_unstable(n - 1);
+        ages.truncate(n);
+        ages.sort_unstable();
+        for (_, k) in ages {
             if let Some(c) = self.conns.remove(&k) {
                 let why = limits.expired(&c, now).unwrap_or(End::Evicted);
                 if why == End::Evicted {

@@ -13,7 +13,7 @@ use crate::report::alert::{Field, Tunnel};
 /// Both directions of a connection map to the same key. Addresses are stored as integers
 /// (IPv4 mapped into IPv6) so hashing the key is a few multiplications: this probe runs for
 /// every packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnKey {
     lo: u128,
     hi: u128,
