@@ -9,7 +9,7 @@
 //! changes speed, never results; `same_as_serde` checks that, and the `flowlog` fuzz target
 //! runs it on every input.
 
-use super::{parse_ip, parse_iso_micros, parse_u64, proto_from_name, Record};
+use super::{parse_ip, parse_iso_micros, parse_u64, proto_from_name, swar, Record};
 
 struct Scan<'a> {
     s: &'a str,
@@ -39,21 +39,33 @@ impl<'a> Scan<'a> {
         (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
     }
 
+    /// The position of the first quote, backslash or control character at or after `i`.
+    #[inline]
+    fn special(&self, mut i: usize) -> Option<usize> {
+        let b = self.b;
+        while let Some(w) = swar::word(b, i) {
+            let m = swar::zero_bytes(w ^ swar::splat(b'"'))
+                | swar::zero_bytes(w ^ swar::splat(b'\\'))
+                | swar::zero_bytes(w & swar::splat(0xe0));
+            if m != 0 {
+                return Some(i + swar::first(m));
+            }
+            i += 8;
+        }
+        while !matches!(*b.get(i)?, b'"' | b'\\' | 0..=0x1f) {
+            i += 1;
+        }
+        Some(i)
+    }
+
     /// A string without escapes or control characters (the opening quote is next).
     #[inline]
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
-        let (b, start) = (self.b, self.i);
-        let mut i = start;
-        loop {
-            let c = *b.get(i)?;
-            if c == b'"' {
-                break;
-            }
-            if c == b'\\' || c < 0x20 {
-                return None;
-            }
-            i += 1;
+        let start = self.i;
+        let i = self.special(start)?;
+        if self.b[i] != b'"' {
+            return None;
         }
         self.i = i + 1;
         // Quotes are ASCII: the slice falls on character boundaries of the (valid) line.
@@ -99,7 +111,8 @@ impl<'a> Scan<'a> {
             b'"' => {
                 self.i += 1;
                 loop {
-                    let c = *self.b.get(self.i)?;
+                    self.i = self.special(self.i)?;
+                    let c = self.b[self.i];
                     self.i += 1;
                     match c {
                         b'"' => return Some(()),

@@ -31,6 +31,7 @@ mod eve;
 mod eve_fast;
 pub mod netflow;
 mod nfdump;
+mod swar;
 pub(crate) mod zeek;
 
 /// One connection (or one direction of it) or one application event read from a flow log.

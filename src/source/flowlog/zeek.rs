@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use super::{
-    for_each_line, json_err, norm_name, parse_epoch_micros, parse_ip, parse_u64, proto_from_name, Out, Record, Scalar,
+    for_each_line, json_err, norm_name, parse_epoch_micros, parse_ip, parse_u64, proto_from_name, swar, Out, Record,
+    Scalar,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,8 +306,7 @@ pub(super) const FAST_FIELDS: usize = 64;
 /// fields of a few bytes each, so a byte loop mispredicts its branch at nearly every field, and
 /// a vector search set up per field costs more than the field.
 pub(super) fn separators(b: &[u8], sep: u8, at: &mut [u32; FAST_FIELDS]) -> usize {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let rep = u64::from_ne_bytes([sep; 8]);
+    let rep = swar::splat(sep);
     let mut n = 0;
     let mut note = |pos: usize| {
         if let Some(slot) = at.get_mut(n) {
@@ -315,22 +315,18 @@ pub(super) fn separators(b: &[u8], sep: u8, at: &mut [u32; FAST_FIELDS]) -> usiz
         }
         n += 1;
     };
-    let mut chunks = b.chunks_exact(8);
-    let mut base = 0;
-    for c in &mut chunks {
-        let x = u64::from_le_bytes(c.try_into().unwrap_or_default()) ^ rep;
-        // The top bit of each byte of `m` is set where `x` has a zero byte, i.e. where `c` has
-        // `sep`: exact, as no sum carries across bytes.
-        let mut m = !((((x & LOW7) + LOW7) | x) | LOW7);
+    let mut i = 0;
+    while let Some(w) = swar::word(b, i) {
+        let mut m = swar::zero_bytes(w ^ rep);
         while m != 0 {
-            note(base + (m.trailing_zeros() / 8) as usize);
+            note(i + swar::first(m));
             m &= m - 1;
         }
-        base += 8;
+        i += 8;
     }
-    for (j, &c) in chunks.remainder().iter().enumerate() {
+    for (j, &c) in b[i..].iter().enumerate() {
         if c == sep {
-            note(base + j);
+            note(i + j);
         }
     }
     n
