@@ -134,17 +134,18 @@ fn quick_event_type(line: &str) -> Option<&str> {
 
 pub(super) fn parse(data: &[u8], out: &mut Out<'_>) {
     for_each_line(data, out, |n, line, out| {
-        if let Some(et) = quick_event_type(line) {
-            if !HANDLED.contains(&et) {
-                out.skip();
+        use super::eve_fast::{read, Fast};
+        let et = match read(line, n, out.on_addr) {
+            Fast::Record(r) => {
+                out.record(r);
                 return true;
             }
-            if et == "flow" || et == "netflow" {
-                if let Some(r) = super::eve_fast::flow_hinted(line, n, out.on_addr) {
-                    out.record(r);
-                    return true;
-                }
-            }
+            Fast::Other(et) => Some(et),
+            Fast::Unsure => quick_event_type(line),
+        };
+        if et.is_some_and(|et| !HANDLED.contains(&et)) {
+            out.skip();
+            return true;
         }
         if let Err(e) = event(line, n, out) {
             out.error(n, e);

@@ -239,14 +239,46 @@ struct Counters<'a> {
     end: Option<V<'a>>,
 }
 
+/// What the one-pass reader made of a line.
+pub(super) enum Fast<'a> {
+    /// The record of a `flow` or `netflow` event.
+    Record(Record),
+    /// An event of another type, read from the line's own `event_type` key, where the reader
+    /// stopped: the rest of the line is not looked at.
+    Other(&'a str),
+    /// The serde reader must decide (see the module documentation).
+    Unsure,
+}
+
 /// The record of a `flow` or `netflow` event at line `n`, or `None` when the serde reader must
 /// decide (see the module documentation).
 pub(super) fn flow(line: &str, n: u64) -> Option<Record> {
-    flow_hinted(line, n, &mut |_| {})
+    match read(line, n, &mut |_| {}) {
+        Fast::Record(r) => Some(r),
+        _ => None,
+    }
 }
 
-/// [`flow`], telling `hint` each address as soon as it is read (see `parse_text_hinted`).
-pub(super) fn flow_hinted(line: &str, n: u64, hint: &mut dyn FnMut(std::net::IpAddr)) -> Option<Record> {
+/// Reads a line, telling `hint` each address as soon as it is read (see `parse_text_hinted`).
+pub(super) fn read<'a>(line: &'a str, n: u64, hint: &mut dyn FnMut(std::net::IpAddr)) -> Fast<'a> {
+    let mut et = None;
+    match flow_hinted(line, n, hint, &mut et) {
+        Some(r) => Fast::Record(r),
+        None => match et {
+            Some(V::Str(t)) if t != "flow" && t != "netflow" => Fast::Other(t),
+            _ => Fast::Unsure,
+        },
+    }
+}
+
+/// The record, if the line is a flow or netflow event this reader reads exactly; `et` is left
+/// holding the event type when that is read.
+fn flow_hinted<'a>(
+    line: &'a str,
+    n: u64,
+    hint: &mut dyn FnMut(std::net::IpAddr),
+    et: &mut Option<V<'a>>,
+) -> Option<Record> {
     let mut s = Scan { s: line, b: line.as_bytes(), i: 0 };
     // Addresses parsed where they are read, so their lookups can be prefetched early.
     let (mut src_ip, mut dst_ip) = (None, None);
@@ -256,13 +288,21 @@ pub(super) fn flow_hinted(line: &str, n: u64, hint: &mut dyn FnMut(std::net::IpA
             parsed.inspect(|a| hint(*a));
         }
     };
-    let (mut ts, mut et, mut src, mut dst, mut sp, mut dp, mut proto) = (None, None, None, None, None, None, None);
+    let (mut ts, mut src, mut dst, mut sp, mut dp, mut proto) = (None, None, None, None, None, None);
     let mut c = Counters::default();
     let (mut seen_flow, mut seen_netflow) = (false, false);
     let mut nested = None::<&str>;
     s.object(|s, key| match key {
         "timestamp" => set(&mut ts, s.value()?),
-        "event_type" => set(&mut et, s.value()?),
+        "event_type" => {
+            let v = s.value()?;
+            set(et, v)?;
+            // Another type of event: no need to read further.
+            match v {
+                V::Str("flow" | "netflow") => Some(()),
+                _ => None,
+            }
+        }
         "src_ip" => {
             let v = s.value()?;
             set(&mut src, v)?;
@@ -310,7 +350,7 @@ pub(super) fn flow_hinted(line: &str, n: u64, hint: &mut dyn FnMut(std::net::IpA
     if s.i != s.b.len() {
         return None;
     }
-    let kind = match et? {
+    let kind = match (*et)? {
         V::Str(k @ ("flow" | "netflow")) => k,
         _ => return None,
     };
