@@ -9,7 +9,7 @@
 //! changes speed, never results; `same_as_serde` checks that, and the `flowlog` fuzz target
 //! runs it on every input.
 
-use super::{parse_ip, parse_iso_micros, parse_u64, proto_from_name, swar, Record};
+use super::{parse_ip, parse_iso_micros, proto_from_name, swar, Record};
 
 struct Scan<'a> {
     s: &'a str,
@@ -80,7 +80,9 @@ impl<'a> Scan<'a> {
             b'n' => self.literal(b"null").map(|_| V::Null),
             b'0'..=b'9' => {
                 let start = self.i;
-                while self.i < self.b.len() && self.b[self.i].is_ascii_digit() {
+                let mut v: u64 = 0;
+                while let Some(d) = self.b.get(self.i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+                    v = v.checked_mul(10)?.checked_add(u64::from(d))?;
                     self.i += 1;
                 }
                 // A fraction or exponent: not a plain integer.
@@ -89,8 +91,7 @@ impl<'a> Scan<'a> {
                 {
                     return None;
                 }
-                let digits = std::str::from_utf8(&self.b[start..self.i]).ok()?;
-                parse_u64(digits).map(V::Uint)
+                Some(V::Uint(v))
             }
             _ => None,
         }

@@ -375,6 +375,11 @@ fn parse_epoch_micros(s: &str) -> Option<i64> {
 /// Parses an RFC 3339 / ISO 8601 timestamp (`2018-07-05T15:07:19.659593-0400`,
 /// `2021-03-01T10:00:00Z`, `2019-05-07 13:57:02.123`; no zone = UTC) into µs since the epoch.
 fn parse_iso_micros(s: &str) -> Option<i64> {
+    crate::time::parse_fixed_micros(s.as_bytes()).or_else(|| parse_iso_micros_any(s))
+}
+
+/// [`parse_iso_micros`] for every shape it takes.
+fn parse_iso_micros_any(s: &str) -> Option<i64> {
     let s = s.trim();
     let secs = crate::time::parse(s)?;
     if s.len() < 11 || !s.as_bytes()[4].eq(&b'-') {

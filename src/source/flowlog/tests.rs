@@ -782,3 +782,51 @@ fn epoch_micros_agrees_with_the_definition() {
     }
     assert!(checked_random > 10_000, "only {checked_random} random values were valid");
 }
+
+/// The fixed-shape reader of EVE times gives the general reader's answer wherever it gives
+/// one, and gives one for every valid time of that shape.
+#[test]
+fn fixed_shape_times_agree_with_the_general_reader() {
+    let mut x: u64 = 0x5851_f42d_4c95_7f2d;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut fixed = 0;
+    for _ in 0..200_000 {
+        let zone = match next(4) {
+            0 => "Z".to_string(),
+            1 => "+0000".to_string(),
+            _ => format!("{}{:02}{:02}", if next(2) == 0 { '+' } else { '-' }, next(25), next(61)),
+        };
+        let mut t = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}{zone}",
+            1960 + next(100),
+            next(14),
+            next(33),
+            next(25),
+            next(61),
+            next(62),
+            next(1_000_000)
+        );
+        let changed = next(4) == 0;
+        if changed {
+            // One byte changed: a digit, a separator or a letter.
+            let at = next(t.len() as u64) as usize;
+            let c = b"09-:.TZ+ x"[next(10) as usize] as char;
+            t.replace_range(at..at + 1, &c.to_string());
+        }
+        let general = parse_iso_micros_any(&t);
+        match crate::time::parse_fixed_micros(t.as_bytes()) {
+            Some(v) => {
+                fixed += 1;
+                assert_eq!(Some(v), general, "{t}");
+            }
+            None => assert!(changed || general.is_none(), "a valid time of the fixed shape was not read: {t}"),
+        }
+        assert_eq!(parse_iso_micros(&t), general, "{t}");
+    }
+    assert!(fixed > 50_000, "only {fixed} times took the fixed path");
+}
