@@ -22,7 +22,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use addr::parse_ip;
+use addr::{parse_ip, parse_ip_bytes};
 
 mod addr;
 mod aws;
@@ -317,8 +317,8 @@ fn for_each_line(data: &[u8], out: &mut Out<'_>, mut f: impl FnMut(u64, &str, &m
 }
 
 /// Parses a decimal unsigned integer (ASCII digits only, no sign, no spaces).
-fn parse_u64(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
+fn parse_u64(s: impl AsRef<[u8]>) -> Option<u64> {
+    let b = s.as_ref();
     if b.is_empty() || b.len() > 20 {
         return None;
     }
@@ -336,8 +336,8 @@ fn parse_u64(s: &str) -> Option<u64> {
 /// Parses epoch seconds with an optional fraction (`1546981792.481978`, `-1.5`, `.5`, `5.`;
 /// `1e9` is not accepted) into microseconds, without going through a float, in one pass: Zeek
 /// logs have two per line. Digits past the sixth of the fraction are read and dropped.
-fn parse_epoch_micros(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
+fn parse_epoch_micros(s: impl AsRef<[u8]>) -> Option<i64> {
+    let b = s.as_ref();
     let (neg, b) = match b.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, b),

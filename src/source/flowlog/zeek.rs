@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use super::{
-    for_each_line, json_err, norm_name, parse_epoch_micros, parse_ip, parse_u64, proto_from_name, swar, Out, Record,
-    Scalar,
+    for_each_line, json_err, norm_name, parse_epoch_micros, parse_ip, parse_ip_bytes, parse_u64, proto_from_name, swar,
+    Out, Record, Scalar,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -339,25 +339,29 @@ fn tsv_line<'a>(
     on_addr: &mut dyn FnMut(IpAddr),
 ) -> Result<Option<Record>, String> {
     let mut f = Fields::default();
-    let mut handle = |role: Role, v: &'a str| -> Result<(), String> {
-        if role == Role::Skip || v.is_empty() || (v.len() == st.unset.len() && v == st.unset) {
+    // Values arrive as bytes split at ASCII separators out of a valid line: numbers and
+    // addresses are read as bytes, and only names are made `str` again.
+    let mut handle = |role: Role, v: &'a [u8]| -> Result<(), String> {
+        if role == Role::Skip || v.is_empty() || v == st.unset.as_bytes() {
             return Ok(());
         }
-        let bad = |what: &str| format!("invalid {what}: {v:?}");
+        let text = || std::str::from_utf8(v).unwrap_or_default();
+        let bad = |what: &str| format!("invalid {what}: {:?}", String::from_utf8_lossy(v));
         let num = || parse_u64(v);
+        let name = || (v != st.empty.as_bytes()).then(|| unescape(text()));
         match role {
             Role::Ts => f.ts = Some(parse_epoch_micros(v).ok_or_else(|| bad("ts"))?),
             Role::OrigH | Role::RespH => {
                 let what = if role == Role::OrigH { "id.orig_h" } else { "id.resp_h" };
-                let ip = parse_ip(v).ok_or_else(|| bad(what))?;
+                let ip = parse_ip_bytes(v).ok_or_else(|| bad(what))?;
                 on_addr(ip);
                 *if role == Role::OrigH { &mut f.orig_h } else { &mut f.resp_h } = Some(ip);
             }
             Role::OrigP => f.orig_p = Some(num().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| bad("id.orig_p"))?),
             Role::RespP => f.resp_p = Some(num().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| bad("id.resp_p"))?),
             Role::Proto => {
-                f.proto_icmp = v.eq_ignore_ascii_case("icmp");
-                f.proto = proto_from_name(v);
+                f.proto_icmp = v.eq_ignore_ascii_case(b"icmp");
+                f.proto = proto_from_name(text());
             }
             Role::IpProto => f.ip_proto = num().and_then(|p| u8::try_from(p).ok()),
             Role::Duration => f.duration = Some(parse_epoch_micros(v).ok_or_else(|| bad("duration"))?),
@@ -367,14 +371,16 @@ fn tsv_line<'a>(
             Role::OrigBytes => f.orig_bytes = Some(num().ok_or_else(|| bad("orig_bytes"))?),
             Role::RespIpBytes => f.resp_ip_bytes = Some(num().ok_or_else(|| bad("resp_ip_bytes"))?),
             Role::RespBytes => f.resp_bytes = Some(num().ok_or_else(|| bad("resp_bytes"))?),
-            Role::Query if v != st.empty => f.query = Some(unescape(v)),
-            Role::Answers if v != st.empty => {
-                f.answers = v.split(st.set_sep.as_str()).map(unescape).collect();
+            Role::Query => f.query = name(),
+            Role::Answers => {
+                if v != st.empty.as_bytes() {
+                    f.answers = text().split(st.set_sep.as_str()).map(unescape).collect();
+                }
             }
-            Role::ServerName if v != st.empty => f.server_name = Some(unescape(v)),
-            Role::Host if v != st.empty => f.host = Some(unescape(v)),
-            Role::Uri if v != st.empty => f.uri = Some(unescape(v)),
-            _ => {}
+            Role::ServerName => f.server_name = name(),
+            Role::Host => f.host = name(),
+            Role::Uri => f.uri = name(),
+            Role::Skip => {}
         }
         Ok(())
     };
@@ -386,16 +392,16 @@ fn tsv_line<'a>(
     match count {
         Some(count) if count <= FAST_FIELDS => {
             // Only the fields read are sliced, in order, so the first bad one is reported.
+            let b = line.as_bytes();
             for &(i, role) in st.wanted.iter().take_while(|&&(i, _)| i < count) {
                 let start = if i == 0 { 0 } else { at[i - 1] as usize + 1 };
-                let end = if i + 1 == count { line.len() } else { at[i] as usize };
-                // Splitting at an ASCII byte keeps both sides valid UTF-8.
-                handle(role, line.get(start..end).unwrap_or(""))?;
+                let end = if i + 1 == count { b.len() } else { at[i] as usize };
+                handle(role, b.get(start..end).unwrap_or_default())?;
             }
         }
         _ => {
             for (i, v) in line.split(st.sep.as_str()).enumerate() {
-                handle(st.roles.get(i).copied().unwrap_or(Role::Skip), v)?;
+                handle(st.roles.get(i).copied().unwrap_or(Role::Skip), v.as_bytes())?;
             }
         }
     }
