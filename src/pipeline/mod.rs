@@ -269,9 +269,17 @@ trait Backend {
 fn has_dns(f: flowlog::Format, data: &[u8]) -> bool {
     use flowlog::Format as F;
     match f {
-        F::ZeekTsv => {
-            memchr::memmem::find(data, b"#path\tdns").is_some() || memchr::memmem::find(data, b"\tquery\t").is_some()
-        }
+        // Only headers say what a TSV log holds: one pass over the line starts with a `#`.
+        F::ZeekTsv => std::iter::once(0)
+            .chain(memchr::memmem::find_iter(data, b"\n#").map(|p| p + 1))
+            .map(|at| {
+                let rest = &data[at..];
+                &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())]
+            })
+            .any(|h| {
+                h.starts_with(b"#path\tdns")
+                    || (h.starts_with(b"#fields\t") && h.split(|&c| c == b'\t').any(|f| f == b"query"))
+            }),
         F::ZeekJson => memchr::memmem::find(data, b"\"query\"").is_some(),
         F::EveJson => memchr::memmem::find(data, b"\"dns\"").is_some(),
         _ => false,
