@@ -17,7 +17,8 @@
 //!
 //! Columns are always found by name, never by position (except the documented headerless AWS
 //! layouts). Lines may end in CRLF. A line that is not UTF-8, or longer than [`MAX_LINE`], is
-//! an error for that line only.
+//! an error for that line only (Zeek TSV checks only the fields it reads: bytes that are not
+//! UTF-8 in a column it ignores do not cost the record).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -292,6 +293,19 @@ fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// the others as errors. Strips a trailing CR and a leading byte-order mark. `f` returns false to
 /// stop (used for trailers such as nfdump's summary).
 fn for_each_line(data: &[u8], out: &mut Out<'_>, mut f: impl FnMut(u64, &str, &mut Out<'_>) -> bool) {
+    for_each_line_bytes(data, out, |n, raw, out| match std::str::from_utf8(raw) {
+        Ok(line) => f(n, line, out),
+        Err(_) => {
+            out.error(n, NOT_UTF8);
+            true
+        }
+    })
+}
+
+const NOT_UTF8: &str = "line is not valid UTF-8";
+
+/// [`for_each_line`] without the UTF-8 check, for readers that check only the bytes they use.
+fn for_each_line_bytes(data: &[u8], out: &mut Out<'_>, mut f: impl FnMut(u64, &[u8], &mut Out<'_>) -> bool) {
     let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
     let mut n = 0u64;
     for raw in split_lines(data) {
@@ -306,11 +320,7 @@ fn for_each_line(data: &[u8], out: &mut Out<'_>, mut f: impl FnMut(u64, &str, &m
             out.error(n, format!("line longer than {MAX_LINE} bytes ({} bytes), skipped", raw.len()));
             continue;
         }
-        let Ok(line) = std::str::from_utf8(raw) else {
-            out.error(n, "line is not valid UTF-8");
-            continue;
-        };
-        if !f(n, line, out) {
+        if !f(n, raw, out) {
             break;
         }
     }

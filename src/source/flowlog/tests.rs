@@ -830,3 +830,19 @@ fn fixed_shape_times_agree_with_the_general_reader() {
     }
     assert!(fixed > 50_000, "only {fixed} times took the fixed path");
 }
+
+/// Zeek TSV checks UTF-8 only in the columns it reads: a corrupt byte in an ignored column
+/// does not cost the record, and one in a column it reads is reported as not UTF-8.
+#[test]
+fn zeek_tsv_checks_utf8_only_where_it_reads() {
+    let mut data = b"#fields\tts\tid.orig_h\thistory\tid.resp_h\tproto\n".to_vec();
+    data.extend_from_slice(b"1.0\t10.0.0.1\tSh\xffAD\t10.0.0.2\ttcp\n");
+    data.extend_from_slice(b"2.0\t10.0.0.1\tShAD\t10.0.0.2\ttcp\xff\n");
+    data.extend_from_slice(b"#path\tconn\xff\n");
+    let (recs, errs, st) = run(Format::ZeekTsv, &data);
+    assert_eq!(recs.len(), 1, "{errs:?}");
+    assert_eq!(recs[0].line, 2);
+    assert_eq!(errs.iter().map(|e| e.0).collect::<Vec<_>>(), vec![3, 4]);
+    assert!(errs.iter().all(|e| e.1.contains("UTF-8")), "{errs:?}");
+    assert_eq!(st.errors, 2);
+}

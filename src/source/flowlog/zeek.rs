@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use super::{
-    for_each_line, json_err, norm_name, parse_epoch_micros, parse_ip, parse_ip_bytes, parse_u64, proto_from_name, swar,
-    Out, Record, Scalar,
+    for_each_line, for_each_line_bytes, json_err, norm_name, parse_epoch_micros, parse_ip, parse_ip_bytes, parse_u64,
+    proto_from_name, swar, Out, Record, Scalar, NOT_UTF8,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,9 +228,12 @@ pub(super) fn parse_tsv(data: &[u8], out: &mut Out<'_>) {
         kind: Kind::Conn,
         have_fields: false,
     };
-    for_each_line(data, out, |n, line, out| {
-        if line.starts_with('#') {
-            header(&mut st, line);
+    for_each_line_bytes(data, out, |n, line, out| {
+        if line.starts_with(b"#") {
+            match std::str::from_utf8(line) {
+                Ok(line) => header(&mut st, line),
+                Err(_) => out.error(n, NOT_UTF8),
+            }
             return true;
         }
         if !st.have_fields {
@@ -244,6 +247,8 @@ pub(super) fn parse_tsv(data: &[u8], out: &mut Out<'_>) {
         match tsv_line(&st, line, n, out.on_addr) {
             Ok(Some(r)) => out.record(r),
             Ok(None) => out.skip(),
+            // A line that is not UTF-8 is reported as such, whichever field failed on it.
+            Err(_) if std::str::from_utf8(line).is_err() => out.error(n, NOT_UTF8),
             Err(e) => out.error(n, e),
         }
         true
@@ -334,7 +339,7 @@ pub(super) fn separators(b: &[u8], sep: u8, at: &mut [u32; FAST_FIELDS]) -> usiz
 
 fn tsv_line<'a>(
     st: &TsvState,
-    line: &'a str,
+    line: &'a [u8],
     n: u64,
     on_addr: &mut dyn FnMut(IpAddr),
 ) -> Result<Option<Record>, String> {
@@ -345,10 +350,11 @@ fn tsv_line<'a>(
         if role == Role::Skip || v.is_empty() || v == st.unset.as_bytes() {
             return Ok(());
         }
-        let text = || std::str::from_utf8(v).unwrap_or_default();
+        let text = || std::str::from_utf8(v).map_err(|_| NOT_UTF8.to_string());
         let bad = |what: &str| format!("invalid {what}: {:?}", String::from_utf8_lossy(v));
         let num = || parse_u64(v);
-        let name = || (v != st.empty.as_bytes()).then(|| unescape(text()));
+        let name =
+            || -> Result<_, String> { Ok(if v == st.empty.as_bytes() { None } else { Some(unescape(text()?)) }) };
         match role {
             Role::Ts => f.ts = Some(parse_epoch_micros(v).ok_or_else(|| bad("ts"))?),
             Role::OrigH | Role::RespH => {
@@ -361,9 +367,11 @@ fn tsv_line<'a>(
             Role::RespP => f.resp_p = Some(num().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| bad("id.resp_p"))?),
             Role::Proto => {
                 f.proto_icmp = v.eq_ignore_ascii_case(b"icmp");
-                f.proto = proto_from_name(text());
+                f.proto = proto_from_name(text()?);
             }
-            Role::IpProto => f.ip_proto = num().and_then(|p| u8::try_from(p).ok()),
+            Role::IpProto => {
+                f.ip_proto = Some(num().and_then(|p| u8::try_from(p).ok()).ok_or_else(|| bad("ip_proto"))?)
+            }
             Role::Duration => f.duration = Some(parse_epoch_micros(v).ok_or_else(|| bad("duration"))?),
             Role::OrigPkts => f.orig_pkts = Some(num().ok_or_else(|| bad("orig_pkts"))?),
             Role::RespPkts => f.resp_pkts = Some(num().ok_or_else(|| bad("resp_pkts"))?),
@@ -371,28 +379,28 @@ fn tsv_line<'a>(
             Role::OrigBytes => f.orig_bytes = Some(num().ok_or_else(|| bad("orig_bytes"))?),
             Role::RespIpBytes => f.resp_ip_bytes = Some(num().ok_or_else(|| bad("resp_ip_bytes"))?),
             Role::RespBytes => f.resp_bytes = Some(num().ok_or_else(|| bad("resp_bytes"))?),
-            Role::Query => f.query = name(),
+            Role::Query => f.query = name()?,
             Role::Answers => {
                 if v != st.empty.as_bytes() {
-                    f.answers = text().split(st.set_sep.as_str()).map(unescape).collect();
+                    f.answers = text()?.split(st.set_sep.as_str()).map(unescape).collect();
                 }
             }
-            Role::ServerName => f.server_name = name(),
-            Role::Host => f.host = name(),
-            Role::Uri => f.uri = name(),
+            Role::ServerName => f.server_name = name()?,
+            Role::Host => f.host = name()?,
+            Role::Uri => f.uri = name()?,
             Role::Skip => {}
         }
         Ok(())
     };
     let mut at = [0u32; FAST_FIELDS];
     let count = match st.sep.as_bytes() {
-        &[sep] if sep.is_ascii() => Some(separators(line.as_bytes(), sep, &mut at) + 1),
+        &[sep] if sep.is_ascii() => Some(separators(line, sep, &mut at) + 1),
         _ => None,
     };
     match count {
         Some(count) if count <= FAST_FIELDS => {
             // Only the fields read are sliced, in order, so the first bad one is reported.
-            let b = line.as_bytes();
+            let b = line;
             for &(i, role) in st.wanted.iter().take_while(|&&(i, _)| i < count) {
                 let start = if i == 0 { 0 } else { at[i - 1] as usize + 1 };
                 let end = if i + 1 == count { b.len() } else { at[i] as usize };
@@ -400,12 +408,13 @@ fn tsv_line<'a>(
             }
         }
         _ => {
+            let line = std::str::from_utf8(line).map_err(|_| NOT_UTF8.to_string())?;
             for (i, v) in line.split(st.sep.as_str()).enumerate() {
                 handle(st.roles.get(i).copied().unwrap_or(Role::Skip), v.as_bytes())?;
             }
         }
     }
-    let count = count.unwrap_or_else(|| line.split(st.sep.as_str()).count());
+    let count = count.unwrap_or_else(|| std::str::from_utf8(line).map_or(0, |l| l.split(st.sep.as_str()).count()));
     if count != st.roles.len() {
         return Err(format!("{count} fields, the #fields header names {}", st.roles.len()));
     }
