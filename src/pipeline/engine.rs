@@ -5,13 +5,14 @@
 //! parsed only until each direction has given what we look for (DNS is parsed on every
 //! message, since each carries new names).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::decode::defrag::Defrag;
 use crate::decode::packet::{self, Decoded, TunnelKind};
 use crate::decode::{dns, http, tls};
-use crate::indicators::{Activity, Kind};
+use crate::indicators::{Activity, Kind, Provenance, RowMeta};
 use crate::matcher::{Id, Matcher};
 use crate::report::alert::{proto_name, Alert, EveAlert, Field, FlowCounters, FlowEvent, Match, Origin, Tunnel};
 use crate::report::summary::Stats;
@@ -112,7 +113,21 @@ struct Core<'m, S: Sink> {
     flagged: Vec<crate::report::evidence::Span>,
     /// Indicators that open connections alerted on and that a reload removed.
     retired: Vec<String>,
+    /// See [`Core::alert_text`].
+    texts: HashMap<(Id, Field), Arc<AlertText>, foldhash::fast::RandomState>,
 }
+
+/// What every alert on one indicator in one field says the same way.
+struct AlertText {
+    indicator: Arc<str>,
+    signature: Arc<str>,
+    category: Arc<str>,
+    kind: Kind,
+    sid: u32,
+}
+
+/// Most alert texts kept (see [`Core::alert_text`]).
+const MAX_ALERT_TEXTS: usize = 1 << 16;
 
 /// Ids from here on in `Conn::alerted` name [`Core::retired`] entries, not the matcher's.
 const RETIRED: Id = 1 << 31;
@@ -179,6 +194,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             hits: Vec::new(),
             flagged: Vec::new(),
             retired: Vec::new(),
+            texts: HashMap::default(),
         };
         Engine {
             conns: ConnMap::default(),
@@ -232,6 +248,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         self.core.has_certs = m.has_kind(Kind::Sha1Cert) || m.has_kind(Kind::Sha256Cert);
         self.core.has_ja3 = m.has_kind(Kind::Ja3);
         self.core.dns = DnsCache::new(self.core.opts.dns_cache_cap);
+        self.core.texts.clear();
         self.core.m = MatcherRef::Shared(m);
     }
 
@@ -881,7 +898,6 @@ impl<S: Sink> Core<'_, S> {
         if self.learn_only || conn.alerted.iter().any(|&(i, f, o)| i == id && f == field && o == outer) {
             return;
         }
-        let ind = self.m.indicator(id);
         let meta = self.m.meta(id).clone();
         let activity = meta.activity_at(self.ts.div_euclid(1_000_000));
         if self.opts.active_only && !matches!(activity, Activity::Active | Activity::Undated) {
@@ -899,20 +915,28 @@ impl<S: Sink> Core<'_, S> {
         }
         conn.alerted.push((id, field, outer));
         let prov = self.m.provenance(id).clone();
-        let indicator = crate::indicators::export::display_value(&ind);
+        let text = self.alert_text(id, field, &prov, &meta);
         self.stats.alerts += 1;
-        *self.stats.alerts_by_set.entry(prov.set.clone()).or_default() += 1;
-        *self.stats.alerts_by_indicator.entry((prov.set.clone(), indicator.clone())).or_default() += 1;
+        match self.stats.alerts_by_set.get_mut(&prov.set) {
+            Some(n) => *n += 1,
+            None => {
+                self.stats.alerts_by_set.insert(prov.set.clone(), 1);
+            }
+        }
+        let per = match self.stats.alerts_by_indicator.get_mut(&prov.set) {
+            Some(per) => per,
+            None => self.stats.alerts_by_indicator.entry(prov.set.clone()).or_default(),
+        };
+        match per.get_mut(&*text.indicator) {
+            Some(n) => *n += 1,
+            None => {
+                per.insert(text.indicator.to_string(), 1);
+            }
+        }
         let severity = match meta.confidence.as_deref() {
             Some("high") => 1,
             Some("medium") => 2,
             _ => 3,
-        };
-        let signature = format!("iocmatch {} {} in {}", field.as_str(), indicator, prov.set);
-        let sid = {
-            use std::hash::BuildHasher;
-            900_000_000
-                + (foldhash::fast::FixedState::with_seed(3).hash_one((&prov.set, &indicator)) % 99_999_999) as u32
         };
         let alert = Alert {
             timestamp: micros_to_rfc3339(self.ts),
@@ -928,15 +952,15 @@ impl<S: Sink> Core<'_, S> {
             alert: EveAlert {
                 action: "allowed",
                 gid: 1,
-                signature_id: sid,
+                signature_id: text.sid,
                 rev: 1,
-                signature,
-                category: meta.role.as_deref().unwrap_or("Advisory infrastructure").to_string(),
+                signature: text.signature.clone(),
+                category: text.category.clone(),
                 severity,
             },
             matched: Match {
-                indicator,
-                kind: ind.kind,
+                indicator: text.indicator.clone(),
+                kind: text.kind,
                 value,
                 field,
                 layer,
@@ -949,6 +973,34 @@ impl<S: Sink> Core<'_, S> {
             capture: self.origin(),
         };
         self.sink.alert(alert);
+    }
+
+    /// The texts an alert on `id` in `field` repeats every time (the indicator as shown, the
+    /// signature and its id, the category), made once: a few indicators usually raise most
+    /// alerts. The cache is emptied when the set is replaced (ids change) or when it is full.
+    fn alert_text(&mut self, id: Id, field: Field, prov: &Provenance, meta: &RowMeta) -> Arc<AlertText> {
+        if let Some(t) = self.texts.get(&(id, field)) {
+            return t.clone();
+        }
+        let ind = self.m.indicator(id);
+        let indicator = crate::indicators::export::display_value(&ind);
+        let sid = {
+            use std::hash::BuildHasher;
+            900_000_000
+                + (foldhash::fast::FixedState::with_seed(3).hash_one((&prov.set, &indicator)) % 99_999_999) as u32
+        };
+        let t = Arc::new(AlertText {
+            signature: format!("iocmatch {} {} in {}", field.as_str(), indicator, prov.set).into(),
+            indicator: indicator.into(),
+            category: meta.role.as_deref().unwrap_or("Advisory infrastructure").into(),
+            kind: ind.kind,
+            sid,
+        });
+        if self.texts.len() >= MAX_ALERT_TEXTS {
+            self.texts.clear();
+        }
+        self.texts.insert((id, field), t.clone());
+        t
     }
 
     fn origin(&self) -> Origin {

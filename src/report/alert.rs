@@ -97,7 +97,7 @@ pub struct Tunnel {
 #[derive(Clone, Debug, Serialize)]
 pub struct Match {
     /// The indicator as listed (`1.2.3.0/24`, `w8510.com`, `1.2.3.4:443`).
-    pub indicator: String,
+    pub indicator: Arc<str>,
     #[serde(rename = "type")]
     pub kind: Kind,
     /// What was seen in the traffic (`1.2.3.77`, `acqv.w8510.com`).
@@ -172,8 +172,8 @@ pub struct EveAlert {
     pub gid: u32,
     pub signature_id: u32,
     pub rev: u32,
-    pub signature: String,
-    pub category: String,
+    pub signature: Arc<str>,
+    pub category: Arc<str>,
     pub severity: u8,
 }
 

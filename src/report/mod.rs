@@ -119,7 +119,7 @@ impl Writer {
                     a.proto.to_string(),
                     m.field.as_str().to_string(),
                     m.value.clone(),
-                    m.indicator.clone(),
+                    m.indicator.to_string(),
                     m.kind.as_str().to_string(),
                     m.source.set.clone(),
                     m.source.title.clone(),

@@ -35,7 +35,8 @@ pub struct Stats {
     pub alerts: u64,
     pub alerts_inactive_dropped: u64,
     pub alerts_by_set: BTreeMap<String, u64>,
-    pub alerts_by_indicator: HashMap<(String, String), u64>,
+    /// Set, then indicator.
+    pub alerts_by_indicator: HashMap<String, HashMap<String, u64>>,
     /// Internal side of flagged connections.
     pub hosts: HashMap<IpAddr, u64>,
     /// Problems with input files, one line each.
@@ -91,8 +92,11 @@ impl Stats {
         for (k, v) in o.alerts_by_set {
             *self.alerts_by_set.entry(k).or_default() += v;
         }
-        for (k, v) in o.alerts_by_indicator {
-            *self.alerts_by_indicator.entry(k).or_default() += v;
+        for (set, per) in o.alerts_by_indicator {
+            let mine = self.alerts_by_indicator.entry(set).or_default();
+            for (k, v) in per {
+                *mine.entry(k).or_default() += v;
+            }
         }
         for (k, v) in o.hosts {
             *self.hosts.entry(k).or_default() += v;
@@ -174,8 +178,12 @@ impl Stats {
         for (set, n) in &self.alerts_by_set {
             let _ = writeln!(s, "    set {set}: {n}");
         }
-        let mut top: Vec<_> = self.alerts_by_indicator.iter().collect();
-        top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut top: Vec<_> = self
+            .alerts_by_indicator
+            .iter()
+            .flat_map(|(set, per)| per.iter().map(move |(ind, n)| ((set, ind), n)))
+            .collect();
+        top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(&b.0)));
         for ((set, ind), n) in top.iter().take(10) {
             let _ = writeln!(s, "    indicator {ind} ({set}): {n}");
         }
