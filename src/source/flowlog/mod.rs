@@ -219,6 +219,7 @@ pub(crate) struct Out<'a> {
 }
 
 impl Out<'_> {
+    #[inline(always)]
     fn record(&mut self, r: Record) {
         self.stats.records += 1;
         (self.on_record)(&r);

@@ -123,6 +123,7 @@ fn infer_kind(has_query: bool, has_answers: bool, has_sni: bool, has_host: bool,
     }
 }
 
+#[inline(always)]
 fn build(kind: Kind, f: Fields<'_>, line: u64) -> Result<Option<Record>, String> {
     let ts = f.ts.ok_or("missing or invalid ts")?;
     let mut r = Record { ts_micros: ts, line, src: f.orig_h, dst: f.resp_h, ..Default::default() };
@@ -302,39 +303,54 @@ fn header(st: &mut TsvState, line: &str) {
     }
 }
 
-/// Lines with at most this many fields are split in one pass over the line (the rest, rare, by
-/// `str::split`).
-pub(super) const FAST_FIELDS: usize = 64;
-
-/// Finds every `sep` in `b`, eight bytes at a time, and stores the positions of the first
-/// [`FAST_FIELDS`] in `at`; returns how many there are in all. A conn.log line has some twenty
-/// fields of a few bytes each, so a byte loop mispredicts its branch at nearly every field, and
-/// a vector search set up per field costs more than the field.
-pub(super) fn separators(b: &[u8], sep: u8, at: &mut [u32; FAST_FIELDS]) -> usize {
+/// Hands `f` the fields of `b` at the `wanted` positions (ascending), in order, and returns how
+/// many fields `b` has. Separators are found eight bytes at a time: a conn.log line has some
+/// twenty fields of a few bytes each, so a byte loop mispredicts its branch at nearly every
+/// field, and a vector search costs more to set up per field than the field takes to walk.
+/// Past the last wanted field, separators are only counted.
+pub(super) fn split_wanted<'a, R: Copy>(
+    b: &'a [u8],
+    sep: u8,
+    wanted: &[(usize, R)],
+    mut f: impl FnMut(R, &'a [u8]) -> Result<(), String>,
+) -> Result<usize, String> {
     let rep = swar::splat(sep);
-    let mut n = 0;
-    let mut note = |pos: usize| {
-        if let Some(slot) = at.get_mut(n) {
-            // Lines are at most MAX_LINE (1 MiB) long.
-            *slot = pos as u32;
-        }
-        n += 1;
-    };
-    let mut i = 0;
+    let mut want = wanted.iter().copied();
+    let mut next = want.next();
+    let (mut field, mut start, mut i) = (0usize, 0usize, 0usize);
     while let Some(w) = swar::word(b, i) {
         let mut m = swar::zero_bytes(w ^ rep);
-        while m != 0 {
-            note(i + swar::first(m));
-            m &= m - 1;
+        if next.is_none() {
+            field += m.count_ones() as usize;
+        } else {
+            while m != 0 {
+                let end = i + swar::first(m);
+                if let Some((at, role)) = next.filter(|&(at, _)| at == field) {
+                    f(role, b.get(start..end).unwrap_or_default())?;
+                    next = want.next();
+                    debug_assert!(next.is_none_or(|(n, _)| n > at), "wanted positions ascend");
+                }
+                field += 1;
+                start = end + 1;
+                m &= m - 1;
+            }
         }
         i += 8;
     }
-    for (j, &c) in b[i..].iter().enumerate() {
+    for (j, &c) in b.iter().enumerate().skip(i) {
         if c == sep {
-            note(i + j);
+            if let Some((_, role)) = next.filter(|&(at, _)| at == field) {
+                f(role, b.get(start..j).unwrap_or_default())?;
+                next = want.next();
+            }
+            field += 1;
+            start = j + 1;
         }
     }
-    n
+    if let Some((_, role)) = next.filter(|&(at, _)| at == field) {
+        f(role, b.get(start..).unwrap_or_default())?;
+    }
+    Ok(field + 1)
 }
 
 fn tsv_line<'a>(
@@ -392,29 +408,19 @@ fn tsv_line<'a>(
         }
         Ok(())
     };
-    let mut at = [0u32; FAST_FIELDS];
     let count = match st.sep.as_bytes() {
-        &[sep] if sep.is_ascii() => Some(separators(line, sep, &mut at) + 1),
-        _ => None,
-    };
-    match count {
-        Some(count) if count <= FAST_FIELDS => {
-            // Only the fields read are sliced, in order, so the first bad one is reported.
-            let b = line;
-            for &(i, role) in st.wanted.iter().take_while(|&&(i, _)| i < count) {
-                let start = if i == 0 { 0 } else { at[i - 1] as usize + 1 };
-                let end = if i + 1 == count { b.len() } else { at[i] as usize };
-                handle(role, b.get(start..end).unwrap_or_default())?;
-            }
-        }
+        // Only the fields read are sliced, in order, so the first bad one is reported.
+        &[sep] if sep.is_ascii() => split_wanted(line, sep, &st.wanted, &mut handle)?,
         _ => {
             let line = std::str::from_utf8(line).map_err(|_| NOT_UTF8.to_string())?;
+            let mut count = 0;
             for (i, v) in line.split(st.sep.as_str()).enumerate() {
                 handle(st.roles.get(i).copied().unwrap_or(Role::Skip), v.as_bytes())?;
+                count = i + 1;
             }
+            count
         }
-    }
-    let count = count.unwrap_or_else(|| std::str::from_utf8(line).map_or(0, |l| l.split(st.sep.as_str()).count()));
+    };
     if count != st.roles.len() {
         return Err(format!("{count} fields, the #fields header names {}", st.roles.len()));
     }
