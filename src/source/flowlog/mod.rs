@@ -423,6 +423,13 @@ fn parse_any_time(s: &str) -> Option<i64> {
 
 /// IANA protocol number from a name (`TCP`, `udp`, `ICMP`, `IPv6-ICMP`...) or a decimal number.
 fn proto_from_name(s: &str) -> Option<u8> {
+    // The names nearly every record carries, as logs write them.
+    match s.as_bytes() {
+        b"tcp" | b"TCP" | b"6" => return Some(6),
+        b"udp" | b"UDP" | b"17" => return Some(17),
+        b"icmp" | b"ICMP" | b"1" => return Some(1),
+        _ => {}
+    }
     let s = s.trim();
     if let Some(n) = parse_u64(s) {
         return u8::try_from(n).ok();
