@@ -270,8 +270,9 @@ fn has_dns(f: flowlog::Format, data: &[u8]) -> bool {
     use flowlog::Format as F;
     match f {
         // Only headers say what a TSV log holds: one pass over the line starts with a `#`.
-        F::ZeekTsv => std::iter::once(0)
-            .chain(memchr::memmem::find_iter(data, b"\n#").map(|p| p + 1))
+        // (A `#` is rare in data lines: finding each one and looking back is the cheap search.)
+        F::ZeekTsv => memchr::memchr_iter(b'#', data)
+            .filter(|&at| at == 0 || data[at - 1] == b'\n')
             .map(|at| {
                 let rest = &data[at..];
                 &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())]
