@@ -17,7 +17,7 @@ use crate::matcher::{Id, Matcher};
 use crate::report::alert::{proto_name, Alert, EveAlert, Field, FlowCounters, FlowEvent, Match, Origin, Tunnel};
 use crate::report::summary::Stats;
 use crate::source::capture::Packet;
-use crate::track::conn::{App, Conn, ConnKey, ConnMap, End, Limits};
+use crate::track::conn::{App, Conn, ConnKey, ConnMap, End, KeyFilter, Limits};
 use crate::track::dnscache::{DnsCache, Resolved};
 
 /// Which IP layers of a tunnelled packet are matched.
@@ -135,6 +135,8 @@ const RETIRED: Id = 1 << 31;
 /// One inspection engine (one per worker thread).
 pub struct Engine<'m, S: Sink> {
     conns: ConnMap,
+    /// Which keys may be in `conns` (see [`KeyFilter`]).
+    kept: KeyFilter,
     /// Template caches for NetFlow/IPFIX export packets seen in captures.
     netflow: Option<NetflowDecoder>,
     defrag: Defrag,
@@ -198,6 +200,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         };
         Engine {
             conns: ConnMap::default(),
+            kept: KeyFilter::default(),
             netflow: None,
             defrag: Defrag::new(4096, 64 << 20, 30.0),
             core,
@@ -438,6 +441,9 @@ impl<'m, S: Sink> Engine<'m, S> {
                 netflow: false,
             }
         });
+        if is_new {
+            self.kept.insert(&key);
+        }
         // A new SYN on a connection that closed: port reuse, a new connection. So is a packet
         // on one idle past its timeout that no sweep has ended yet.
         if !is_new {
@@ -507,6 +513,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         });
         // Reported in the order they began, not in the table's (which changes between runs).
         ended.sort_unstable_by_key(|e| (e.0, e.1));
+        self.kept.rebuild(self.conns.keys());
         for (_, _, c, why) in ended {
             self.core.end(c, why);
         }
@@ -1127,7 +1134,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         // is a connection's summary already: only connections that matched are kept (to add
         // up their records and raise each alert once), so nearly all records find none.
         let mut known = false;
-        if !self.conns.is_empty() {
+        if !self.conns.is_empty() && self.kept.may_contain(&key) {
             match self.conns.get(&key).map(|c| self.core.opts.limits.expired(c, now)) {
                 Some(Some(why)) => {
                     if let Some(old) = self.conns.remove(&key) {
@@ -1190,6 +1197,7 @@ impl<'m, S: Sink> Engine<'m, S> {
                 self.make_room(now);
             }
             let file = self.core.file;
+            self.kept.insert(&key);
             let conn = self.conns.entry(key).or_insert_with(|| {
                 let mut c = dummy_conn();
                 c.client = cs;

@@ -41,6 +41,74 @@ impl ConnKey {
     }
 }
 
+/// One bit per slot over connection keys: set when a key goes into the table, rebuilt from the
+/// table after each sweep, so a clear bit means the key is not in the table. A flow record
+/// looks here first: nearly every record finds no connection (only matched ones are kept), and
+/// these 32 KiB stay in cache where a probe of the table misses.
+pub struct KeyFilter {
+    bits: Vec<u64>,
+}
+
+impl Default for KeyFilter {
+    fn default() -> Self {
+        KeyFilter { bits: vec![0; Self::WORDS] }
+    }
+}
+
+impl KeyFilter {
+    const WORDS: usize = 4096;
+
+    #[inline]
+    fn slot(k: &ConnKey) -> (usize, u64) {
+        let fold = |x: u128| (x as u64) ^ ((x >> 64) as u64).rotate_left(29);
+        let h = (fold(k.lo) ^ fold(k.hi).rotate_left(17) ^ (u64::from(k.ports) << 8 | u64::from(k.proto)))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let bit = (h >> 46) as usize; // 18 bits: WORDS * 64 slots
+        (bit / 64, 1 << (bit % 64))
+    }
+
+    #[inline]
+    pub fn insert(&mut self, k: &ConnKey) {
+        let (w, b) = Self::slot(k);
+        self.bits[w] |= b;
+    }
+
+    #[inline]
+    pub fn may_contain(&self, k: &ConnKey) -> bool {
+        let (w, b) = Self::slot(k);
+        self.bits[w] & b != 0
+    }
+
+    /// Forgets the keys that left the table.
+    pub fn rebuild<'a>(&mut self, keys: impl Iterator<Item = &'a ConnKey>) {
+        self.bits.fill(0);
+        keys.for_each(|k| self.insert(k));
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::{ConnKey, KeyFilter};
+    use std::net::IpAddr;
+
+    #[test]
+    fn a_key_filter_never_forgets_a_key_in_the_table_and_rejects_most_others() {
+        let key = |i: u32| {
+            let a: IpAddr = std::net::Ipv4Addr::from(0x0a00_0000 + i).into();
+            ConnKey::new(6, (a, 40_000 + (i % 7) as u16), ("192.0.2.1".parse().unwrap(), 443)).0
+        };
+        let mut f = KeyFilter::default();
+        let kept: Vec<ConnKey> = (0..10_000).map(key).collect();
+        kept.iter().for_each(|k| f.insert(k));
+        assert!(kept.iter().all(|k| f.may_contain(k)));
+        let strangers = (10_000..110_000).filter(|&i| f.may_contain(&key(i))).count();
+        assert!(strangers < 10_000, "{strangers} of 100000 keys not inserted pass the filter");
+        f.rebuild(kept[..10].iter());
+        assert!(kept[..10].iter().all(|k| f.may_contain(k)));
+        assert!(kept.iter().filter(|k| f.may_contain(k)).count() < 500);
+    }
+}
+
 /// Application-layer state, allocated only for TCP connections whose first payload did not
 /// parse in one segment.
 #[derive(Debug, Default)]
