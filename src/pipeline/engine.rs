@@ -504,16 +504,21 @@ impl<'m, S: Sink> Engine<'m, S> {
     fn sweep(&mut self, now: i64) {
         let limits = self.core.opts.limits;
         let mut ended = Vec::new();
+        // The key filter is rebuilt from the keys that stay, in the same pass.
+        let kept = &mut self.kept;
+        kept.clear();
         self.conns.retain(|k, c| match limits.expired(c, now) {
             Some(why) => {
                 ended.push((c.first_us, *k, std::mem::replace(c, dummy_conn()), why));
                 false
             }
-            None => true,
+            None => {
+                kept.insert(k);
+                true
+            }
         });
         // Reported in the order they began, not in the table's (which changes between runs).
         ended.sort_unstable_by_key(|e| (e.0, e.1));
-        self.kept.rebuild(self.conns.keys());
         for (_, _, c, why) in ended {
             self.core.end(c, why);
         }
