@@ -17,7 +17,7 @@ use crate::matcher::{Id, Matcher};
 use crate::report::alert::{proto_name, Alert, EveAlert, Field, FlowCounters, FlowEvent, Match, Origin, Tunnel};
 use crate::report::summary::Stats;
 use crate::source::capture::Packet;
-use crate::track::conn::{App, Conn, ConnKey, ConnMap, End, KeyFilter, Limits};
+use crate::track::conn::{App, Conn, ConnKey, ConnMap, End, Limits};
 use crate::track::dnscache::{DnsCache, Resolved};
 
 /// Which IP layers of a tunnelled packet are matched.
@@ -135,8 +135,6 @@ const RETIRED: Id = 1 << 31;
 /// One inspection engine (one per worker thread).
 pub struct Engine<'m, S: Sink> {
     conns: ConnMap,
-    /// Which keys may be in `conns` (see [`KeyFilter`]).
-    kept: KeyFilter,
     /// Template caches for NetFlow/IPFIX export packets seen in captures.
     netflow: Option<NetflowDecoder>,
     defrag: Defrag,
@@ -200,7 +198,6 @@ impl<'m, S: Sink> Engine<'m, S> {
         };
         Engine {
             conns: ConnMap::default(),
-            kept: KeyFilter::default(),
             netflow: None,
             defrag: Defrag::new(4096, 64 << 20, 30.0),
             core,
@@ -441,9 +438,6 @@ impl<'m, S: Sink> Engine<'m, S> {
                 netflow: false,
             }
         });
-        if is_new {
-            self.kept.insert(&key);
-        }
         // A new SYN on a connection that closed: port reuse, a new connection. So is a packet
         // on one idle past its timeout that no sweep has ended yet.
         if !is_new {
@@ -504,18 +498,12 @@ impl<'m, S: Sink> Engine<'m, S> {
     fn sweep(&mut self, now: i64) {
         let limits = self.core.opts.limits;
         let mut ended = Vec::new();
-        // The key filter is rebuilt from the keys that stay, in the same pass.
-        let kept = &mut self.kept;
-        kept.clear();
         self.conns.retain(|k, c| match limits.expired(c, now) {
             Some(why) => {
                 ended.push((c.first_us, *k, std::mem::replace(c, dummy_conn()), why));
                 false
             }
-            None => {
-                kept.insert(k);
-                true
-            }
+            None => true,
         });
         // Reported in the order they began, not in the table's (which changes between runs).
         ended.sort_unstable_by_key(|e| (e.0, e.1));
@@ -1139,7 +1127,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         // is a connection's summary already: only connections that matched are kept (to add
         // up their records and raise each alert once), so nearly all records find none.
         let mut known = false;
-        if !self.conns.is_empty() && self.kept.may_contain(&key) {
+        if !self.conns.is_empty() {
             match self.conns.get(&key).map(|c| self.core.opts.limits.expired(c, now)) {
                 Some(Some(why)) => {
                     if let Some(old) = self.conns.remove(&key) {
@@ -1202,7 +1190,6 @@ impl<'m, S: Sink> Engine<'m, S> {
                 self.make_room(now);
             }
             let file = self.core.file;
-            self.kept.insert(&key);
             let conn = self.conns.entry(key).or_insert_with(|| {
                 let mut c = dummy_conn();
                 c.client = cs;
