@@ -238,46 +238,15 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    // Search for the needle's least common byte (a letter other than e/t/a/o/s when there is
-    // one), then compare the rest around it.
-    let pivot = needle.iter().position(|&b| b.is_ascii_alphabetic() && !b"etaoinsr".contains(&b)).unwrap_or(0);
-    let p = *needle.get(pivot)?;
-    let mut from = pivot;
-    while from < hay.len() {
-        let at = from + memchr(p, &hay[from..])?;
-        let start = at - pivot;
-        if hay.get(start..start + needle.len()) == Some(needle) {
-            return Some(start);
-        }
-        from = at + 1;
-    }
-    None
+    memchr::memmem::find(hay, needle)
 }
 
-/// Position of the first `n` in `h`, eight bytes at a time.
-pub(crate) fn memchr(n: u8, h: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let rep = LO.wrapping_mul(n as u64);
-    let mut chunks = h.chunks_exact(8);
-    let mut i = 0;
-    for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) ^ rep;
-        let z = w.wrapping_sub(LO) & !w & HI;
-        if z != 0 {
-            return Some(i + (z.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    chunks.remainder().iter().position(|&b| b == n).map(|p| p + i)
-}
-
-/// Splits on `\n` (using [`memchr`]).
+/// Splits on `\n`.
 fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(data);
     std::iter::from_fn(move || {
         let r = rest?;
-        match memchr(b'\n', r) {
+        match memchr::memchr(b'\n', r) {
             Some(p) => {
                 rest = Some(&r[p + 1..]);
                 Some(&r[..p])
