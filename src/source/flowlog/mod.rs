@@ -322,8 +322,10 @@ fn parse_epoch_micros(s: impl AsRef<[u8]>) -> Option<i64> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, b),
     };
-    let mut i = 0;
-    let mut secs: u64 = 0;
+    let (mut i, mut secs) = match swar::word(b, 0).and_then(swar::eight_digits) {
+        Some(v) => (8, v),
+        None => (0, 0),
+    };
     while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
         secs = secs.checked_mul(10)?.checked_add(u64::from(d))?;
         i += 1;
