@@ -39,12 +39,13 @@ fn num(s: &[u8]) -> Option<u32> {
     Some(s.iter().fold(0u32, |a, &b| a * 10 + (b - b'0') as u32))
 }
 
-/// Microseconds since the epoch of `YYYY-MM-DDTHH:MM:SS.ffffff` followed by `Z` or `±HHMM`,
-/// the one shape of Suricata's EVE times (and of our own alerts), with fixed offsets and no
-/// searching; `None` for anything else, which [`parse`] may still read. Where this gives an
-/// answer, it is the one [`parse`] and its fraction give (a test compares them).
+/// Microseconds since the epoch of `YYYY-MM-DDTHH:MM:SS.fff[fff]` (a `T` or a space between
+/// date and time) followed by nothing (UTC), `Z` or `±HHMM`: the shapes of Suricata's EVE
+/// times, nfdump's and our own alerts', read at fixed offsets with no searching. `None` for
+/// anything else, which [`parse`] may still read. Where this gives an answer, it is the one
+/// [`parse`] and its fraction give (a test compares them).
 pub fn parse_fixed_micros(b: &[u8]) -> Option<i64> {
-    if !(b.len() == 27 || b.len() == 31) {
+    if b.len() < 23 || b.len() > 31 {
         return None;
     }
     let digit = |i: usize| -> Option<u32> {
@@ -52,7 +53,8 @@ pub fn parse_fixed_micros(b: &[u8]) -> Option<i64> {
         (d <= 9).then_some(u32::from(d))
     };
     let two = |i: usize| Some(digit(i)? * 10 + digit(i + 1)?);
-    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' {
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' || b[19] != b'.'
+    {
         return None;
     }
     let (y, mo, d) = (two(0)? * 100 + two(2)?, two(5)?, two(8)?);
@@ -60,15 +62,28 @@ pub fn parse_fixed_micros(b: &[u8]) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
+    // Milliseconds or microseconds.
+    let digits = match b.get(23).copied().map(|c| c.is_ascii_digit()) {
+        Some(true) => 6,
+        _ => 3,
+    };
+    if b.len() < 20 + digits {
+        return None;
+    }
     let mut frac = 0;
-    for i in 20..26 {
+    for i in 20..20 + digits {
         frac = frac * 10 + digit(i)?;
     }
-    let off = match (b.len(), b[26]) {
-        (27, b'Z') => 0,
-        (31, sign @ (b'+' | b'-')) => {
-            let off = i64::from(two(27)? * 3600 + two(29)? * 60);
-            if sign == b'+' {
+    if digits == 3 {
+        frac *= 1000;
+    }
+    let zone = &b[20 + digits..];
+    let off = match zone {
+        [] | [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), ..] if zone.len() == 5 => {
+            let at = 20 + digits + 1;
+            let off = i64::from(two(at)? * 3600 + two(at + 2)? * 60);
+            if *sign == b'+' {
                 off
             } else {
                 -off

@@ -7,7 +7,11 @@
 //!
 //! Columns are found by name, in any order. Times are taken as UTC.
 
-use super::{for_each_line, parse_epoch_micros, parse_ip, parse_iso_micros, parse_u64, proto_from_name, Out, Record};
+use std::net::IpAddr;
+
+use super::{
+    for_each_line, parse_epoch_micros, parse_ip_bytes, parse_iso_micros, parse_u64, proto_from_name, swar, Out, Record,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
@@ -45,12 +49,20 @@ fn role(name: &str) -> Role {
     }
 }
 
+/// The columns of the header line: how many, and the ones read, by position.
+struct Columns {
+    count: usize,
+    wanted: Vec<(usize, Role)>,
+}
+
 pub(super) fn parse(data: &[u8], out: &mut Out<'_>) {
-    let mut roles: Option<Vec<Role>> = None;
+    let mut roles: Option<Columns> = None;
     let mut summary = false;
     for_each_line(data, out, |n, line, out| {
         if is_header(line) {
-            roles = Some(line.split(',').map(role).collect());
+            let all: Vec<Role> = line.split(',').map(role).collect();
+            let wanted = all.iter().copied().enumerate().filter(|&(_, r)| r != Role::Skip).collect();
+            roles = Some(Columns { count: all.len(), wanted });
             return true;
         }
         // nfdump's closing statistics: read, counted as lines without a connection.
@@ -59,11 +71,11 @@ pub(super) fn parse(data: &[u8], out: &mut Out<'_>) {
             out.skip();
             return true;
         }
-        let Some(roles) = roles.as_deref() else {
+        let Some(roles) = roles.as_ref() else {
             out.error(n, "data line before the header line (ts,te,... or firstSeen,...)");
             return true;
         };
-        match parse_line(roles, line, n) {
+        match parse_line(roles, line, n, out.on_addr) {
             Ok(r) => out.record(r),
             Err(e) => out.error(n, e),
         }
@@ -73,16 +85,18 @@ pub(super) fn parse(data: &[u8], out: &mut Out<'_>) {
 
 /// A header line of any nfdump CSV flavour.
 pub(super) fn is_header(line: &str) -> bool {
-    line.starts_with("ts,te,td,sa,da,sp,dp,pr") || {
-        let names: Vec<&str> = line.split(',').map(str::trim).collect();
-        names.contains(&"firstSeen") && names.contains(&"srcAddr") && names.contains(&"dstAddr")
-    }
+    // Data lines start with a time or a count; only a line naming `firstSeen` is split to look.
+    line.starts_with("ts,te,td,sa,da,sp,dp,pr")
+        || super::contains(line.as_bytes(), b"firstSeen") && {
+            let names: Vec<&str> = line.split(',').map(str::trim).collect();
+            names.contains(&"firstSeen") && names.contains(&"srcAddr") && names.contains(&"dstAddr")
+        }
 }
 
 /// A time: nfdump's text (`2024-09-04 12:00:00.000`) or epoch seconds, or milliseconds when the
 /// number is too large to be seconds.
-fn time(v: &str) -> Option<i64> {
-    if let Some(t) = parse_iso_micros(v) {
+fn time(v: &[u8]) -> Option<i64> {
+    if let Some(t) = std::str::from_utf8(v).ok().and_then(parse_iso_micros) {
         return Some(t);
     }
     let t = parse_epoch_micros(v)?;
@@ -90,26 +104,25 @@ fn time(v: &str) -> Option<i64> {
 }
 
 /// A port; ICMP type.code (`8.0`) is read as 0.
-fn port(v: &str) -> Option<u16> {
+fn port(v: &[u8]) -> Option<u16> {
     if v.is_empty() {
         return Some(0);
     }
-    if let Some((a, b)) = v.split_once('.') {
-        return (parse_u64(a).is_some() && parse_u64(b).is_some()).then_some(0);
+    if let Some(dot) = v.iter().position(|&c| c == b'.') {
+        return (parse_u64(&v[..dot]).is_some() && parse_u64(&v[dot + 1..]).is_some()).then_some(0);
     }
     parse_u64(v).and_then(|p| u16::try_from(p).ok())
 }
 
-fn parse_line(roles: &[Role], line: &str, n: u64) -> Result<Record, String> {
+fn parse_line(cols: &Columns, line: &str, n: u64, on_addr: &mut dyn FnMut(IpAddr)) -> Result<Record, String> {
     let mut r = Record { line: n, ..Default::default() };
-    let mut count = 0;
     let mut have_ts = false;
     let mut duration = None;
-    for (i, v) in line.split(',').enumerate() {
-        count = i + 1;
-        let Some(&role) = roles.get(i) else { continue };
-        let v = v.trim();
-        let bad = |what: &str| format!("invalid {what}: {v:?}");
+    // Only the columns read are sliced, in order, so the first bad one is reported.
+    let count = swar::split_wanted(line.as_bytes(), b',', &cols.wanted, |role, v| {
+        // Values are read as bytes (split at an ASCII comma out of a valid line).
+        let v = v.trim_ascii();
+        let bad = |what: &str| format!("invalid {what}: {:?}", String::from_utf8_lossy(v));
         let num = |what: &str| if v.is_empty() { Ok(0) } else { parse_u64(v).ok_or_else(|| bad(what)) };
         match role {
             Role::Ts => {
@@ -118,20 +131,25 @@ fn parse_line(roles: &[Role], line: &str, n: u64) -> Result<Record, String> {
             }
             Role::Te => r.end_micros = Some(time(v).ok_or_else(|| bad("te"))?),
             Role::Duration => duration = Some(parse_epoch_micros(v).ok_or_else(|| bad("duration"))?),
-            Role::Sa => r.src = Some(parse_ip(v).ok_or_else(|| bad("sa"))?),
-            Role::Da => r.dst = Some(parse_ip(v).ok_or_else(|| bad("da"))?),
+            Role::Sa | Role::Da => {
+                let ip = parse_ip_bytes(v).ok_or_else(|| bad(if role == Role::Sa { "sa" } else { "da" }))?;
+                // Known before the rest of the line is read: its lookup can start now.
+                on_addr(ip);
+                *if role == Role::Sa { &mut r.src } else { &mut r.dst } = Some(ip);
+            }
             Role::Sp => r.sport = port(v).ok_or_else(|| bad("sp"))?,
             Role::Dp => r.dport = port(v).ok_or_else(|| bad("dp"))?,
-            Role::Pr => r.proto = proto_from_name(v).unwrap_or(0),
+            Role::Pr => r.proto = std::str::from_utf8(v).ok().and_then(proto_from_name).unwrap_or(0),
             Role::Ipkt => r.pkts[0] = num("ipkt")?,
             Role::Ibyt => r.bytes[0] = num("ibyt")?,
             Role::Opkt => r.pkts[1] = num("opkt")?,
             Role::Obyt => r.bytes[1] = num("obyt")?,
             Role::Skip => {}
         }
-    }
-    if count != roles.len() {
-        return Err(format!("{count} fields, the header names {}", roles.len()));
+        Ok(())
+    })?;
+    if count != cols.count {
+        return Err(format!("{count} fields, the header names {}", cols.count));
     }
     if !have_ts {
         return Err("missing ts".into());

@@ -303,56 +303,6 @@ fn header(st: &mut TsvState, line: &str) {
     }
 }
 
-/// Hands `f` the fields of `b` at the `wanted` positions (ascending), in order, and returns how
-/// many fields `b` has. Separators are found eight bytes at a time: a conn.log line has some
-/// twenty fields of a few bytes each, so a byte loop mispredicts its branch at nearly every
-/// field, and a vector search costs more to set up per field than the field takes to walk.
-/// Past the last wanted field, separators are only counted.
-pub(super) fn split_wanted<'a, R: Copy>(
-    b: &'a [u8],
-    sep: u8,
-    wanted: &[(usize, R)],
-    mut f: impl FnMut(R, &'a [u8]) -> Result<(), String>,
-) -> Result<usize, String> {
-    let rep = swar::splat(sep);
-    let mut want = wanted.iter().copied();
-    let mut next = want.next();
-    let (mut field, mut start, mut i) = (0usize, 0usize, 0usize);
-    while let Some(w) = swar::word(b, i) {
-        let mut m = swar::zero_bytes(w ^ rep);
-        if next.is_none() {
-            field += m.count_ones() as usize;
-        } else {
-            while m != 0 {
-                let end = i + swar::first(m);
-                if let Some((at, role)) = next.filter(|&(at, _)| at == field) {
-                    f(role, b.get(start..end).unwrap_or_default())?;
-                    next = want.next();
-                    debug_assert!(next.is_none_or(|(n, _)| n > at), "wanted positions ascend");
-                }
-                field += 1;
-                start = end + 1;
-                m &= m - 1;
-            }
-        }
-        i += 8;
-    }
-    for (j, &c) in b.iter().enumerate().skip(i) {
-        if c == sep {
-            if let Some((_, role)) = next.filter(|&(at, _)| at == field) {
-                f(role, b.get(start..j).unwrap_or_default())?;
-                next = want.next();
-            }
-            field += 1;
-            start = j + 1;
-        }
-    }
-    if let Some((_, role)) = next.filter(|&(at, _)| at == field) {
-        f(role, b.get(start..).unwrap_or_default())?;
-    }
-    Ok(field + 1)
-}
-
 fn tsv_line<'a>(
     st: &TsvState,
     line: &'a [u8],
@@ -410,7 +360,7 @@ fn tsv_line<'a>(
     };
     let count = match st.sep.as_bytes() {
         // Only the fields read are sliced, in order, so the first bad one is reported.
-        &[sep] if sep.is_ascii() => split_wanted(line, sep, &st.wanted, &mut handle)?,
+        &[sep] if sep.is_ascii() => swar::split_wanted(line, sep, &st.wanted, &mut handle)?,
         _ => {
             let line = std::str::from_utf8(line).map_err(|_| NOT_UTF8.to_string())?;
             let mut count = 0;
