@@ -1022,12 +1022,16 @@ impl<S: Sink> Core<'_, S> {
             self.flagged.push((ConnKey::new(c.proto, c.client, c.server).0, c.first_us, c.last_us));
         }
         let m = &self.m;
-        let mut indicators: Vec<String> = c
+        // Shown as in the alerts: from their texts while these are kept.
+        let mut indicators: Vec<Arc<str>> = c
             .alerted
             .iter()
-            .map(|&(id, _, _)| match id.checked_sub(RETIRED) {
-                Some(r) => self.retired[r as usize].clone(),
-                None => crate::indicators::export::display_value(&m.indicator(id)),
+            .map(|&(id, field, _)| match id.checked_sub(RETIRED) {
+                Some(r) => Arc::from(self.retired[r as usize].as_str()),
+                None => match self.texts.get(&(id, field)) {
+                    Some(t) => t.indicator.clone(),
+                    None => crate::indicators::export::display_value(&m.indicator(id)).into(),
+                },
             })
             .collect();
         indicators.dedup();

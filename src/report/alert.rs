@@ -230,7 +230,7 @@ pub struct FlowEvent {
     pub tunnel: Option<Tunnel>,
     pub flow: FlowCounters,
     /// Indicators this connection matched (values).
-    pub indicators: Vec<String>,
+    pub indicators: Vec<Arc<str>>,
     pub capture: Origin,
 }
 
