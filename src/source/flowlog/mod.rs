@@ -335,13 +335,21 @@ fn parse_epoch_micros(s: impl AsRef<[u8]>) -> Option<i64> {
     match b.get(i) {
         None if int_digits > 0 => {}
         Some(b'.') if int_digits > 0 || i + 1 < b.len() => {
-            const SCALE: [i64; 6] = [100_000, 10_000, 1_000, 100, 10, 1];
-            for (k, &c) in b[i + 1..].iter().enumerate() {
-                let d = c.wrapping_sub(b'0');
-                if d > 9 {
-                    return None;
+            let frac = &b[i + 1..];
+            if let Ok(six) = <[u8; 6]>::try_from(frac) {
+                // Microseconds, as Zeek writes them: one word, padded with two zeros.
+                let mut w = [b'0'; 8];
+                w[..6].copy_from_slice(&six);
+                micros = (swar::eight_digits(u64::from_le_bytes(w))? / 100) as i64;
+            } else {
+                const SCALE: [i64; 6] = [100_000, 10_000, 1_000, 100, 10, 1];
+                for (k, &c) in frac.iter().enumerate() {
+                    let d = c.wrapping_sub(b'0');
+                    if d > 9 {
+                        return None;
+                    }
+                    micros += i64::from(d) * SCALE.get(k).copied().unwrap_or(0);
                 }
-                micros += i64::from(d) * SCALE.get(k).copied().unwrap_or(0);
             }
         }
         _ => return None,
