@@ -119,6 +119,39 @@ pub struct Match {
     pub source: Arc<Provenance>,
 }
 
+/// Serialises an alert's `alert` object once per signature: every field of it is fixed by the
+/// indicator and field that matched (the engine shares one signature text among their alerts),
+/// so the cache is keyed by that text's address, its severity and id, and holds a `Weak` to it
+/// as [`source_json`] does.
+fn eve_alert_json<S: serde::Serializer>(a: &EveAlert, s: S) -> Result<S::Ok, S::Error> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    type Key = (usize, usize, u8, u32);
+    type Cache = HashMap<Key, (std::sync::Weak<str>, std::sync::Weak<str>, Box<serde_json::value::RawValue>)>;
+    thread_local! {
+        static CACHE: RefCell<Cache> = RefCell::new(HashMap::new());
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let key = (
+            Arc::as_ptr(&a.signature) as *const u8 as usize,
+            Arc::as_ptr(&a.category) as *const u8 as usize,
+            a.severity,
+            a.signature_id,
+        );
+        if let Some((_, _, json)) = c.get(&key) {
+            return json.serialize(s);
+        }
+        let Ok(json) = serde_json::value::to_raw_value(a) else { return a.serialize(s) };
+        if c.len() >= 65_536 {
+            c.clear();
+        }
+        let out = json.serialize(s);
+        c.insert(key, (Arc::downgrade(&a.signature), Arc::downgrade(&a.category), json));
+        out
+    })
+}
+
 /// Serialises a provenance once per source document, not once per alert: it is most of an
 /// alert's text (title, publisher, URL, tags), and escaping it was the largest part of writing
 /// alerts. The cache holds a `Weak` to each source, so an address is never mistaken for a later
@@ -194,6 +227,7 @@ pub struct Alert {
     pub vlan: Vec<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<Tunnel>,
+    #[serde(serialize_with = "eve_alert_json")]
     pub alert: EveAlert,
     #[serde(rename = "match")]
     pub matched: Match,
