@@ -119,67 +119,67 @@ pub struct Match {
     pub source: Arc<Provenance>,
 }
 
-/// Serialises an alert's `alert` object once per signature: every field of it is fixed by the
-/// indicator and field that matched (the engine shares one signature text among their alerts),
-/// so the cache is keyed by that text's address, its severity and id, and holds a `Weak` to it
-/// as [`source_json`] does.
-fn eve_alert_json<S: serde::Serializer>(a: &EveAlert, s: S) -> Result<S::Ok, S::Error> {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-    type Key = (usize, usize, u8, u32);
-    type Cache = HashMap<Key, (std::sync::Weak<str>, std::sync::Weak<str>, Box<serde_json::value::RawValue>)>;
-    thread_local! {
-        static CACHE: RefCell<Cache> = RefCell::new(HashMap::new());
-    }
-    CACHE.with(|c| {
+/// A cache of values serialised once, as raw JSON, keyed by the address of what they were made
+/// from; each entry keeps a `Weak` to that allocation, so an address is never mistaken for a
+/// later one allocated at the same place.
+type RawCache<K, W> = std::cell::RefCell<std::collections::HashMap<K, (W, Box<serde_json::value::RawValue>)>>;
+
+/// `value` as `cache` holds it for `key`, or serialised now and kept (with `keep()`, the weak
+/// references that pin the key's allocations); the cache starts again past `cap` entries.
+fn serialize_cached<T, K, W, S>(
+    cache: &'static std::thread::LocalKey<RawCache<K, W>>,
+    key: K,
+    keep: impl FnOnce() -> W,
+    cap: usize,
+    value: &T,
+    s: S,
+) -> Result<S::Ok, S::Error>
+where
+    T: Serialize + ?Sized,
+    K: Eq + std::hash::Hash,
+    S: serde::Serializer,
+{
+    cache.with(|c| {
         let mut c = c.borrow_mut();
-        let key = (
-            Arc::as_ptr(&a.signature) as *const u8 as usize,
-            Arc::as_ptr(&a.category) as *const u8 as usize,
-            a.severity,
-            a.signature_id,
-        );
-        if let Some((_, _, json)) = c.get(&key) {
+        if let Some((_, json)) = c.get(&key) {
             return json.serialize(s);
         }
-        let Ok(json) = serde_json::value::to_raw_value(a) else { return a.serialize(s) };
-        if c.len() >= 65_536 {
+        let Ok(json) = serde_json::value::to_raw_value(value) else { return value.serialize(s) };
+        if c.len() >= cap {
             c.clear();
         }
         let out = json.serialize(s);
-        c.insert(key, (Arc::downgrade(&a.signature), Arc::downgrade(&a.category), json));
+        c.insert(key, (keep(), json));
         out
     })
 }
 
+/// Serialises an alert's `alert` object once per signature: every field of it is fixed by the
+/// indicator and field that matched (the engine shares one signature text among their alerts),
+/// so it is keyed by that text's address, the category's, the severity and the id.
+fn eve_alert_json<S: serde::Serializer>(a: &EveAlert, s: S) -> Result<S::Ok, S::Error> {
+    type Key = (usize, usize, u8, u32);
+    thread_local! {
+        static CACHE: RawCache<Key, (std::sync::Weak<str>, std::sync::Weak<str>)> = Default::default();
+    }
+    let key = (
+        Arc::as_ptr(&a.signature) as *const u8 as usize,
+        Arc::as_ptr(&a.category) as *const u8 as usize,
+        a.severity,
+        a.signature_id,
+    );
+    serialize_cached(&CACHE, key, || (Arc::downgrade(&a.signature), Arc::downgrade(&a.category)), 65_536, a, s)
+}
+
 /// Serialises a provenance once per source document, not once per alert: it is most of an
 /// alert's text (title, publisher, URL, tags), and escaping it was the largest part of writing
-/// alerts. The cache holds a `Weak` to each source, so an address is never mistaken for a later
-/// source allocated at the same place.
+/// alerts.
 fn source_json<S: serde::Serializer>(p: &Arc<Provenance>, s: S) -> Result<S::Ok, S::Error> {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-    type Cache = HashMap<usize, (std::sync::Weak<Provenance>, Box<serde_json::value::RawValue>)>;
     thread_local! {
-        static CACHE: RefCell<Cache> = RefCell::new(HashMap::new());
+        static CACHE: RawCache<usize, std::sync::Weak<Provenance>> = Default::default();
     }
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        let key = Arc::as_ptr(p) as usize;
-        // The Weak kept with each entry keeps its allocation, so an address found here is
-        // the same source.
-        if let Some((_, json)) = c.get(&key) {
-            return json.serialize(s);
-        }
-        let Ok(json) = serde_json::value::to_raw_value(&**p) else { return p.serialize(s) };
-        if c.len() >= 4096 {
-            // Sources of sets long reloaded away: start again.
-            c.clear();
-        }
-        let out = json.serialize(s);
-        c.insert(key, (Arc::downgrade(p), json));
-        out
-    })
+    // Sources of sets long reloaded away are dropped past 4096.
+    serialize_cached(&CACHE, Arc::as_ptr(p) as usize, || Arc::downgrade(p), 4096, &**p, s)
 }
 
 /// Where in the input the alert came from.
