@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{find, for_each_line, json_err, norm_name, parse_ip, parse_iso_micros, Out, Record, Scalar};
+use super::{for_each_line, json_err, norm_name, parse_ip, parse_iso_micros, Out, Record, Scalar};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -124,7 +124,7 @@ const HANDLED: [&str; 5] = ["flow", "netflow", "dns", "tls", "http"];
 /// The event type read straight from the text when it is a plain string.
 fn quick_event_type(line: &str) -> Option<&str> {
     const KEY: &[u8] = b"\"event_type\"";
-    let at = find(line.as_bytes(), KEY)? + KEY.len();
+    let at = memchr::memmem::find(line.as_bytes(), KEY)? + KEY.len();
     let rest = line.get(at..)?.trim_start();
     let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
     let end = rest.find('"')?;

@@ -310,8 +310,8 @@ fn tsv_line<'a>(
     on_addr: &mut dyn FnMut(IpAddr),
 ) -> Result<Option<Record>, String> {
     let mut f = Fields::default();
-    // Values arrive as bytes split at ASCII separators out of a valid line: numbers and
-    // addresses are read as bytes, and only names are made `str` again.
+    // Values arrive as bytes split at ASCII separators of a line not checked as UTF-8: numbers
+    // and addresses are read as bytes, and only the values used as text are checked.
     let mut handle = |role: Role, v: &'a [u8]| -> Result<(), String> {
         if role == Role::Skip || v.is_empty() || v == st.unset.as_bytes() {
             return Ok(());
