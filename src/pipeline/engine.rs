@@ -1162,28 +1162,33 @@ impl<'m, S: Sink> Engine<'m, S> {
                 m.lookup_ip(ip, port, &mut |id| hits.push((id, field, ip.to_string(), None, None)));
             }
         }
-        if let Some(sni) = r.names().tls_sni.as_deref() {
-            m.lookup_domain(sni, &mut |id| hits.push((id, Field::TlsSni, sni.to_string(), None, None)));
-        }
-        if let Some(host) = r.names().http_host.as_deref() {
-            let mut h = String::new();
-            http::normalize_host(host, &mut h);
-            match h.parse::<IpAddr>() {
-                Ok(ip) => m.lookup_ip(ip, r.dport, &mut |id| hits.push((id, Field::HttpHost, h.clone(), None, None))),
-                Err(_) => m.lookup_domain(&h, &mut |id| hits.push((id, Field::HttpHost, h.clone(), None, None))),
+        // Names come only with DNS, TLS and HTTP events: flow records skip this at one test.
+        if let Some(names) = r.names.as_deref() {
+            if let Some(sni) = names.tls_sni.as_deref() {
+                m.lookup_domain(sni, &mut |id| hits.push((id, Field::TlsSni, sni.to_string(), None, None)));
             }
-            if let Some(uri) = r.names().http_uri.as_deref() {
-                let url = if uri.starts_with('/') { format!("{h}{uri}") } else { format!("{h}/{uri}") };
-                m.lookup_url(&url, &mut |id| hits.push((id, Field::HttpUrl, url.clone(), None, None)));
+            if let Some(host) = names.http_host.as_deref() {
+                let mut h = String::new();
+                http::normalize_host(host, &mut h);
+                match h.parse::<IpAddr>() {
+                    Ok(ip) => {
+                        m.lookup_ip(ip, r.dport, &mut |id| hits.push((id, Field::HttpHost, h.clone(), None, None)))
+                    }
+                    Err(_) => m.lookup_domain(&h, &mut |id| hits.push((id, Field::HttpHost, h.clone(), None, None))),
+                }
+                if let Some(uri) = names.http_uri.as_deref() {
+                    let url = if uri.starts_with('/') { format!("{h}{uri}") } else { format!("{h}/{uri}") };
+                    m.lookup_url(&url, &mut |id| hits.push((id, Field::HttpUrl, url.clone(), None, None)));
+                }
             }
-        }
-        if let Some(q) = r.names().dns_query.as_deref() {
-            m.lookup_domain(q, &mut |id| hits.push((id, Field::DnsQuery, q.to_string(), None, None)));
-            for c in &r.names().dns_cnames {
-                m.lookup_domain(c, &mut |id| hits.push((id, Field::DnsAnswer, c.clone(), None, None)));
-            }
-            for ip in &r.names().dns_answers {
-                m.lookup_ip(*ip, 0, &mut |id| hits.push((id, Field::DnsAnswer, ip.to_string(), None, None)));
+            if let Some(q) = names.dns_query.as_deref() {
+                m.lookup_domain(q, &mut |id| hits.push((id, Field::DnsQuery, q.to_string(), None, None)));
+                for c in &names.dns_cnames {
+                    m.lookup_domain(c, &mut |id| hits.push((id, Field::DnsAnswer, c.clone(), None, None)));
+                }
+                for ip in &names.dns_answers {
+                    m.lookup_ip(*ip, 0, &mut |id| hits.push((id, Field::DnsAnswer, ip.to_string(), None, None)));
+                }
             }
         }
         if !known && hits.is_empty() {
