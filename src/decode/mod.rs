@@ -4,4 +4,5 @@ pub mod defrag;
 pub mod dns;
 pub mod http;
 pub mod packet;
+pub mod peek;
 pub mod tls;

@@ -17,8 +17,9 @@ use crate::matcher::{Id, Matcher};
 use crate::report::alert::{proto_name, Alert, EveAlert, Field, FlowCounters, FlowEvent, Match, Origin, Tunnel};
 use crate::report::summary::Stats;
 use crate::source::capture::Packet;
-use crate::track::conn::{App, Conn, ConnKey, ConnMap, End, Limits};
+use crate::track::conn::{App, Conn, ConnKey, End, Limits};
 use crate::track::dnscache::{DnsCache, Resolved};
+use crate::track::table::ConnTable;
 
 /// Which IP layers of a tunnelled packet are matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -134,7 +135,7 @@ const RETIRED: Id = 1 << 31;
 
 /// One inspection engine (one per worker thread).
 pub struct Engine<'m, S: Sink> {
-    conns: ConnMap,
+    conns: ConnTable,
     /// Template caches for NetFlow/IPFIX export packets seen in captures.
     netflow: Option<NetflowDecoder>,
     defrag: Defrag,
@@ -197,7 +198,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             texts: HashMap::default(),
         };
         Engine {
-            conns: ConnMap::default(),
+            conns: ConnTable::default(),
             netflow: None,
             defrag: Defrag::new(4096, 64 << 20, 30.0),
             core,
@@ -315,7 +316,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         }
         self.core.ts = p.ts_micros;
         self.core.learn_only = true;
-        let mut scratch = dummy_conn();
+        let mut scratch = Conn::blank();
         let (messages, errors) = (self.core.stats.dns_messages, self.core.stats.dns_errors);
         self.core.dns(&mut scratch, d.payload);
         (self.core.stats.dns_messages, self.core.stats.dns_errors) = (messages, errors);
@@ -348,6 +349,16 @@ impl<'m, S: Sink> Engine<'m, S> {
         self.sweep(now);
         self.since_sweep = 0;
         self.next_sweep = now.saturating_add(SWEEP_EVERY_US);
+    }
+
+    /// Says that the frame `data` will be inspected soon (a reader's look-ahead): the
+    /// connection it belongs to starts loading into the cache. Only plain packets are
+    /// recognised; for a tunnelled one the hint is wasted, never wrong.
+    #[inline]
+    pub fn hint(&mut self, linktype: u32, data: &[u8]) {
+        if let Some((proto, a, b)) = crate::decode::peek::endpoints(linktype, data) {
+            self.conns.hint(&ConnKey::new(proto, a, b).0);
+        }
     }
 
     /// Inspects one captured frame.
@@ -402,9 +413,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         if self.conns.len() >= self.core.opts.limits.max_conns && !self.conns.contains_key(&key) {
             self.make_room(now);
         }
-        let mut is_new = false;
-        let conn = self.conns.entry(key).or_insert_with(|| {
-            is_new = true;
+        let (conn, is_new) = self.conns.get_or_insert_with(key, || {
             // A SYN-ACK seen first means we missed the SYN: the receiver is the client.
             let reply = tcp.is_some_and(|t| t.flags & 0x12 == 0x12);
             let (client, server) = if reply { (dst, src) } else { (src, dst) };
@@ -500,7 +509,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         let mut ended = Vec::new();
         self.conns.retain(|k, c| match limits.expired(c, now) {
             Some(why) => {
-                ended.push((c.first_us, *k, std::mem::replace(c, dummy_conn()), why));
+                ended.push((c.first_us, *k, std::mem::replace(c, Conn::blank()), why));
                 false
             }
             None => true,
@@ -538,29 +547,6 @@ impl<'m, S: Sink> Engine<'m, S> {
 fn is_tunnel_carrier(proto: u8, sport: u16, dport: u16) -> bool {
     const PORTS: [u16; 4] = [packet::VXLAN_PORT, packet::GTPU_PORT, packet::TEREDO_PORT, 6081];
     matches!(proto, 4 | 41 | 47) || proto == 17 && (PORTS.contains(&sport) || PORTS.contains(&dport))
-}
-
-fn dummy_conn() -> Conn {
-    let z = (IpAddr::from([0, 0, 0, 0]), 0);
-    Conn {
-        client: z,
-        server: z,
-        proto: 0,
-        first_us: 0,
-        last_us: 0,
-        pkts: [0; 2],
-        bytes: [0; 2],
-        vlans: [0; 2],
-        vlan_count: 0,
-        tunnel: None,
-        file: 0,
-        alerted: Vec::new(),
-        fin: [false; 2],
-        closed_at: None,
-        app_done: [true; 2],
-        app: None,
-        netflow: false,
-    }
 }
 
 fn micros_to_rfc3339(us: i64) -> String {
@@ -1199,8 +1185,8 @@ impl<'m, S: Sink> Engine<'m, S> {
                 self.make_room(now);
             }
             let file = self.core.file;
-            let conn = self.conns.entry(key).or_insert_with(|| {
-                let mut c = dummy_conn();
+            let (conn, _) = self.conns.get_or_insert_with(key, || {
+                let mut c = Conn::blank();
                 c.client = cs;
                 c.server = ss;
                 c.proto = r.proto;

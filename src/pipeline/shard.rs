@@ -7,33 +7,9 @@
 
 use std::hash::BuildHasher;
 
-const SEED: u64 = 0x1f0c_5a7e_d00d_feed;
+use crate::decode::peek::ip_header;
 
-/// The IP header of a frame of link type `linktype`, if it carries IPv4 or IPv6.
-fn ip_header(linktype: u32, data: &[u8]) -> Option<&[u8]> {
-    let ethertype = |d: &[u8], at: usize| d.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let by_ethertype = |d: &'_ [u8], mut at: usize| -> Option<usize> {
-        let mut t = ethertype(d, at)?;
-        // 802.1Q, 802.1ad and the old QinQ tag: skip up to three tags.
-        for _ in 0..3 {
-            if !matches!(t, 0x8100 | 0x88a8 | 0x9100) {
-                break;
-            }
-            at += 4;
-            t = ethertype(d, at)?;
-        }
-        matches!(t, 0x0800 | 0x86dd).then_some(at + 2)
-    };
-    let start = match linktype {
-        1 => by_ethertype(data, 12)?,                                         // Ethernet
-        113 => by_ethertype(data, 14)?,                                       // Linux cooked (SLL)
-        276 => matches!(ethertype(data, 0)?, 0x0800 | 0x86dd).then_some(20)?, // SLL2
-        0 | 108 => 4,                                                         // BSD loopback / OpenBSD loop
-        12 | 14 | 101 | 228 | 229 => 0,                                       // raw IP
-        _ => return None,
-    };
-    data.get(start..)
-}
+const SEED: u64 = 0x1f0c_5a7e_d00d_feed;
 
 /// True for a UDP datagram from a DNS port (53, mDNS 5353, LLMNR 5355): a DNS answer that
 /// every worker must learn from.

@@ -4,7 +4,6 @@
 //! Addresses are matched once, when a connection is first seen, and the alerts already raised
 //! are remembered, so a long download costs one hash probe per packet and never repeats an alert.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::stream::Stream;
@@ -98,6 +97,30 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A connection with nothing in it (a placeholder, or a start to fill in).
+    pub fn blank() -> Conn {
+        let z = (IpAddr::from([0, 0, 0, 0]), 0);
+        Conn {
+            client: z,
+            server: z,
+            proto: 0,
+            first_us: 0,
+            last_us: 0,
+            pkts: [0; 2],
+            bytes: [0; 2],
+            vlans: [0; 2],
+            vlan_count: 0,
+            tunnel: None,
+            file: 0,
+            alerted: Vec::new(),
+            fin: [false; 2],
+            closed_at: None,
+            app_done: [true; 2],
+            app: None,
+            netflow: false,
+        }
+    }
+
     pub fn flagged(&self) -> bool {
         !self.alerted.is_empty()
     }
@@ -108,8 +131,6 @@ impl Conn {
         usize::from(src != self.client)
     }
 }
-
-pub type ConnMap = HashMap<ConnKey, Conn, foldhash::fast::RandomState>;
 
 /// Timeouts (µs of packet time) and the cap.
 #[derive(Clone, Copy, Debug)]

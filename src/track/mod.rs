@@ -4,3 +4,4 @@
 pub mod conn;
 pub mod dnscache;
 pub mod stream;
+pub mod table;
