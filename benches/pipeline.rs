@@ -144,6 +144,71 @@ fn engine_conn_table_flood(b: divan::Bencher) {
     });
 }
 
+/// 200k open connections, probed 1M times in a random order, as packets of interleaved
+/// connections probe them: our table without and with a two-ahead hint, and std's `HashMap`
+/// (what the engine used before), for scale.
+mod conn_table {
+    use super::*;
+    use iocmatch::track::conn::{Conn, ConnKey};
+    use iocmatch::track::table::ConnTable;
+    use std::collections::HashMap;
+
+    const OPEN: u32 = 200_000;
+    const PROBES: usize = 1_000_000;
+
+    fn keys() -> (Vec<ConnKey>, Vec<usize>) {
+        let key = |n: u32| {
+            let a = std::net::Ipv4Addr::from(0x0a00_0000 | n).into();
+            let b = std::net::Ipv4Addr::from(0xc633_6400 | (n * 7919 % 256)).into();
+            ConnKey::new(6, (a, 40_000 + (n % 20_000) as u16), (b, 443)).0
+        };
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let order = (0..PROBES)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % u64::from(OPEN)) as usize
+            })
+            .collect();
+        ((0..OPEN).map(key).collect(), order)
+    }
+
+    #[divan::bench(args = [false, true], sample_count = 10)]
+    fn ours(b: divan::Bencher, hinted: bool) {
+        let (keys, order) = keys();
+        let mut t = ConnTable::default();
+        for k in &keys {
+            t.get_or_insert_with(*k, Conn::blank);
+        }
+        b.counter(ItemsCount::new(PROBES)).bench_local(|| {
+            for (i, &at) in order.iter().enumerate() {
+                if hinted {
+                    if let Some(&ahead) = order.get(i + 2) {
+                        t.hint(&keys[ahead]);
+                    }
+                }
+                let (c, _) = t.get_or_insert_with(keys[at], Conn::blank);
+                c.pkts[0] += 1;
+            }
+        });
+    }
+
+    #[divan::bench(sample_count = 10)]
+    fn std_hash_map(b: divan::Bencher) {
+        let (keys, order) = keys();
+        let mut t: HashMap<ConnKey, Conn, foldhash::fast::RandomState> = HashMap::default();
+        for k in &keys {
+            t.insert(*k, Conn::blank());
+        }
+        b.counter(ItemsCount::new(PROBES)).bench_local(|| {
+            for &at in &order {
+                t.entry(keys[at]).or_insert_with(Conn::blank).pkts[0] += 1;
+            }
+        });
+    }
+}
+
 /// The flow-log parsers alone (records built, nothing matched).
 #[divan::bench(args = ["zeek_conn", "aws_vpc", "eve_flow"], sample_count = 10)]
 fn flowlog_parser(b: divan::Bencher, name: &str) {
