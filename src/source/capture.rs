@@ -135,8 +135,17 @@ fn empty_unknown_block(data: &[u8], big_endian: bool) -> bool {
 }
 
 /// Reads every packet of a capture stream and hands it to `sink`.
-pub fn read(input: impl Read + Send, sink: impl FnMut(Packet<'_>)) -> Result<FileStats, ReadError> {
-    read_buffered(input, BUFFER, sink)
+pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result<FileStats, ReadError> {
+    read_buffered_ahead(input, BUFFER, |p, _| sink(p))
+}
+
+/// [`read`], handing `sink` with each packet the frame [`LOOK_AHEAD`] records further on when
+/// the reader knows it (as [`read_mapped`] does).
+pub fn read_ahead(
+    input: impl Read + Send,
+    sink: impl FnMut(Packet<'_>, Option<&[u8]>),
+) -> Result<FileStats, ReadError> {
+    read_buffered_ahead(input, BUFFER, sink)
 }
 
 /// [`read`] with a chosen buffer size. The fuzz harnesses use a small one: a fresh 1 MiB buffer
@@ -145,11 +154,23 @@ pub fn read(input: impl Read + Send, sink: impl FnMut(Packet<'_>)) -> Result<Fil
 pub fn read_buffered(
     input: impl Read + Send,
     buffer: usize,
-    sink: impl FnMut(Packet<'_>),
+    mut sink: impl FnMut(Packet<'_>),
+) -> Result<FileStats, ReadError> {
+    read_buffered_ahead(input, buffer, |p, _| sink(p))
+}
+
+fn read_buffered_ahead(
+    input: impl Read + Send,
+    buffer: usize,
+    mut sink: impl FnMut(Packet<'_>, Option<&[u8]>),
 ) -> Result<FileStats, ReadError> {
     let io_error = Arc::new(Mutex::new(None));
-    let input = KeepError { inner: input, error: io_error.clone() };
+    let mut input = KeepError { inner: input, error: io_error.clone() };
     let take_io_error = || io_error.lock().ok().and_then(|mut e| e.take());
+    // A classic pcap goes through our own record loop; whatever it leaves (the whole input if
+    // it is something else, or from the first record it cannot take) goes to pcap-parser.
+    let (head, start) = stream_legacy(&mut input, buffer, &mut sink);
+    let input = Prefixed { head, at: 0, inner: input };
     let reader = match pcap_parser::create_reader(buffer, input) {
         Ok(r) => r,
         Err(e) => {
@@ -161,7 +182,141 @@ pub fn read_buffered(
             return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true });
         }
     };
-    walk(reader, &io_error, || false, sink, Start::default())
+    walk(reader, &io_error, || false, |p| sink(p, None), start)
+}
+
+/// Bytes already read from the input, then the input: a reader that gives as much as the
+/// caller asks in one call, as the input alone would (pcap-parser looks at its first read only
+/// to tell the format).
+struct Prefixed<R> {
+    head: Vec<u8>,
+    at: usize,
+    inner: R,
+}
+
+impl<R: Read> Read for Prefixed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let from_head = (self.head.len() - self.at).min(buf.len());
+        buf[..from_head].copy_from_slice(&self.head[self.at..self.at + from_head]);
+        self.at += from_head;
+        if from_head == buf.len() {
+            return Ok(from_head);
+        }
+        match self.inner.read(&mut buf[from_head..]) {
+            Ok(n) => Ok(from_head + n),
+            Err(_) if from_head > 0 => Ok(from_head),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Reads `buf.len()` bytes unless the input ends first; returns how many it read.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    got
+}
+
+/// The record loop of a classic pcap stream, in our own buffer: the stream counterpart of
+/// [`SliceReader::fast_legacy`]. It takes the records it can; it returns the bytes for
+/// pcap-parser to go on with (with the file header in front, so the parser knows the format
+/// again) and where that leaves off. Anything but a classic pcap is returned whole, untouched;
+/// so are a record too long to be a frame and one cut short, which the parser then reports.
+fn stream_legacy(
+    input: &mut impl Read,
+    buffer: usize,
+    sink: &mut impl FnMut(Packet<'_>, Option<&[u8]>),
+) -> (Vec<u8>, Start) {
+    let mut header = [0u8; 24];
+    let got = read_full(input, &mut header);
+    let magic = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let (big_endian, nanos) = match magic {
+        0xa1b2_c3d4 => (false, false),
+        0xa1b2_3c4d => (false, true),
+        0xd4c3_b2a1 => (true, false),
+        0x4d3c_b2a1 => (true, true),
+        _ => return (header[..got].to_vec(), Start::default()),
+    };
+    if got < 24 {
+        return (header[..got].to_vec(), Start::default());
+    }
+    let word = |b: &[u8], at: usize| {
+        let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        if big_endian {
+            u32::from_be_bytes(w)
+        } else {
+            u32::from_le_bytes(w)
+        }
+    };
+    let linktype = word(&header, 20);
+    let mut stats = FileStats::default();
+    let mut buf = vec![0u8; buffer.max(MAX_FRAME + 16)];
+    // Bytes of the file before `buf[0]`; the unread records are `buf[start..end]`.
+    let (mut base, mut start, mut end) = (24u64, 0, 0);
+    // The length of the record at `at`, if it is whole in `buf[..end]` and could be a frame.
+    let record = |buf: &[u8], at: usize, end: usize| -> Option<usize> {
+        let head = buf.get(at..at + 16).filter(|_| at + 16 <= end)?;
+        let caplen = word(head, 8) as usize;
+        (caplen <= MAX_FRAME && at + 16 + caplen <= end).then_some(16 + caplen)
+    };
+    let done = loop {
+        // Records `LOOK_AHEAD` further on, within what is buffered.
+        let mut ahead = start;
+        for _ in 0..LOOK_AHEAD {
+            match record(&buf, ahead, end) {
+                Some(len) => ahead += len,
+                None => break,
+            }
+        }
+        while let Some(len) = record(&buf, start, end) {
+            let next = record(&buf, ahead, end);
+            let later = next.map(|n| &buf[ahead + 16..ahead + n]);
+            let head = &buf[start..start + 16];
+            let (secs, frac) = (word(head, 0) as i64, word(head, 4) as i64);
+            let frac = if nanos { frac / 1000 } else { frac };
+            stats.packets += 1;
+            stats.bytes += (len - 16) as u64;
+            sink(
+                Packet {
+                    linktype,
+                    ts_micros: secs * 1_000_000 + frac,
+                    data: &buf[start + 16..start + len],
+                    wire_len: word(head, 12),
+                    number: stats.packets,
+                },
+                later,
+            );
+            start += len;
+            if let Some(n) = next {
+                ahead += n;
+            }
+        }
+        // A record too long for any frame: the parser says so.
+        if end - start >= 16 && word(&buf[start..], 8) as usize > MAX_FRAME {
+            break false;
+        }
+        buf.copy_within(start..end, 0);
+        base += start as u64;
+        end -= start;
+        start = 0;
+        // One read, not a loop until the buffer is full: a pipe delivers what it has.
+        let n = input.read(&mut buf[end..]).unwrap_or(0);
+        if n == 0 {
+            break end == 0;
+        }
+        end += n;
+    };
+    // The file header, then what the loop left, for the parser to go on with.
+    let mut rest = header.to_vec();
+    if !done {
+        rest.extend_from_slice(&buf[start..end]);
+    }
+    (rest, Start { stats, offset: base + start as u64 - 24, legacy: None })
 }
 
 /// Reads every packet of a capture held in memory (a memory-mapped file), handing out slices
@@ -422,6 +577,12 @@ fn walk<'r>(
     Ok(stats)
 }
 
+/// The captured length a classic pcap record header claims.
+fn frame_len(head: &[u8], big_endian: bool) -> usize {
+    let w = [head[8], head[9], head[10], head[11]];
+    (if big_endian { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) }) as usize
+}
+
 type FrameParser = fn(&[u8]) -> nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
 
 /// `pcap-parser`'s reader interface over a slice that holds the whole file: blocks are parsed
@@ -525,7 +686,8 @@ impl SliceReader<'_> {
         };
         let record = |at: usize| -> Option<(&[u8], &[u8])> {
             let head = data.get(at..at + 16)?;
-            Some((head, data.get(at + 16..at + 16 + word(head, 8) as usize)?))
+            let caplen = word(head, 8) as usize;
+            Some((head, data.get(at + 16..at + 16 + caplen).filter(|_| caplen <= MAX_FRAME)?))
         };
         // The look-ahead cursor, LOOK_AHEAD records past the current one. It stops at the first
         // record it cannot read, where the loop below will stop too.
@@ -573,6 +735,11 @@ impl PcapReaderIterator for SliceReader<'_> {
             return Err(PcapError::Eof);
         }
         let parsed = match &self.legacy {
+            // A record longer than any frame is corrupt, as the streaming reader finds, even
+            // when the file happens to hold that many bytes after it.
+            Some((h, _)) if data.len() >= 16 && frame_len(data, h.is_bigendian()) > MAX_FRAME => {
+                return Err(PcapError::Incomplete(frame_len(data, h.is_bigendian())));
+            }
             Some((_, parse)) => parse(data).map(|(rem, b)| (rem, PcapBlockOwned::from(b))),
             None => {
                 let parse = if self.big_endian { parse_block_be } else { parse_block_le };
