@@ -341,8 +341,11 @@ fn read_stream<S: Sink>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), capture::ReadError> {
     let mut n = 0u64;
-    let res = capture::read(Stoppable(reader), |p| {
+    let res = capture::read_ahead(Stoppable(reader), |p, ahead| {
         if !stopped() {
+            if let Some(frame) = ahead {
+                engine.hint(p.linktype, frame);
+            }
             inspect_counting(engine, &p, &mut n, progress);
         }
     });
@@ -513,10 +516,13 @@ fn drive(
                 backend.text(f, data, &name);
             }
             Some(InputKind::Capture) => {
-                // Mapped, the workers share the file without copies, and one engine skips the
-                // copy into a buffer (8 % faster on W1 with the direct pcap record loop, for
-                // 34 MB more resident pages).
-                let map = if par.mmap { crate::source::map(path).ok().flatten() } else { None };
+                // Mapped, the workers share the file without copies. One engine reads through
+                // a buffer: mapping costs the kernel as much as the copy (0.17 s for W1's
+                // 1.7 GB in 4 KiB pages), and then every frame is a miss to memory where the
+                // copy leaves it in cache. On W1 both take 0.81 s on a quiet machine; when
+                // other guests load the memory bus the buffer is 10-15 % faster, and it keeps
+                // 40 MB fewer pages resident.
+                let map = if par.mmap && par.workers > 1 { crate::source::map(path).ok().flatten() } else { None };
                 if let Some(map) = map {
                     drop(reader);
                     backend.mapped(map, &name, progress);
