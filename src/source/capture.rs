@@ -149,8 +149,9 @@ pub fn read_ahead(
 }
 
 /// [`read`] with a chosen buffer size. The fuzz harnesses use a small one: a fresh 1 MiB buffer
-/// per input costs more page faults than the parsing they are there to exercise. A record larger
-/// than the buffer is reported as cut short.
+/// per input costs more page faults than the parsing they are there to exercise. In a pcapng
+/// stream a block larger than the buffer is reported as cut short; a classic pcap's record loop
+/// always holds the largest frame it takes (256 KiB).
 pub fn read_buffered(
     input: impl Read + Send,
     buffer: usize,
