@@ -363,7 +363,13 @@ pub fn engine(data: &[u8]) {
     let mut e = Engine::new(m, opts, Drop);
     e.begin_file(Arc::from("fuzz.pcap"));
     let Ok(r) = capture::decompress(Box::new(Cursor::new(data.to_vec()))) else { return };
-    let res = capture::read_buffered(r.take(MAX_DECOMPRESSED), FUZZ_BUFFER, |p| e.packet(&p));
+    let res = capture::read_buffered_ahead(r.take(MAX_DECOMPRESSED), FUZZ_BUFFER, |p, ahead| {
+        // As `scan` does: the frame two ahead is hinted to the connection table first.
+        if let Some(frame) = ahead {
+            e.hint(p.linktype, frame);
+        }
+        e.packet(&p)
+    });
     black_box(res.is_ok());
     let (stats, _, flagged) = e.finish();
     black_box((stats.packets, stats.conns, flagged.len()));

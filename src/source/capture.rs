@@ -134,6 +134,21 @@ fn empty_unknown_block(data: &[u8], big_endian: bool) -> bool {
     word(4) == 12 && word(8) == 12 && !STRUCTURE.contains(&word(0))
 }
 
+/// True if the buffered bytes start with a pcapng block (not a section header, whose byte
+/// order is its own, nor a classic pcap's file header) claiming fewer than 12 bytes. pcap-parser 0.17 subtracts 12 from such a
+/// length unchecked (a panic with overflow checks, a wrapped length without); it never sees one.
+fn short_block(data: &[u8], big_endian: bool) -> bool {
+    let Some(h) = data.get(..8) else { return false };
+    // A section header, or a classic pcap's file header (its version where a length would be).
+    let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    if matches!(magic, 0x0a0d_0d0a | 0xa1b2_c3d4 | 0xa1b2_3c4d | 0xa1b2_cd34 | 0xd4c3_b2a1 | 0x4d3c_b2a1 | 0x34cd_b2a1)
+    {
+        return false;
+    }
+    let len = [h[4], h[5], h[6], h[7]];
+    (if big_endian { u32::from_be_bytes(len) } else { u32::from_le_bytes(len) }) < 12
+}
+
 /// Reads every packet of a capture stream and hands it to `sink`.
 pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result<FileStats, ReadError> {
     read_buffered_ahead(input, BUFFER, |p, _| sink(p))
@@ -160,7 +175,8 @@ pub fn read_buffered(
     read_buffered_ahead(input, buffer, |p, _| sink(p))
 }
 
-fn read_buffered_ahead(
+/// [`read_ahead`] with a chosen buffer size (see [`read_buffered`]).
+pub fn read_buffered_ahead(
     input: impl Read + Send,
     buffer: usize,
     mut sink: impl FnMut(Packet<'_>, Option<&[u8]>),
@@ -475,6 +491,9 @@ fn walk<'r>(
             stalled = false;
             peek = false;
             continue;
+        }
+        if legacy.is_none() && short_block(reader.data(), big_endian) {
+            return Err(err(&stats, offset, "corrupt block (its length is under the 12 bytes of any block)".into()));
         }
         match reader.next() {
             Ok((len, block)) => {
