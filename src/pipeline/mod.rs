@@ -385,6 +385,8 @@ impl<S: Sink> Backend for Single<'_, S> {
     fn text(&mut self, f: flowlog::Format, data: Bytes, name: &Arc<str>) {
         parse_text_reporting(&mut self.engine, f, &data, name, |e, r| e.record(r));
     }
+    // `drive` maps captures only for workers today (see there why); this stays correct for
+    // a caller that maps one anyway.
     fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64)) {
         let shared = capture::SharedMap::new(map, 1);
         let (engine, mut n) = (&mut self.engine, 0u64);
