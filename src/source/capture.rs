@@ -121,14 +121,7 @@ impl<R: Read> Read for KeepError<R> {
 /// there is nothing in it to lose. Section headers, interfaces and packets are never skipped.
 fn empty_unknown_block(data: &[u8], big_endian: bool) -> bool {
     let Some(h) = data.get(..12) else { return false };
-    let word = |i: usize| {
-        let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
-        if big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
-    };
+    let word = |i: usize| u32_at(h, i, big_endian);
     // SHB, IDB, PB, SPB, EPB.
     const STRUCTURE: [u32; 5] = [0x0a0d_0d0a, 1, 2, 3, 6];
     word(4) == 12 && word(8) == 12 && !STRUCTURE.contains(&word(0))
@@ -145,8 +138,18 @@ fn short_block(data: &[u8], big_endian: bool) -> bool {
     {
         return false;
     }
-    let len = [h[4], h[5], h[6], h[7]];
-    (if big_endian { u32::from_be_bytes(len) } else { u32::from_le_bytes(len) }) < 12
+    u32_at(h, 4, big_endian) < 12
+}
+
+/// The 32-bit field at `at` (the caller has checked the length), in the file's byte order.
+#[inline]
+fn u32_at(b: &[u8], at: usize, big_endian: bool) -> u32 {
+    let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+    if big_endian {
+        u32::from_be_bytes(w)
+    } else {
+        u32::from_le_bytes(w)
+    }
 }
 
 /// Reads every packet of a capture stream and hands it to `sink`.
@@ -262,14 +265,7 @@ fn stream_legacy(
     if got < 24 {
         return (header[..got].to_vec(), Start::default());
     }
-    let word = |b: &[u8], at: usize| {
-        let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if big_endian {
-            u32::from_be_bytes(w)
-        } else {
-            u32::from_le_bytes(w)
-        }
-    };
+    let word = |b: &[u8], at: usize| u32_at(b, at, big_endian);
     let linktype = word(&header, 20);
     let mut stats = FileStats::default();
     let mut buf = vec![0u8; buffer.max(MAX_FRAME + 16)];
@@ -599,8 +595,7 @@ fn walk<'r>(
 
 /// The captured length a classic pcap record header claims.
 fn frame_len(head: &[u8], big_endian: bool) -> usize {
-    let w = [head[8], head[9], head[10], head[11]];
-    (if big_endian { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) }) as usize
+    u32_at(head, 8, big_endian) as usize
 }
 
 type FrameParser = fn(&[u8]) -> nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
@@ -696,14 +691,7 @@ impl SliceReader<'_> {
         self.header_sent = true;
         self.pos = h.size();
         let data = self.data;
-        let word = |b: &[u8], at: usize| {
-            let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-            if big_endian {
-                u32::from_be_bytes(w)
-            } else {
-                u32::from_le_bytes(w)
-            }
-        };
+        let word = |b: &[u8], at: usize| u32_at(b, at, big_endian);
         let record = |at: usize| -> Option<(&[u8], &[u8])> {
             let head = data.get(at..at + 16)?;
             let caplen = word(head, 8) as usize;
