@@ -390,12 +390,7 @@ impl<S: Sink> Backend for Single<'_, S> {
     fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64)) {
         let shared = capture::SharedMap::new(map, 1);
         let (engine, mut n) = (&mut self.engine, 0u64);
-        let res = capture::read_mapped(&shared, 0, stopped, |p, ahead| {
-            if let Some(frame) = ahead {
-                engine.hint(p.linktype, frame);
-            }
-            inspect_counting(engine, &p, &mut n, progress)
-        });
+        let res = capture::read_mapped(&shared, 0, stopped, |p| inspect_counting(engine, &p, &mut n, progress));
         progress(n);
         if let Err(e) = res {
             self.fatal += usize::from(note_read_error(&mut self.engine, name, &e));

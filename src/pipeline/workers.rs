@@ -257,7 +257,7 @@ fn work(
             ),
             Job::Mapped(map, name) => {
                 let mut k = 0u64;
-                let res = capture::read_mapped(&map, index, super::stopped, |p, _| {
+                let res = capture::read_mapped(&map, index, super::stopped, |p| {
                     route(&mut engine, &p, index, n);
                     if index == 0 {
                         k += p.data.len() as u64 + 16;

@@ -158,7 +158,8 @@ pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result
 }
 
 /// [`read`], handing `sink` with each packet the frame [`LOOK_AHEAD`] records further on when
-/// the reader knows it (as [`read_mapped`] does).
+/// the reader knows it (a classic pcap, the common case): a consumer can start loading what
+/// that frame will need while it works on this one.
 pub fn read_ahead(
     input: impl Read + Send,
     sink: impl FnMut(Packet<'_>, Option<&[u8]>),
@@ -340,7 +341,7 @@ pub fn read_slice(data: &[u8], mut sink: impl FnMut(Packet<'_>)) -> Result<FileS
         Ok(r) => r,
         Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
     };
-    let start = reader.fast_legacy(&|| false, &mut |p, _| sink(p));
+    let start = reader.fast_legacy(&|| false, &mut sink);
     walk(Box::new(reader), &Mutex::new(None), || false, sink, start)
 }
 
@@ -414,15 +415,11 @@ const MAX_AHEAD: usize = 2 * RELEASE;
 
 /// [`read_slice`] over a mapped file, as reader `index` of those sharing it (see [`SharedMap`]).
 /// `stop` is asked before each record: when it says so, the file ends there (without error).
-///
-/// With each packet, `sink` is given the frame [`LOOK_AHEAD`] records further on, when the
-/// reader knows it (classic pcap, the common case): a consumer can start loading what that
-/// frame will need while it works on this one.
 pub fn read_mapped(
     shared: &SharedMap,
     index: usize,
     stop: impl Fn() -> bool,
-    sink: impl FnMut(Packet<'_>, Option<&[u8]>),
+    sink: impl FnMut(Packet<'_>),
 ) -> Result<FileStats, ReadError> {
     /// Marks the reader done however it leaves, so it never holds the others' pages.
     struct Done<'a>(&'a SharedMap, usize);
@@ -439,10 +436,10 @@ pub fn read_mapped(
     reader.shared = Some((shared, index));
     let mut sink = sink;
     let start = reader.fast_legacy(&stop, &mut sink);
-    walk(Box::new(reader), &Mutex::new(None), stop, |p| sink(p, None), start)
+    walk(Box::new(reader), &Mutex::new(None), stop, sink, start)
 }
 
-/// How many records ahead [`read_mapped`] shows its consumer.
+/// How many records ahead [`read_ahead`] shows its consumer.
 pub const LOOK_AHEAD: usize = 2;
 
 /// Where the record loop starts: at the beginning, or after [`SliceReader::fast_legacy`].
@@ -682,7 +679,7 @@ impl SliceReader<'_> {
     /// It stops at the first record that does not fit in the file, at `stop`, or at the end;
     /// the general loop then goes on from there, so errors are reported exactly as
     /// [`read`] reports them.
-    fn fast_legacy(&mut self, stop: &impl Fn() -> bool, sink: &mut impl FnMut(Packet<'_>, Option<&[u8]>)) -> Start {
+    fn fast_legacy(&mut self, stop: &impl Fn() -> bool, sink: &mut impl FnMut(Packet<'_>)) -> Start {
         let Some((h, _)) = self.legacy.as_ref().filter(|(h, _)| !h.is_modified_format()) else {
             return Start::default();
         };
@@ -697,33 +694,19 @@ impl SliceReader<'_> {
             let caplen = word(head, 8) as usize;
             Some((head, data.get(at + 16..at + 16 + caplen).filter(|_| caplen <= MAX_FRAME)?))
         };
-        // The look-ahead cursor, LOOK_AHEAD records past the current one. It stops at the first
-        // record it cannot read, where the loop below will stop too.
-        let mut ahead = self.pos;
-        for _ in 0..LOOK_AHEAD {
-            let Some((_, frame)) = record(ahead) else { break };
-            ahead += 16 + frame.len();
-        }
         while !stop() {
             let Some((head, frame)) = record(self.pos) else { break };
-            let next = record(ahead).map(|(_, f)| f);
-            if let Some(f) = next {
-                ahead += 16 + f.len();
-            }
             let (secs, frac) = (word(head, 0) as i64, word(head, 4) as i64);
             let frac = if nanos { frac / 1000 } else { frac };
             stats.packets += 1;
             stats.bytes += frame.len() as u64;
-            sink(
-                Packet {
-                    linktype,
-                    ts_micros: secs * 1_000_000 + frac,
-                    data: frame,
-                    wire_len: word(head, 12),
-                    number: stats.packets,
-                },
-                next,
-            );
+            sink(Packet {
+                linktype,
+                ts_micros: secs * 1_000_000 + frac,
+                data: frame,
+                wire_len: word(head, 12),
+                number: stats.packets,
+            });
             self.consume_noshift(16 + frame.len());
         }
         Start { stats, offset: self.pos as u64, legacy: Some((linktype, nanos)) }
