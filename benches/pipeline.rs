@@ -162,15 +162,8 @@ mod conn_table {
             let b = std::net::Ipv4Addr::from(0xc633_6400 | (n * 7919 % 256)).into();
             ConnKey::new(6, (a, 40_000 + (n % 20_000) as u16), (b, 443)).0
         };
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let order = (0..PROBES)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % u64::from(OPEN)) as usize
-            })
-            .collect();
+        let mut rng = synth::XorShift(0x2545_f491_4f6c_dd1d);
+        let order = (0..PROBES).map(|_| rng.below(u64::from(OPEN)) as usize).collect();
         ((0..OPEN).map(key).collect(), order)
     }
 

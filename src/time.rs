@@ -241,11 +241,9 @@ mod tests {
     #[test]
     fn hand_formatting_agrees_with_fmt() {
         use std::fmt::Write;
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rng = crate::synth::XorShift(0x9E37_79B9_7F4A_7C15);
         for i in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             // Years 0 to 9999 and a few beyond on either side.
             let secs = (x % 330_000_000_000) as i64 - 62_500_000_000;
             let micros = if i % 7 == 0 { 999_999 } else { (x >> 40) as u32 % 1_000_000 };

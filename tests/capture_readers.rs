@@ -70,12 +70,9 @@ fn streaming_and_in_place_readers_agree_on_every_capture() {
 #[test]
 fn readers_agree_across_buffer_refills_and_on_damage_anywhere() {
     let mut w = iocmatch::synth::PcapWriter::new(Vec::new(), 1).unwrap();
-    let mut x = 0x9e37_79b9u32;
+    let mut rng = iocmatch::synth::XorShift(0x9e37_79b9);
     for i in 0..12_000u32 {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        let len = 14 + (x % 1500) as usize;
+        let len = 14 + rng.below(1500) as usize;
         let frame: Vec<u8> = (0..len).map(|b| (b as u32 ^ i) as u8).collect();
         w.frame(i64::from(i) * 1000, &frame).unwrap();
     }

@@ -672,13 +672,8 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut x: u64 = 0x9e3779b97f4a7c15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::synth::XorShift(0x9e3779b97f4a7c15);
+        let mut next = || rng.next_u64();
         let base = cname_response();
         let mut nb = NameBuf::new();
         for i in 0..5000 {

@@ -316,13 +316,8 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut x: u64 = 0x853c49e6748fea9b;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::synth::XorShift(0x853c49e6748fea9b);
+        let mut next = || rng.next_u64();
         let base = b"GET http://a.example:80/p?q HTTP/1.1\r\nHost: [::1]:8\r\nUser-Agent: z\r\n\r\n";
         let mut s = String::new();
         for i in 0..4000 {

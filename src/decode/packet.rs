@@ -1436,15 +1436,7 @@ pub(crate) mod tests {
         assert_eq!(d.depth, 1);
     }
 
-    pub struct XorShift(pub u64);
-    impl XorShift {
-        pub fn next_u64(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::synth::XorShift;
 
     #[test]
     fn never_panics() {

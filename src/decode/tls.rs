@@ -998,13 +998,8 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut x: u64 = 0x2545f4914f6cdd1d;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::synth::XorShift(0x2545f4914f6cdd1d);
+        let mut next = || rng.next_u64();
         let base_c = split_records(&hs(1, &client_hello_body(&CIPHERS, &typical_exts(&["r.example"]))), &[50]);
         let base_s = server_flight(&fake_der(1, 100), &fake_der(2, 100), &[70]);
         let mut scratch = Vec::new();

@@ -259,13 +259,8 @@ mod tests {
     #[test]
     fn agrees_with_brute_force() {
         // Pseudo-random nested prefixes, checked against a linear scan.
-        let mut x: u64 = 0x9E3779B97F4A7C15;
-        let mut rnd = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::synth::XorShift(0x9E3779B97F4A7C15);
+        let mut rnd = || rng.next_u64();
         let mut nets = std::collections::HashSet::new();
         for _ in 0..400 {
             let len = [8u8, 12, 16, 20, 24, 28, 30][(rnd() % 7) as usize];

@@ -8,6 +8,28 @@ use std::net::IpAddr;
 
 pub mod flows;
 
+/// Marsaglia's xorshift64 (13, 7, 17): the small deterministic generator the project's
+/// randomised tests and benchmarks draw their inputs from. Not for anything but test inputs.
+#[derive(Clone, Debug)]
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next state (never 0 from a non-zero seed).
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// The next state modulo `n` (`n` > 0).
+    #[inline]
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
 /// Writes a classic pcap (microseconds, little-endian).
 pub struct PcapWriter<W: Write> {
     out: W,

@@ -272,11 +272,9 @@ mod tests {
     fn behaves_like_a_hash_map() {
         let mut t = ConnTable::default();
         let mut m: HashMap<ConnKey, i64> = HashMap::new();
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::synth::XorShift(0x9e37_79b9_7f4a_7c15);
         for step in 0..200_000u32 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             // A small key space, so that lookups hit and runs in the index collide often.
             let n = (x >> 40) as u32 % 5_000;
             let k = key(n);

@@ -817,11 +817,9 @@ mod ipv4_tests {
         for c in cases {
             assert_eq!(super::parse_ipv4(c.as_bytes()), c.parse().ok(), "{c:?}");
         }
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rng = crate::synth::XorShift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             let a = std::net::Ipv4Addr::from((x >> 16) as u32).to_string();
             assert_eq!(super::parse_ipv4(a.as_bytes()), a.parse().ok(), "{a}");
             let junk: String = (0..(x % 16)).map(|i| b"0123456789.."[((x >> (i * 4)) % 12) as usize] as char).collect();
@@ -835,11 +833,9 @@ mod bytes_tests {
     /// The byte reader takes its shortcut only where the text reader would read the same.
     #[test]
     fn parse_ip_bytes_agrees_with_parse_ip() {
-        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut rng = crate::synth::XorShift(0x1234_5678_9abc_def1);
         for _ in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             let len = (x % 20) as usize;
             let s: String = (0..len)
                 .map(|i| {

@@ -455,13 +455,8 @@ mod tests {
     fn fast_path_reads_what_serde_reads_and_gives_up_otherwise() {
         let base = lines();
         let mut fast = 0;
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n.max(1) as u64) as usize
-        };
+        let mut rng = crate::synth::XorShift(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: usize| rng.below(n.max(1) as u64) as usize;
         let edits: [&str; 14] =
             ["\"", "\\", "\\u0041", "0", "-1", "1.5", "1e3", "null", "{", "}", ",", " ", "\"flow\":{}", "\t"];
         for line in &base {

@@ -114,13 +114,8 @@ fn zeek_tsv_malformed() {
 #[test]
 fn zeek_tsv_split_matches_a_plain_split() {
     use super::swar::split_wanted;
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut rand = |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut rng = crate::synth::XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut rand = |n: u64| rng.below(n);
     for len in 0..160 {
         for _ in 0..40 {
             let line: Vec<u8> = (0..len)
@@ -803,13 +798,8 @@ fn epoch_micros_agrees_with_the_definition() {
 /// one, and gives one for every valid time of that shape.
 #[test]
 fn fixed_shape_times_agree_with_the_general_reader() {
-    let mut x: u64 = 0x5851_f42d_4c95_7f2d;
-    let mut next = |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut rng = crate::synth::XorShift(0x5851_f42d_4c95_7f2d);
+    let mut next = |n: u64| rng.below(n);
     let mut fixed = 0;
     for _ in 0..200_000 {
         let zone = match next(5) {
