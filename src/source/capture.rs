@@ -290,21 +290,13 @@ fn stream_legacy(
         while let Some(len) = record(&buf, start, end) {
             let next = record(&buf, ahead, end);
             let later = next.map(|n| &buf[ahead + 16..ahead + n]);
-            let head = &buf[start..start + 16];
-            let (secs, frac) = (word(head, 0) as i64, word(head, 4) as i64);
-            let frac = if nanos { frac / 1000 } else { frac };
-            stats.packets += 1;
-            stats.bytes += (len - 16) as u64;
-            sink(
-                Packet {
-                    linktype,
-                    ts_micros: secs * 1_000_000 + frac,
-                    data: &buf[start + 16..start + len],
-                    wire_len: word(head, 12),
-                    number: stats.packets,
-                },
-                later,
+            let p = legacy_packet(
+                &buf[start..start + 16],
+                &buf[start + 16..start + len],
+                (linktype, nanos, big_endian),
+                &mut stats,
             );
+            sink(p, later);
             start += len;
             if let Some(n) = next {
                 ahead += n;
@@ -590,6 +582,23 @@ fn walk<'r>(
     Ok(stats)
 }
 
+/// The packet of a classic pcap record (its 16-byte `head`, then `frame`) of a file with this
+/// (link type, nanosecond times, big-endian), counted in `stats`: what both record loops hand out.
+#[inline]
+fn legacy_packet<'a>(head: &[u8], frame: &'a [u8], file: (u32, bool, bool), stats: &mut FileStats) -> Packet<'a> {
+    let (linktype, nanos, big_endian) = file;
+    let (secs, frac) = (u32_at(head, 0, big_endian) as i64, u32_at(head, 4, big_endian) as i64);
+    stats.packets += 1;
+    stats.bytes += frame.len() as u64;
+    Packet {
+        linktype,
+        ts_micros: secs * 1_000_000 + if nanos { frac / 1000 } else { frac },
+        data: frame,
+        wire_len: u32_at(head, 12, big_endian),
+        number: stats.packets,
+    }
+}
+
 /// The captured length a classic pcap record header claims.
 fn frame_len(head: &[u8], big_endian: bool) -> usize {
     u32_at(head, 8, big_endian) as usize
@@ -696,17 +705,7 @@ impl SliceReader<'_> {
         };
         while !stop() {
             let Some((head, frame)) = record(self.pos) else { break };
-            let (secs, frac) = (word(head, 0) as i64, word(head, 4) as i64);
-            let frac = if nanos { frac / 1000 } else { frac };
-            stats.packets += 1;
-            stats.bytes += frame.len() as u64;
-            sink(Packet {
-                linktype,
-                ts_micros: secs * 1_000_000 + frac,
-                data: frame,
-                wire_len: word(head, 12),
-                number: stats.packets,
-            });
+            sink(legacy_packet(head, frame, (linktype, nanos, big_endian), &mut stats));
             self.consume_noshift(16 + frame.len());
         }
         Start { stats, offset: self.pos as u64, legacy: Some((linktype, nanos)) }
