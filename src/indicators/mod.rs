@@ -175,6 +175,19 @@ pub enum Activity {
     Undated,
 }
 
+impl Activity {
+    /// The name used in alerts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activity::Active => "active",
+            Activity::BeforeFirstSeen => "before_first_seen",
+            Activity::AfterLastSeen => "after_last_seen",
+            Activity::Expired => "expired",
+            Activity::Undated => "undated",
+        }
+    }
+}
+
 impl RowMeta {
     /// Judges the indicator's activity at time `t` (seconds). `last_seen` and `valid_until`
     /// given as dates cover the whole of that day.

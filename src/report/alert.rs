@@ -5,9 +5,11 @@
 //! alerts unchanged; what EVE lacks (why it matched, and the whole provenance) is in `match`.
 
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::indicators::{Activity, Kind, Provenance, RowMeta};
 
@@ -122,42 +124,52 @@ pub struct Match {
 /// A cache of values serialised once, as raw JSON, keyed by the address of what they were made
 /// from; each entry keeps a `Weak` to that allocation, so an address is never mistaken for a
 /// later one allocated at the same place.
-type RawCache<K, W> = std::cell::RefCell<std::collections::HashMap<K, (W, Box<serde_json::value::RawValue>)>>;
+type RawCache<K, W> = std::cell::RefCell<foldhash::HashMap<K, (W, Rc<RawValue>)>>;
 
 /// `value` as `cache` holds it for `key`, or serialised now and kept (with `keep()`, the weak
 /// references that pin the key's allocations); the cache starts again past `cap` entries.
-fn serialize_cached<T, K, W, S>(
+/// `None` only if `value` cannot be serialised.
+pub(super) fn cached_json<T, K, W>(
     cache: &'static std::thread::LocalKey<RawCache<K, W>>,
     key: K,
     keep: impl FnOnce() -> W,
     cap: usize,
     value: &T,
-    s: S,
-) -> Result<S::Ok, S::Error>
+) -> Option<Rc<RawValue>>
 where
     T: Serialize + ?Sized,
     K: Eq + std::hash::Hash,
-    S: serde::Serializer,
 {
     cache.with(|c| {
         let mut c = c.borrow_mut();
         if let Some((_, json)) = c.get(&key) {
-            return json.serialize(s);
+            return Some(json.clone());
         }
-        let Ok(json) = serde_json::value::to_raw_value(value) else { return value.serialize(s) };
+        let json: Rc<RawValue> = serde_json::value::to_raw_value(value).ok()?.into();
         if c.len() >= cap {
             c.clear();
         }
-        let out = json.serialize(s);
-        c.insert(key, (keep(), json));
-        out
+        c.insert(key, (keep(), json.clone()));
+        Some(json)
     })
 }
 
-/// Serialises an alert's `alert` object once per signature: every field of it is fixed by the
+/// Serialises through [`cached_json`], or directly if it fails.
+fn serialize_cached<T: Serialize + ?Sized, S: serde::Serializer>(
+    cached: Option<Rc<RawValue>>,
+    value: &T,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match cached {
+        Some(json) => json.serialize(s),
+        None => value.serialize(s),
+    }
+}
+
+/// An alert's `alert` object, rendered once per signature: every field of it is fixed by the
 /// indicator and field that matched (the engine shares one signature text among their alerts),
 /// so it is keyed by that text's address, the category's, the severity and the id.
-fn eve_alert_json<S: serde::Serializer>(a: &EveAlert, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn eve_alert_cached(a: &EveAlert) -> Option<Rc<RawValue>> {
     type Key = (usize, usize, u8, u32);
     thread_local! {
         static CACHE: RawCache<Key, (std::sync::Weak<str>, std::sync::Weak<str>)> = Default::default();
@@ -168,18 +180,34 @@ fn eve_alert_json<S: serde::Serializer>(a: &EveAlert, s: S) -> Result<S::Ok, S::
         a.severity,
         a.signature_id,
     );
-    serialize_cached(&CACHE, key, || (Arc::downgrade(&a.signature), Arc::downgrade(&a.category)), 65_536, a, s)
+    cached_json(&CACHE, key, || (Arc::downgrade(&a.signature), Arc::downgrade(&a.category)), 65_536, a)
 }
 
-/// Serialises a provenance once per source document, not once per alert: it is most of an
+fn eve_alert_json<S: serde::Serializer>(a: &EveAlert, s: S) -> Result<S::Ok, S::Error> {
+    serialize_cached(eve_alert_cached(a), a, s)
+}
+
+/// A provenance, rendered once per source document, not once per alert: it is most of an
 /// alert's text (title, publisher, URL, tags), and escaping it was the largest part of writing
 /// alerts.
-fn source_json<S: serde::Serializer>(p: &Arc<Provenance>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn source_cached(p: &Arc<Provenance>) -> Option<Rc<RawValue>> {
     thread_local! {
         static CACHE: RawCache<usize, std::sync::Weak<Provenance>> = Default::default();
     }
     // Sources of sets long reloaded away are dropped past 4096.
-    serialize_cached(&CACHE, Arc::as_ptr(p) as usize, || Arc::downgrade(p), 4096, &**p, s)
+    cached_json(&CACHE, Arc::as_ptr(p) as usize, || Arc::downgrade(p), 4096, &**p)
+}
+
+fn source_json<S: serde::Serializer>(p: &Arc<Provenance>, s: S) -> Result<S::Ok, S::Error> {
+    serialize_cached(source_cached(p), &**p, s)
+}
+
+/// The per-row metadata (dates, role, confidence, tags), rendered once per interned row.
+pub(super) fn meta_cached(m: &Arc<RowMeta>) -> Option<Rc<RawValue>> {
+    thread_local! {
+        static CACHE: RawCache<usize, std::sync::Weak<RowMeta>> = Default::default();
+    }
+    cached_json(&CACHE, Arc::as_ptr(m) as usize, || Arc::downgrade(m), 65_536, &**m)
 }
 
 /// Where in the input the alert came from.

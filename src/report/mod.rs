@@ -1,6 +1,7 @@
 //! Alerts out: EVE JSON lines (default), a Zeek `intel.log`, or CSV; and the human summary.
 
 pub mod alert;
+mod eve;
 pub mod evidence;
 pub mod summary;
 
@@ -64,7 +65,7 @@ impl Writer {
         self.header();
         match self.format {
             Format::Eve => {
-                serde_json::to_writer(&mut self.buf, a)?;
+                eve::alert(&mut self.buf, a);
                 self.buf.push(b'\n');
             }
             Format::Zeek => {
@@ -147,7 +148,7 @@ impl Writer {
         if self.format != Format::Eve {
             return Ok(());
         }
-        serde_json::to_writer(&mut self.buf, f)?;
+        eve::flow(&mut self.buf, f);
         self.buf.push(b'\n');
         self.maybe_flush()
     }
