@@ -39,29 +39,7 @@ pub(super) fn parse_ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
     if b.len() < 7 || b.len() > 15 {
         return None;
     }
-    let mut octets = [0u8; 4];
-    let (mut i, mut k) = (0usize, 0usize);
-    loop {
-        let start = i;
-        let mut v: u32 = 0;
-        while i < b.len() && b[i].is_ascii_digit() && i - start < 4 {
-            v = v * 10 + u32::from(b[i] - b'0');
-            i += 1;
-        }
-        let len = i - start;
-        if len == 0 || len > 3 || v > 255 || (len > 1 && b[start] == b'0') {
-            return None;
-        }
-        octets[k] = v as u8;
-        k += 1;
-        if k == 4 {
-            return (i == b.len()).then_some(std::net::Ipv4Addr::from(octets));
-        }
-        if b.get(i) != Some(&b'.') {
-            return None;
-        }
-        i += 1;
-    }
+    parse_ipv4_to_end(b).map(std::net::Ipv4Addr::from)
 }
 
 /// The longest input that std can possibly accept: six full hex groups, their
@@ -292,34 +270,29 @@ fn parse_general(b: &[u8]) -> Option<Ipv6Addr> {
 #[inline(always)]
 fn parse_ipv4_to_end(b: &[u8]) -> Option<[u8; 4]> {
     let mut octets = [0u8; 4];
-    let mut i = 0;
+    let mut bytes = b.iter().copied();
     for (k, octet) in octets.iter_mut().enumerate() {
-        if k > 0 {
-            if b.get(i) != Some(&b'.') {
-                return None;
-            }
-            i += 1;
-        }
-        let start = i;
-        let mut value = 0u16;
-        while let Some(&c) = b.get(i) {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            if i - start == 3 {
-                return None;
-            }
-            value = value * 10 + u16::from(d);
-            i += 1;
-        }
-        let len = i - start;
-        if len == 0 || (len > 1 && b.get(start) == Some(&b'0')) {
+        let first = bytes.next()?.wrapping_sub(b'0');
+        if first > 9 {
             return None;
+        }
+        let (mut value, mut digits) = (u16::from(first), 1);
+        // Each byte after the first digit either ends the octet (a dot, or the end after the
+        // fourth) or is one more digit of an octet that did not start with 0.
+        loop {
+            match bytes.next() {
+                None if k == 3 => break,
+                Some(b'.') if k < 3 => break,
+                Some(c) if c.wrapping_sub(b'0') <= 9 && first != 0 && digits < 3 => {
+                    value = value * 10 + u16::from(c - b'0');
+                    digits += 1;
+                }
+                _ => return None,
+            }
         }
         *octet = u8::try_from(value).ok()?;
     }
-    (i == b.len()).then_some(octets)
+    Some(octets)
 }
 
 #[cfg(test)]
