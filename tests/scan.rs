@@ -370,3 +370,65 @@ fn sigint_stops_the_scan_and_keeps_what_it_found() {
         .unwrap_or_else(|| panic!("no alert count: {err}"));
     assert_eq!(alerts, counted, "every alert the summary counts is in the file");
 }
+
+/// A capture of several megabytes, so that `-j` splits it into many chunks with records across
+/// every boundary: random-sized frames to flagged and clean networks, a DNS answer for a
+/// flagged name early and connections to its address late (whichever worker they land on), a
+/// long frame now and then. Any worker count finds exactly what one engine finds, and where a
+/// damaged record stops the chunks, the rest of the file reads as one engine reads it.
+#[test]
+fn workers_split_a_large_capture_exactly_as_one_engine_reads_it() {
+    use iocmatch::synth::{addr, dns_response, ethernet, ip, tcp, udp, PcapWriter, Rr, XorShift};
+    let dir = tempfile::tempdir().unwrap();
+    let ind = dir.path().join("ind.csv");
+    std::fs::write(&ind, "indicator,type\nflagged.example,domain\n198.51.100.0/24,cidr\n").unwrap();
+    let mut w = PcapWriter::new(Vec::new(), 1).unwrap();
+    let t0 = 1_700_000_000_000_000i64;
+    let answer = dns_response(7, "flagged.example", 1, &[Rr::Addr("flagged.example", addr("203.0.113.80"))]);
+    let dns = ip(addr("10.0.0.53"), addr("10.0.0.9"), 17, udp(53, 40000, &answer), Some(6));
+    w.frame(t0, &ethernet(None, 0x0800, &dns)).unwrap();
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    for i in 0..30_000u32 {
+        let x = rng.next_u64();
+        let dst = if x.is_multiple_of(7) { format!("198.51.100.{}", x % 250) } else { format!("192.0.2.{}", x % 250) };
+        let src = format!("10.{}.{}.{}", (i >> 16) % 256, (i >> 8) % 256, i % 256);
+        let len = if x.is_multiple_of(97) { 9000 } else { (x >> 8) as usize % 400 };
+        let p = ip(addr(&src), addr(&dst), 6, tcp(1024 + (i % 50_000) as u16, 443, i, 0, 0x18, &vec![0x41; len]), None);
+        w.frame(t0 + 1 + i64::from(i), &ethernet(None, 0x0800, &p)).unwrap();
+    }
+    for i in 0..40u8 {
+        let p = ip(addr(&format!("10.9.9.{i}")), addr("203.0.113.80"), 6, tcp(50_000, 443, 1, 0, 0x02, &[]), None);
+        w.frame(t0 + 40_000 + i64::from(i), &ethernet(None, 0x0800, &p)).unwrap();
+    }
+    let whole = w.into_inner();
+    assert!(whole.len() > 3 << 20, "{} bytes: too few chunks to split", whole.len());
+    // A copy whose record near the end claims more than any frame: the chunks stop there.
+    let mut damaged = whole.clone();
+    let mut at = 24;
+    while at < damaged.len() * 9 / 10 {
+        at += 16 + u32::from_le_bytes(damaged[at + 8..at + 12].try_into().unwrap()) as usize;
+    }
+    damaged[at + 8..at + 12].copy_from_slice(&(1u32 << 30).to_le_bytes());
+    for (name, bytes) in [("whole.pcap", &whole), ("damaged.pcap", &damaged)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let args = ["scan", "--no-default-set", "--indicators", ind.to_str().unwrap(), path.to_str().unwrap()];
+        let one = sorted_run(&[&args[..], &["-j", "1"]].concat());
+        let resolved = one.0.iter().filter(|l| l.contains("dns.resolved")).count();
+        assert_eq!(resolved, if name == "whole.pcap" { 40 } else { 0 }, "{name}");
+        assert!(one.0.iter().filter(|l| l.contains("\"alert\"")).count() > 3000, "{name}");
+        let where_stopped = |j: &str| {
+            let out = bin().args([&args[..], &["-j", j, "-o", "/dev/null"]].concat()).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            err.lines().find(|l| l.contains("error")).and_then(|l| l.split("):").next()).map(String::from)
+        };
+        let stopped = where_stopped("1");
+        assert_eq!(stopped.is_some(), name == "damaged.pcap", "{name}: {stopped:?}");
+        for j in ["2", "3"] {
+            let many = sorted_run(&[&args[..], &["-j", j]].concat());
+            assert_eq!(one.1, many.1, "{name} -j {j}: the summary counts differ");
+            assert!(one.0 == many.0, "{name} -j {j}: the alerts differ");
+            assert_eq!(stopped, where_stopped(j), "{name} -j {j}: the error is reported elsewhere");
+        }
+    }
+}

@@ -252,7 +252,7 @@ trait Backend {
     /// A whole flow log.
     fn text(&mut self, format: flowlog::Format, data: Bytes, name: &Arc<str>);
     /// An uncompressed capture file, memory-mapped.
-    fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64));
+    fn mapped(&mut self, map: memmap2::Mmap, path: &Path, name: &Arc<str>, progress: &mut dyn FnMut(u64));
     /// A capture stream (compressed, standard input, or `--no-mmap`).
     fn stream(
         &mut self,
@@ -387,7 +387,7 @@ impl<S: Sink> Backend for Single<'_, S> {
     }
     // `drive` maps captures only for workers today (see there why); this stays correct for
     // a caller that maps one anyway.
-    fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, progress: &mut dyn FnMut(u64)) {
+    fn mapped(&mut self, map: memmap2::Mmap, _: &Path, name: &Arc<str>, progress: &mut dyn FnMut(u64)) {
         let shared = capture::SharedMap::new(map, 1);
         let (engine, mut n) = (&mut self.engine, 0u64);
         let res = capture::read_mapped(&shared, 0, stopped, |p| inspect_counting(engine, &p, &mut n, progress));
@@ -522,7 +522,7 @@ fn drive(
                 let map = if par.mmap && par.workers > 1 { crate::source::map(path).ok().flatten() } else { None };
                 if let Some(map) = map {
                     drop(reader);
-                    backend.mapped(map, &name, progress);
+                    backend.mapped(map, path, &name, progress);
                 } else if let Err(e) = backend.stream(reader, &name, progress) {
                     // A stream cut short by the stop is not a broken file.
                     if stopped() {

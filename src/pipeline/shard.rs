@@ -78,6 +78,15 @@ pub fn route(linktype: u32, data: &[u8], n: usize, mine: usize) -> (bool, bool) 
     }
 }
 
+/// The worker (of `n`) that owns a frame, and whether the frame is a DNS answer (which every
+/// worker learns from): [`route`] for the one worker that splits a chunk among all of them.
+pub fn owner(linktype: u32, data: &[u8], n: usize) -> (usize, bool) {
+    match ip_header(linktype, data) {
+        Some(ip) => (of(flow_hash_ip(ip), n), dns_response_ip(ip)),
+        None => (of(0, n), false),
+    }
+}
+
 /// The worker (of `n`) a flow record goes to: its address pair, hashed exactly as a packet's
 /// (so the records and the packets of one connection, given together, meet in one engine).
 pub fn record_worker(r: &crate::source::flowlog::Record, n: usize) -> usize {

@@ -2,9 +2,11 @@
 //! of [`super::shard`] as the live sensor shards them.
 //!
 //! Every worker sees every input, in order, and keeps only its share:
-//! - a memory-mapped capture is walked by every worker in place (nothing is copied, and no
-//!   thread stands between the file and the engines); a compressed capture or standard input
-//!   is read once, on the calling thread, into batches that every worker shares;
+//! - a classic pcap file is cut into chunks that the workers take turns to read and walk, each
+//!   handing every worker the places of its packets (see [`Split`]), so every record is read
+//!   once; other capture files (pcapng) are mapped and walked by every worker in place; a
+//!   compressed capture or standard input is read once, on the calling thread, into batches
+//!   that every worker shares;
 //! - a flow log is parsed by every worker, each keeping the records of its address pairs;
 //! - a packet a worker does not own but which carries a DNS answer is still read, only to
 //!   learn what flagged names resolved to, so `dns.resolved` holds whichever worker the later
@@ -14,9 +16,12 @@
 //! connections is not the packets' order; within a connection it is.
 
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::Duration;
 
@@ -95,7 +100,327 @@ enum Job {
     Begin(Arc<str>),
     Text(flowlog::Format, Arc<Bytes>, Arc<str>),
     Mapped(Arc<capture::SharedMap>, Arc<str>),
+    Split(Arc<Split>, Arc<str>),
     Frames(Arc<Batch>),
+}
+
+/// Bytes of the file each chunk of a [`Split`] covers.
+const CHUNK: usize = 256 << 10;
+/// Chunks a worker splits ahead of the one it inspects, per worker: enough that none waits
+/// for another's split, few enough that the buffers in flight stay in the shared cache.
+const SPLIT_AHEAD: usize = 2;
+/// Packets of its share a worker starts loading ahead of the one it inspects.
+const PREFETCH_AHEAD: usize = 8;
+
+/// A classic pcap shared out by chunks. Chunk `c` (the records that start in bytes
+/// `c * CHUNK..(c + 1) * CHUNK`) is read by worker `c % n` into its own buffer, walked once,
+/// and split: each worker is handed the places of its packets in that buffer, and of the DNS
+/// answers every worker learns from. Each worker then inspects its shares of the chunks in
+/// file order. So every record is read and walked once, by one worker; when every worker walked
+/// the whole mapped file, each paid for the others' packets too, and two workers were only
+/// 1.45 times as fast as one.
+///
+/// Where a chunk's first record starts is known only when the chunk before it has been walked
+/// (a record may run on into the next chunk; its owner reads those bytes too). That walk is a
+/// hop over the record headers of a buffer just read, a few microseconds per chunk, so the
+/// chain of chunk starts runs well ahead of the inspection.
+pub struct Split {
+    file: std::fs::File,
+    /// The same file mapped, for what follows the chunks (see [`Split::end`]).
+    map: memmap2::Mmap,
+    legacy: capture::Legacy,
+    len: usize,
+    n: usize,
+    state: Mutex<SplitState>,
+    changed: Condvar,
+    /// A worker left before the end (stopped, or failed): the others stop waiting for it.
+    abandoned: AtomicBool,
+    /// Each worker's chunk buffers, handed back by the last worker done with them and reused
+    /// last in, first out: the most recently used is the likeliest still in cache.
+    pools: Vec<Arc<Mutex<Vec<Vec<u8>>>>>,
+}
+
+/// How many chunks a [`Split`] file has, and where its records stopped (the end of the file, or
+/// a record that does not fit), with the packets before that.
+type ChunksEnd = (usize, usize, u64);
+
+#[derive(Default)]
+struct SplitState {
+    /// Where each chunk's first record starts, and the packets before it, for the chunks whose
+    /// start is known.
+    starts: Vec<(usize, u64)>,
+    /// Set once the records end.
+    end: Option<ChunksEnd>,
+    shares: std::collections::HashMap<(usize, usize), Share>,
+}
+
+/// One worker's share of one chunk.
+struct Share {
+    chunk: Arc<ChunkBuf>,
+    /// Offset of each record in the chunk's buffer, its packet number, and whether the worker
+    /// only learns from it (a DNS answer on another worker's connection).
+    places: Vec<(u32, u64, bool)>,
+    /// The chunk's last packet time, which the worker's clock moves to after its share.
+    last_ts: Option<i64>,
+}
+
+/// A chunk's bytes, from its first record to the end of the last record that starts in it.
+struct ChunkBuf {
+    data: Vec<u8>,
+    pool: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Drop for ChunkBuf {
+    fn drop(&mut self) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(std::mem::take(&mut self.data));
+        }
+    }
+}
+
+/// A chunk read by its owner, waiting for the chain to say where its first record starts.
+struct Pending {
+    chunk: usize,
+    buf: Vec<u8>,
+    filled: usize,
+}
+
+enum Step {
+    Done,
+    Wait,
+    End,
+}
+
+impl Split {
+    /// A split of the classic pcap at `path` (mapped as `map`) among `n` workers; the map back
+    /// for other captures, which each worker walks whole.
+    fn new(map: memmap2::Mmap, path: &std::path::Path, n: usize) -> Result<Split, memmap2::Mmap> {
+        let Some(legacy) = capture::Legacy::of(&map) else { return Err(map) };
+        let Ok(file) = std::fs::File::open(path) else { return Err(map) };
+        let len = map.len();
+        let state = SplitState { starts: vec![(capture::Legacy::HEADER, 0)], ..Default::default() };
+        Ok(Split {
+            file,
+            map,
+            legacy,
+            len,
+            n,
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            abandoned: AtomicBool::new(false),
+            pools: (0..n).map(|_| Default::default()).collect(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SplitState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads `buf[filled..to]` from the file (clamped to its end); the new fill.
+    fn fill(&self, base: usize, buf: &mut [u8], filled: usize, to: usize) -> usize {
+        use std::os::unix::fs::FileExt;
+        let to = to.min(self.len - base).min(buf.len());
+        let mut at = filled;
+        while at < to {
+            match self.file.read_at(&mut buf[at..to], (base + at) as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => at += k,
+            }
+        }
+        at
+    }
+
+    /// Reads, walks and splits chunk `c` (this worker's), as far as the chain allows: `Wait`
+    /// while the chunk before it has not been walked (the chunk stays read in `pending`).
+    fn try_split(&self, c: usize, pending: &mut Option<Pending>, walked: &AtomicU64) -> Step {
+        let base = c * CHUNK;
+        let pool = &self.pools[c % self.n];
+        if pending.as_ref().is_none_or(|p| p.chunk != c) {
+            let mut buf = pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
+            buf.resize(CHUNK + 16 + capture::MAX_FRAME, 0);
+            let filled = if base < self.len { self.fill(base, &mut buf, 0, CHUNK) } else { 0 };
+            *pending = Some(Pending { chunk: c, buf, filled });
+        }
+        let (start, before) = {
+            let st = self.lock();
+            if st.end.is_some_and(|(chunks, ..)| c >= chunks) {
+                return Step::End;
+            }
+            match st.starts.get(c) {
+                Some(&s) => s,
+                None => return Step::Wait,
+            }
+        };
+        let Some(Pending { mut buf, mut filled, .. }) = pending.take() else { return Step::Wait };
+        // The hop: whole records that start in this chunk, reading on past its end for the
+        // last one. It stops early at a record that does not fit (or the end of the file).
+        let (mut at, mut count, mut stopped) = (start, 0u64, false);
+        while at < base + CHUNK && !stopped {
+            let off = at - base;
+            if off + 16 > filled {
+                filled = self.fill(base, &mut buf, filled, off + 16);
+            }
+            let Some(len) =
+                buf.get(off..off + 16).filter(|_| off + 16 <= filled).and_then(|h| self.legacy.record_len(h))
+            else {
+                stopped = true;
+                break;
+            };
+            if off + len > filled {
+                filled = self.fill(base, &mut buf, filled, off + len);
+                if off + len > filled {
+                    stopped = true;
+                    break;
+                }
+            }
+            at += len;
+            count += 1;
+        }
+        {
+            let mut st = self.lock();
+            let ended = stopped || at >= self.len;
+            if count == 0 {
+                st.end = Some((c, at, before));
+            } else {
+                st.starts.push((at, before + count));
+                if ended {
+                    st.end = Some((c + 1, at, before + count));
+                }
+            }
+        }
+        self.changed.notify_all();
+        if count == 0 {
+            pool.lock().map(|mut p| p.push(buf)).ok();
+            return Step::End;
+        }
+        // The split: each record goes to the worker of its connection; DNS answers to all.
+        let mut shares: Vec<Vec<(u32, u64, bool)>> = vec![Vec::new(); self.n];
+        let (mut off, mut number, mut last_ts) = (start - base, before, None);
+        while off < at - base {
+            let len = self.legacy.record_len(&buf[off..off + 16]).unwrap_or(16);
+            number += 1;
+            let p = self.legacy.packet(&buf[off..off + len], number);
+            let (w, dns) = super::shard::owner(p.linktype, p.data, self.n);
+            shares[w].push((off as u32, number, false));
+            if dns {
+                for (j, s) in shares.iter_mut().enumerate() {
+                    if j != w {
+                        s.push((off as u32, number, true));
+                    }
+                }
+            }
+            last_ts = Some(p.ts_micros);
+            off += len;
+        }
+        walked.fetch_add((at - start) as u64, Relaxed);
+        let chunk = Arc::new(ChunkBuf { data: buf, pool: pool.clone() });
+        {
+            let mut st = self.lock();
+            for (j, places) in shares.into_iter().enumerate() {
+                st.shares.insert((c, j), Share { chunk: chunk.clone(), places, last_ts });
+            }
+        }
+        self.changed.notify_all();
+        Step::Done
+    }
+}
+
+/// Worker `index`'s part of a [`Split`] file: it reads and splits its chunks a little ahead,
+/// and inspects its share of every chunk in order; then reads what follows the chunks (the
+/// records after one that does not fit), if anything, as every worker reads a mapped file.
+fn split_file<S: Sink>(
+    engine: &mut Engine<'_, S>,
+    run: &Split,
+    index: usize,
+    walked: &AtomicU64,
+) -> Result<capture::FileStats, capture::ReadError> {
+    /// Tells the others when a worker leaves early (stopped, or failed), so none waits for it.
+    struct Leave<'a>(&'a Split, bool);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0.abandoned.store(true, Release);
+                let _guard = self.0.lock();
+                self.0.changed.notify_all();
+            }
+        }
+    }
+    let mut leave = Leave(run, false);
+    let n = run.n;
+    let (mut own, mut own_done, mut pending) = (index, false, None);
+    let mut split_ahead = |c: usize, own: &mut usize, own_done: &mut bool| {
+        while !*own_done && *own <= c + SPLIT_AHEAD * n {
+            match run.try_split(*own, &mut pending, walked) {
+                Step::Done => *own += n,
+                Step::Wait => break,
+                Step::End => *own_done = true,
+            }
+        }
+    };
+    let mut c = 0;
+    loop {
+        split_ahead(c, &mut own, &mut own_done);
+        let share = {
+            let mut st = run.lock();
+            loop {
+                if let Some(s) = st.shares.remove(&(c, index)) {
+                    break Some(s);
+                }
+                if st.end.is_some_and(|(chunks, ..)| c >= chunks) {
+                    break None;
+                }
+                if run.abandoned.load(Acquire) || super::stopped() {
+                    return Ok(Default::default());
+                }
+                // The chunk may wait on a split of ours that the chain held back.
+                drop(st);
+                split_ahead(c, &mut own, &mut own_done);
+                st = run.lock();
+                if st.shares.contains_key(&(c, index)) {
+                    continue;
+                }
+                st = run.changed.wait_timeout(st, Duration::from_millis(1)).unwrap_or_else(|e| e.into_inner()).0;
+            }
+        };
+        let Some(share) = share else { break };
+        let data = &share.chunk.data;
+        let places = &share.places;
+        let record = |at: u32| {
+            let at = at as usize;
+            &data[at..at + run.legacy.record_len(&data[at..at + 16]).unwrap_or(16)]
+        };
+        for (i, &(at, number, learn)) in places.iter().enumerate() {
+            if super::stopped() {
+                return Ok(Default::default());
+            }
+            // The share says which records come next: start loading them, and the connections
+            // of the nearer ones, while this one is inspected.
+            if let Some(&(ahead, _, _)) = places.get(i + PREFETCH_AHEAD) {
+                capture::prefetch_record(data, ahead as usize);
+            }
+            if let Some(&(ahead, number, false)) = places.get(i + capture::LOOK_AHEAD) {
+                let p = run.legacy.packet(record(ahead), number);
+                engine.hint(p.linktype, p.data);
+            }
+            let p = run.legacy.packet(record(at), number);
+            if learn {
+                engine.advance(p.ts_micros);
+                engine.learn_packet(&p);
+            } else {
+                engine.packet(&p);
+            }
+        }
+        if let Some(ts) = share.last_ts {
+            engine.advance(ts);
+        }
+        c += 1;
+    }
+    leave.1 = true;
+    let Some((_, offset, packets)) = run.lock().end else { return Ok(Default::default()) };
+    if offset >= run.len {
+        return Ok(capture::FileStats { packets, bytes: 0 });
+    }
+    capture::read_mapped_from(&run.map, offset, packets, super::stopped, |p| route(engine, &p, index, n))
 }
 
 type Outcome = (Stats, Vec<Span>, usize);
@@ -149,9 +474,12 @@ impl Backend for Pool<'_> {
     fn text(&mut self, format: flowlog::Format, data: Bytes, name: &Arc<str>) {
         self.broadcast(Job::Text(format, Arc::new(data), name.clone()));
     }
-    fn mapped(&mut self, map: memmap2::Mmap, name: &Arc<str>, _: &mut dyn FnMut(u64)) {
+    fn mapped(&mut self, map: memmap2::Mmap, path: &std::path::Path, name: &Arc<str>, _: &mut dyn FnMut(u64)) {
         let readers = self.senders.len();
-        self.broadcast(Job::Mapped(Arc::new(capture::SharedMap::new(map, readers)), name.clone()));
+        match Split::new(map, path, readers) {
+            Ok(run) => self.broadcast(Job::Split(Arc::new(run), name.clone())),
+            Err(map) => self.broadcast(Job::Mapped(Arc::new(capture::SharedMap::new(map, readers)), name.clone())),
+        }
     }
     fn stream(
         &mut self,
@@ -271,6 +599,12 @@ fn work(
                     fatal += usize::from(note_read_error(&mut engine, &name, &e));
                 }
             }
+            Job::Split(run, name) => {
+                let res = split_file(&mut engine, &run, index, walked);
+                if let (0, Err(e)) = (index, res) {
+                    fatal += usize::from(note_read_error(&mut engine, &name, &e));
+                }
+            }
             Job::Frames(b) => {
                 for &(off, len, wire_len, linktype, ts_micros, number) in &b.frames {
                     let data = &b.data[off as usize..(off + len) as usize];
@@ -285,4 +619,118 @@ fn work(
         stats.files = 0;
     }
     (stats, flagged, fatal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{addr, ethernet, ip, udp, PcapWriter, XorShift};
+
+    /// A capture of `n` frames of random sizes (now and then far longer than the rest), every
+    /// tenth a DNS answer; its bytes and the offset of each record.
+    fn capture(n: usize) -> (Vec<u8>, Vec<usize>) {
+        let mut w = PcapWriter::new(Vec::new(), 1).unwrap();
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut offsets = Vec::new();
+        let mut at = capture::Legacy::HEADER;
+        for i in 0..n {
+            let x = rng.next_u64();
+            let len = match x % 50 {
+                0 => 60_000,
+                1..=3 => 9_000,
+                _ => (x >> 8) as usize % 600,
+            };
+            let sport = if i % 10 == 0 { 53 } else { 1024 + (x >> 32) as u16 % 1000 };
+            let p = ip(
+                addr("10.0.0.1"),
+                addr(&format!("10.0.{}.{}", (x >> 40) as u8, (x >> 48) as u8)),
+                17,
+                udp(sport, 9, &vec![0; len]),
+                None,
+            );
+            let frame = ethernet(None, 0x0800, &p);
+            offsets.push(at);
+            at += 16 + frame.len();
+            w.frame(i as i64, &frame).unwrap();
+        }
+        (w.into_inner(), offsets)
+    }
+
+    /// Splits the file whole, chunk by chunk as its owners would; every share, and the end.
+    fn split_all(bytes: &[u8], n: usize) -> (Vec<Vec<Share>>, Option<ChunksEnd>) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        let map = unsafe { memmap2::Mmap::map(f.as_file()).unwrap() };
+        let Ok(run) = Split::new(map, f.path(), n) else { panic!("not split") };
+        let walked = AtomicU64::new(0);
+        let mut pending: Vec<Option<Pending>> = (0..n).map(|_| None).collect();
+        let mut chunks = Vec::new();
+        for c in 0.. {
+            match run.try_split(c, &mut pending[c % n], &walked) {
+                Step::Done => {}
+                Step::Wait => panic!("chunk {c} waits though the one before it was split"),
+                Step::End => break,
+            }
+            let mut st = run.lock();
+            chunks.push((0..n).map(|j| st.shares.remove(&(c, j)).unwrap()).collect());
+        }
+        let end = run.lock().end;
+        (chunks, end)
+    }
+
+    #[test]
+    fn every_record_is_handed_out_once_in_order_with_dns_answers_to_all() {
+        let (bytes, offsets) = capture(12_000);
+        assert!(bytes.len() > 8 * CHUNK, "{} bytes: too few chunks", bytes.len());
+        for n in [2, 3] {
+            let (chunks, end) = split_all(&bytes, n);
+            assert_eq!(end, Some((chunks.len(), bytes.len(), offsets.len() as u64)), "n = {n}");
+            let mut seen = Vec::new();
+            for (c, shares) in chunks.iter().enumerate() {
+                let mut mine: Vec<(u64, usize)> = Vec::new();
+                for (j, s) in shares.iter().enumerate() {
+                    for &(at, number, learn) in &s.places {
+                        let p = s.chunk.data.get(at as usize..).unwrap();
+                        let record = &p[..16 + u32::from_le_bytes(p[8..12].try_into().unwrap()) as usize];
+                        let packet = run_packet(record, number);
+                        assert_eq!(packet.ts_micros, number as i64 - 1, "chunk {c}: packet {number} is another's");
+                        let (owner, dns) = crate::pipeline::shard::owner(1, packet.data, n);
+                        assert_eq!(learn, owner != j, "chunk {c}: packet {number} handed to {j}");
+                        assert!(!learn || dns, "chunk {c}: packet {number} is no DNS answer");
+                        if !learn {
+                            mine.push((number, offsets[number as usize - 1]));
+                        }
+                    }
+                    assert!(s.places.windows(2).all(|w| w[0].1 < w[1].1), "out of order");
+                }
+                mine.sort();
+                // The chunk's records are those that start in its bytes.
+                assert!(mine.iter().all(|&(_, at)| at / CHUNK == c), "chunk {c}");
+                seen.extend(mine.into_iter().map(|(k, _)| k));
+            }
+            assert_eq!(seen, (1..=offsets.len() as u64).collect::<Vec<_>>(), "n = {n}");
+        }
+    }
+
+    fn run_packet(record: &[u8], number: u64) -> capture::Packet<'_> {
+        capture::Legacy::of(&capture_header()).unwrap().packet(record, number)
+    }
+
+    fn capture_header() -> Vec<u8> {
+        PcapWriter::new(Vec::new(), 1).unwrap().into_inner()
+    }
+
+    #[test]
+    fn the_chunks_stop_at_a_record_that_does_not_fit() {
+        let (mut bytes, offsets) = capture(12_000);
+        let bad = offsets[7_000];
+        bytes[bad + 8..bad + 12].copy_from_slice(&(1u32 << 30).to_le_bytes());
+        let (chunks, end) = split_all(&bytes, 2);
+        assert_eq!(end, Some((chunks.len(), bad, 7_000)));
+        let handed: usize = chunks.iter().flatten().map(|s| s.places.iter().filter(|p| !p.2).count()).sum();
+        assert_eq!(handed, 7_000);
+        // Cut short in the middle of a record: the chunks end before it.
+        let (chunks, end) = split_all(&bytes[..offsets[3_000] + 20], 2);
+        assert_eq!(end, Some((chunks.len(), offsets[3_000], 3_000)));
+    }
 }

@@ -87,7 +87,7 @@ struct Iface {
 
 const BUFFER: usize = 1 << 20;
 /// Largest frame we accept: a record claiming more is a corrupt length.
-const MAX_FRAME: usize = 256 * 1024;
+pub const MAX_FRAME: usize = 256 * 1024;
 
 /// Turns the first read error into an end of file, keeping the error for the caller: a
 /// compressed stream cut short fails in the decompressor, and the packets decoded before the
@@ -253,21 +253,12 @@ fn stream_legacy(
     buffer: usize,
     sink: &mut impl FnMut(Packet<'_>, Option<&[u8]>),
 ) -> (Vec<u8>, Start) {
-    let mut header = [0u8; 24];
+    let mut header = [0u8; Legacy::HEADER];
     let got = read_full(input, &mut header);
-    let magic = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    let (big_endian, nanos) = match magic {
-        0xa1b2_c3d4 => (false, false),
-        0xa1b2_3c4d => (false, true),
-        0xd4c3_b2a1 => (true, false),
-        0x4d3c_b2a1 => (true, true),
-        _ => return (header[..got].to_vec(), Start::default()),
-    };
-    if got < 24 {
+    let Some(Legacy { linktype, nanos, big_endian }) = Legacy::of(&header[..got]) else {
         return (header[..got].to_vec(), Start::default());
-    }
+    };
     let word = |b: &[u8], at: usize| u32_at(b, at, big_endian);
-    let linktype = word(&header, 20);
     let mut stats = FileStats::default();
     let mut buf = vec![0u8; buffer.max(MAX_FRAME + 16)];
     // Bytes of the file before `buf[0]`; the unread records are `buf[start..end]`.
@@ -428,6 +419,73 @@ pub fn read_mapped(
     reader.shared = Some((shared, index));
     let mut sink = sink;
     let start = reader.fast_legacy(&stop, &mut sink);
+    walk(Box::new(reader), &Mutex::new(None), stop, sink, start)
+}
+
+/// The record layout of a classic pcap (not the "modified" variant), for readers that walk its
+/// records themselves (the workers of a parallel scan, see `pipeline::workers`).
+#[derive(Clone, Copy, Debug)]
+pub struct Legacy {
+    linktype: u32,
+    nanos: bool,
+    big_endian: bool,
+}
+
+impl Legacy {
+    /// Bytes of the file header, before the first record.
+    pub const HEADER: usize = 24;
+
+    /// The layout of a file that starts with `head` (its first 24 bytes or more).
+    pub fn of(head: &[u8]) -> Option<Legacy> {
+        let magic = u32::from_le_bytes(head.get(..4)?.try_into().ok()?);
+        let (big_endian, nanos) = match magic {
+            0xa1b2_c3d4 => (false, false),
+            0xa1b2_3c4d => (false, true),
+            0xd4c3_b2a1 => (true, false),
+            0x4d3c_b2a1 => (true, true),
+            _ => return None,
+        };
+        let head = head.get(..Self::HEADER)?;
+        Some(Legacy { linktype: u32_at(head, 20, big_endian), nanos, big_endian })
+    }
+
+    /// The length of the record whose first 16 bytes are `head` (header and frame), if it could
+    /// hold a frame; a longer one is a corrupt length.
+    #[inline]
+    pub fn record_len(&self, head: &[u8]) -> Option<usize> {
+        let caplen = frame_len(head, self.big_endian);
+        (caplen <= MAX_FRAME).then_some(16 + caplen)
+    }
+
+    /// The packet a whole record holds, as packet `number` of its file.
+    #[inline]
+    pub fn packet<'a>(&self, record: &'a [u8], number: u64) -> Packet<'a> {
+        let mut stats = FileStats { packets: number - 1, bytes: 0 };
+        legacy_packet(&record[..16], &record[16..], (self.linktype, self.nanos, self.big_endian), &mut stats)
+    }
+}
+
+/// [`read_mapped`] from record `offset` of a classic pcap, whose records before it hold
+/// `packets` packets: what a parallel scan reads after the records its workers shared out stop
+/// at one that does not fit, so that its error is reported as [`read`] would report it.
+pub fn read_mapped_from(
+    map: &[u8],
+    offset: usize,
+    packets: u64,
+    stop: impl Fn() -> bool,
+    sink: impl FnMut(Packet<'_>),
+) -> Result<FileStats, ReadError> {
+    let mut reader = match SliceReader::new(map) {
+        Ok(r) => r,
+        Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
+    };
+    let Some((h, _)) = reader.legacy.as_ref() else {
+        return Err(ReadError { after_packet: 0, offset: 0, reason: "not a classic pcap".into(), not_a_capture: true });
+    };
+    let legacy = Some((h.network.0 as u32, h.is_nanosecond_precision()));
+    reader.header_sent = true;
+    reader.pos = offset;
+    let start = Start { stats: FileStats { packets, bytes: 0 }, offset: offset as u64, legacy };
     walk(Box::new(reader), &Mutex::new(None), stop, sink, start)
 }
 
@@ -644,6 +702,13 @@ fn prefetch(data: &[u8], from: usize, to: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (data, from, to);
+}
+
+/// Starts loading the record at `at` of `data` and the headers of its frame, for a reader that
+/// knows which records it will read next.
+#[inline]
+pub fn prefetch_record(data: &[u8], at: usize) {
+    prefetch(data, at, at + 128);
 }
 
 /// Mapped bytes mapped ahead and handed back at a time (a power of two).
