@@ -722,15 +722,28 @@ mod tests {
 
     #[test]
     fn the_chunks_stop_at_a_record_that_does_not_fit() {
-        let (mut bytes, offsets) = capture(12_000);
-        let bad = offsets[7_000];
-        bytes[bad + 8..bad + 12].copy_from_slice(&(1u32 << 30).to_le_bytes());
-        let (chunks, end) = split_all(&bytes, 2);
-        assert_eq!(end, Some((chunks.len(), bad, 7_000)));
-        let handed: usize = chunks.iter().flatten().map(|s| s.places.iter().filter(|p| !p.2).count()).sum();
-        assert_eq!(handed, 7_000);
-        // Cut short in the middle of a record: the chunks end before it.
-        let (chunks, end) = split_all(&bytes[..offsets[3_000] + 20], 2);
-        assert_eq!(end, Some((chunks.len(), offsets[3_000], 3_000)));
+        let (bytes, offsets) = capture(3_000);
+        // Records at random, and those that start nearest each chunk boundary (including the
+        // first record of the file and the one across its first boundary).
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let mut picks: Vec<usize> = (0..4).map(|_| rng.below(offsets.len() as u64) as usize).collect();
+        for b in (0..bytes.len()).step_by(CHUNK).take(4) {
+            let k = offsets.partition_point(|&at| at < b);
+            picks.extend([k.saturating_sub(1), k.min(offsets.len() - 1)]);
+        }
+        for k in picks {
+            let at = offsets[k];
+            let mut bad = bytes.clone();
+            bad[at + 8..at + 12].copy_from_slice(&(1u32 << 30).to_le_bytes());
+            let (chunks, end) = split_all(&bad, 2);
+            assert_eq!(end, Some((chunks.len(), at, k as u64)), "record {k} claims too much");
+            let handed: usize = chunks.iter().flatten().map(|s| s.places.iter().filter(|p| !p.2).count()).sum();
+            assert_eq!(handed, k, "record {k} claims too much");
+            // Cut short in the middle of the record's header, and of its frame.
+            for cut in [at + 9, at + 20] {
+                let (chunks, end) = split_all(&bytes[..cut.min(bytes.len())], 2);
+                assert_eq!(end, Some((chunks.len(), at, k as u64)), "cut at {cut}, in record {k}");
+            }
+        }
     }
 }
