@@ -60,7 +60,15 @@ pub struct Matcher {
     /// Fewest labels of any domain indicator: shorter suffixes are never probed.
     min_labels: usize,
     allow: Option<Box<Matcher>>,
+    /// Whether [`Matcher::prefetch_ip`] is worth its cost (see [`PREFETCH_ABOVE`]).
+    prefetch: bool,
 }
+
+/// Address tables (their one-byte tags, which every probe reads) above this size are warmed by
+/// [`Matcher::prefetch_ip`]; smaller ones answer from the core's own cache sooner than the
+/// prefetch costs. Measured on Zeek conn.log, one core: tags of 1.1 MB (1 M indicators), the
+/// prefetch cost 3-5 %; tags of 8.5 MB (10 M indicators), it saved 11 %.
+const PREFETCH_ABOVE: usize = 4 << 20;
 
 impl std::fmt::Debug for Matcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -355,7 +363,8 @@ impl Matcher {
             base += p.len();
         }
         let min_labels = parts.iter().map(|p| p.t.min_labels as usize).min().unwrap_or(usize::MAX);
-        Matcher { parts, len: base, min_labels, allow: None }
+        let tags: usize = parts.iter().map(|p| p.t.v4.tags().len() + p.t.v6.tags().len()).sum();
+        Matcher { parts, len: base, min_labels, allow: None, prefetch: tags > PREFETCH_ABOVE }
     }
 
     /// Adds an allowlist: observed values it covers never match.
@@ -431,9 +440,13 @@ impl Matcher {
     }
 
     /// Starts loading what a lookup of `ip` reads first (for callers that know the next
-    /// addresses while handling the current ones: the probe then finds them in cache).
+    /// addresses while handling the current ones: the probe then finds them in cache). Does
+    /// nothing when the tables are small enough to stay in cache anyway.
     #[inline]
     pub fn prefetch_ip(&self, ip: IpAddr) {
+        if !self.prefetch {
+            return;
+        }
         for p in &self.parts {
             match ip {
                 IpAddr::V4(a) => p.t.v4.prefetch(u32::from(a)),
