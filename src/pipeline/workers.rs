@@ -126,7 +126,7 @@ const PREFETCH_AHEAD: usize = 8;
 /// chain of chunk starts runs well ahead of the inspection.
 pub struct Split {
     file: std::fs::File,
-    /// The same file mapped, for what follows the chunks (see [`Split::end`]).
+    /// The same file mapped, for the records after the chunks stop (see `SplitState::end`).
     map: memmap2::Mmap,
     legacy: capture::Legacy,
     len: usize,
@@ -164,7 +164,8 @@ struct Share {
     last_ts: Option<i64>,
 }
 
-/// A chunk's bytes, from its first record to the end of the last record that starts in it.
+/// A chunk's bytes as its owner read them: from the chunk's first byte on, through the end of
+/// the last record that starts in it.
 struct ChunkBuf {
     data: Vec<u8>,
     pool: Arc<Mutex<Vec<Vec<u8>>>>,
