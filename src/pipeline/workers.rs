@@ -104,7 +104,8 @@ enum Job {
     Frames(Arc<Batch>),
 }
 
-/// Bytes of the file each chunk of a [`Split`] covers.
+/// Bytes of the file each chunk of a [`Split`] covers (tests and the fuzz harness use smaller
+/// ones, to cross many chunk boundaries in a small file).
 const CHUNK: usize = 256 << 10;
 /// Chunks a worker splits ahead of the one it inspects, per worker: enough that none waits
 /// for another's split, few enough that the buffers in flight stay in the shared cache.
@@ -131,6 +132,8 @@ pub struct Split {
     legacy: capture::Legacy,
     len: usize,
     n: usize,
+    /// Bytes per chunk ([`CHUNK`]).
+    chunk: usize,
     state: Mutex<SplitState>,
     changed: Condvar,
     /// A worker left before the end (stopped, or failed): the others stop waiting for it.
@@ -195,7 +198,7 @@ enum Step {
 impl Split {
     /// A split of the classic pcap at `path` (mapped as `map`) among `n` workers; the map back
     /// for other captures, which each worker walks whole.
-    fn new(map: memmap2::Mmap, path: &std::path::Path, n: usize) -> Result<Split, memmap2::Mmap> {
+    fn new(map: memmap2::Mmap, path: &std::path::Path, n: usize, chunk: usize) -> Result<Split, memmap2::Mmap> {
         let Some(legacy) = capture::Legacy::of(&map) else { return Err(map) };
         let Ok(file) = std::fs::File::open(path) else { return Err(map) };
         let len = map.len();
@@ -206,6 +209,7 @@ impl Split {
             legacy,
             len,
             n,
+            chunk: chunk.max(1),
             state: Mutex::new(state),
             changed: Condvar::new(),
             abandoned: AtomicBool::new(false),
@@ -234,12 +238,12 @@ impl Split {
     /// Reads, walks and splits chunk `c` (this worker's), as far as the chain allows: `Wait`
     /// while the chunk before it has not been walked (the chunk stays read in `pending`).
     fn try_split(&self, c: usize, pending: &mut Option<Pending>, walked: &AtomicU64) -> Step {
-        let base = c * CHUNK;
+        let base = c * self.chunk;
         let pool = &self.pools[c % self.n];
         if pending.as_ref().is_none_or(|p| p.chunk != c) {
             let mut buf = pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
-            buf.resize(CHUNK + 16 + capture::MAX_FRAME, 0);
-            let filled = if base < self.len { self.fill(base, &mut buf, 0, CHUNK) } else { 0 };
+            buf.resize(self.chunk + 16 + capture::MAX_FRAME, 0);
+            let filled = if base < self.len { self.fill(base, &mut buf, 0, self.chunk) } else { 0 };
             *pending = Some(Pending { chunk: c, buf, filled });
         }
         let (start, before) = {
@@ -256,7 +260,7 @@ impl Split {
         // The hop: whole records that start in this chunk, reading on past its end for the
         // last one. It stops early at a record that does not fit (or the end of the file).
         let (mut at, mut count, mut stopped) = (start, 0u64, false);
-        while at < base + CHUNK && !stopped {
+        while at < base + self.chunk && !stopped {
             let off = at - base;
             if off + 16 > filled {
                 filled = self.fill(base, &mut buf, filled, off + 16);
@@ -277,10 +281,12 @@ impl Split {
             at += len;
             count += 1;
         }
+        // No record may start in a chunk (one longer than the chunk runs across it): its shares
+        // are empty, and the chain goes on.
+        let ended = stopped || at >= self.len;
         {
             let mut st = self.lock();
-            let ended = stopped || at >= self.len;
-            if count == 0 {
+            if count == 0 && ended {
                 st.end = Some((c, at, before));
             } else {
                 st.starts.push((at, before + count));
@@ -290,7 +296,7 @@ impl Split {
             }
         }
         self.changed.notify_all();
-        if count == 0 {
+        if count == 0 && ended {
             pool.lock().map(|mut p| p.push(buf)).ok();
             return Step::End;
         }
@@ -477,7 +483,7 @@ impl Backend for Pool<'_> {
     }
     fn mapped(&mut self, map: memmap2::Mmap, path: &std::path::Path, name: &Arc<str>, _: &mut dyn FnMut(u64)) {
         let readers = self.senders.len();
-        match Split::new(map, path, readers) {
+        match Split::new(map, path, readers, CHUNK) {
             Ok(run) => self.broadcast(Job::Split(Arc::new(run), name.clone())),
             Err(map) => self.broadcast(Job::Mapped(Arc::new(capture::SharedMap::new(map, readers)), name.clone())),
         }
@@ -622,6 +628,69 @@ fn work(
     (stats, flagged, fatal)
 }
 
+/// Splits a file whole in one thread, chunk by chunk in order as their owners would: every
+/// worker's share of every chunk, and where the chunks ended.
+fn split_whole(run: &Split) -> (Vec<Vec<Share>>, Option<ChunksEnd>) {
+    let walked = AtomicU64::new(0);
+    let mut pending: Vec<Option<Pending>> = (0..run.n).map(|_| None).collect();
+    let mut chunks = Vec::new();
+    for c in 0.. {
+        match run.try_split(c, &mut pending[c % run.n], &walked) {
+            Step::Done => {}
+            Step::Wait => panic!("chunk {c} waits though the one before it was split"),
+            Step::End => break,
+        }
+        let mut st = run.lock();
+        chunks.push((0..run.n).map(|j| st.shares.remove(&(c, j)).expect("a share for every worker")).collect());
+    }
+    let end = run.lock().end;
+    (chunks, end)
+}
+
+/// The fuzz harness's check of [`Split`] (see `crate::fuzzing::capture`): a classic pcap split
+/// among `n` workers in chunks of `chunk` bytes hands out exactly the packets the in-place
+/// reader reads, each once, to the worker that owns it, and stops where that reader fails.
+#[doc(hidden)]
+pub fn check_split(data: &[u8], n: usize, chunk: usize) {
+    let Ok(mut f) = tempfile::NamedTempFile::new() else { return };
+    if std::io::Write::write_all(&mut f, data).is_err() || data.is_empty() {
+        return;
+    }
+    // SAFETY: a temporary file of this function's own, not changed while mapped.
+    let Ok(map) = (unsafe { memmap2::Mmap::map(f.as_file()) }) else { return };
+    let Ok(run) = Split::new(map, f.path(), n, chunk) else { return };
+    let (chunks, end) = split_whole(&run);
+    let mut handed = Vec::new();
+    for (c, shares) in chunks.iter().enumerate() {
+        let mut mine = Vec::new();
+        for (j, share) in shares.iter().enumerate() {
+            for &(at, number, learn) in &share.places {
+                let data = &share.chunk.data[at as usize..];
+                let len = run.legacy.record_len(&data[..16]).expect("a record the hop took");
+                let p = run.legacy.packet(&data[..len], number);
+                let (owner, dns) = super::shard::owner(p.linktype, p.data, n);
+                assert_eq!(learn, owner != j, "chunk {c}: packet {number} handed to worker {j}, owned by {owner}");
+                assert!(!learn || dns, "chunk {c}: packet {number} handed to learn from is no DNS answer");
+                if !learn {
+                    mine.push((p.number, p.ts_micros, p.wire_len, p.data.to_vec()));
+                }
+            }
+        }
+        mine.sort_by_key(|m| m.0);
+        handed.extend(mine);
+    }
+    let mut read = Vec::new();
+    let res = capture::read_slice(data, |p| read.push((p.number, p.ts_micros, p.wire_len, p.data.to_vec())));
+    let (_, stopped_at, before) = end.expect("the chunks end");
+    assert_eq!(handed.len() as u64, before, "the chunks count what they handed out");
+    if stopped_at < data.len() {
+        // Where a record does not fit, the in-place reader fails, after the same packets.
+        assert!(res.is_err(), "the chunks stopped at byte {stopped_at}, the reader read on");
+        read.truncate(handed.len());
+    }
+    assert!(handed == read, "the chunks and the in-place reader disagree");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -661,22 +730,10 @@ mod tests {
     fn split_all(bytes: &[u8], n: usize) -> (Vec<Vec<Share>>, Option<ChunksEnd>) {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut f, bytes).unwrap();
+        // SAFETY: the test's own temporary file, not changed while mapped.
         let map = unsafe { memmap2::Mmap::map(f.as_file()).unwrap() };
-        let Ok(run) = Split::new(map, f.path(), n) else { panic!("not split") };
-        let walked = AtomicU64::new(0);
-        let mut pending: Vec<Option<Pending>> = (0..n).map(|_| None).collect();
-        let mut chunks = Vec::new();
-        for c in 0.. {
-            match run.try_split(c, &mut pending[c % n], &walked) {
-                Step::Done => {}
-                Step::Wait => panic!("chunk {c} waits though the one before it was split"),
-                Step::End => break,
-            }
-            let mut st = run.lock();
-            chunks.push((0..n).map(|j| st.shares.remove(&(c, j)).unwrap()).collect());
-        }
-        let end = run.lock().end;
-        (chunks, end)
+        let Ok(run) = Split::new(map, f.path(), n, CHUNK) else { panic!("not split") };
+        split_whole(&run)
     }
 
     #[test]
@@ -710,6 +767,12 @@ mod tests {
                 seen.extend(mine.into_iter().map(|(k, _)| k));
             }
             assert_eq!(seen, (1..=offsets.len() as u64).collect::<Vec<_>>(), "n = {n}");
+        }
+        // Chunks far smaller than the longest records, which run across several of them (those
+        // chunks hold no record start, and the chain must go on past them).
+        let (small, _) = capture(1_500);
+        for (n, chunk) in [(2, 4000), (3, 70_000)] {
+            check_split(&small, n, chunk);
         }
     }
 
