@@ -222,17 +222,28 @@ impl Split {
     }
 
     /// Reads `buf[filled..to]` from the file (clamped to its end); the new fill.
+    /// A read that fails ends the chunks there, and the mapped walk that follows them reports
+    /// what it finds.
+    #[cfg(unix)]
     fn fill(&self, base: usize, buf: &mut [u8], filled: usize, to: usize) -> usize {
         use std::os::unix::fs::FileExt;
         let to = to.min(self.len - base).min(buf.len());
         let mut at = filled;
         while at < to {
             match self.file.read_at(&mut buf[at..to], (base + at) as u64) {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
                 Ok(k) => at += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
         }
         at
+    }
+
+    /// Elsewhere the chunks end at once, and every worker walks the mapped file.
+    #[cfg(not(unix))]
+    fn fill(&self, _: usize, _: &mut [u8], filled: usize, _: usize) -> usize {
+        filled
     }
 
     /// Reads, walks and splits chunk `c` (this worker's), as far as the chain allows: `Wait`
