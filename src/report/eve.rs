@@ -23,22 +23,9 @@ pub fn alert(out: &mut Vec<u8>, a: &Alert) {
     let e = &a.alert;
     match super::alert::eve_alert_cached(e) {
         Some(raw) => out.extend_from_slice(raw.get().as_bytes()),
+        // Not reached (the object always serialises); rendered by serde if it were.
         None => {
-            out.extend_from_slice(b"{\"action\":");
-            string(out, e.action);
-            out.extend_from_slice(b",\"gid\":");
-            int(out, e.gid);
-            out.extend_from_slice(b",\"signature_id\":");
-            int(out, e.signature_id);
-            out.extend_from_slice(b",\"rev\":");
-            int(out, e.rev);
-            out.extend_from_slice(b",\"signature\":");
-            string(out, &e.signature);
-            out.extend_from_slice(b",\"category\":");
-            string(out, &e.category);
-            out.extend_from_slice(b",\"severity\":");
-            int(out, e.severity);
-            out.push(b'}');
+            let _ = serde_json::to_writer(&mut *out, e);
         }
     }
     let m = &a.matched;
