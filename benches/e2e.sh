@@ -44,6 +44,7 @@ run() { # label, cores, indicator file, extra scan arguments...
     score=$(python3 "$BENCH/score.py" "$W.truth.jsonl" "$W.alerts" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("recall %s precision %s" % (d["recall"], d["precision"]))')
     awk -v l="$label" -v s="$secs" -v b="$SIZE" -v r="$rss" -v p="$PACKETS" -v sc="$score" -v x="$scan" \
         'BEGIN { printf "%-30s %6.2f s  %7.0f MB/s  %5.2f Mpkt/s  (scan part %.2f s, %5.0f MB/s)  peak RSS %4.0f MB  %s\n", l, s, b/s/1e6, p/s/1e6, x, b/x/1e6, r/1024, sc }'
+    LAST_S=$secs
 }
 echo "workload: $W.pcap ($((SIZE / 1000000)) MB, $PACKETS packets, $INDICATORS indicators)"
 awk -v s="$CAT_S" -v b="$SIZE" 'BEGIN { printf "%-30s %6.2f s  %7.0f MB/s\n", "cat (reading only), one core", s, b/s/1e6 }'
@@ -52,7 +53,10 @@ read -r RD_S _ < <(t taskset -c 0 target/release/examples/read_capture "$W.pcap"
 awk -v s="$RD_S" -v b="$SIZE" 'BEGIN { printf "%-30s %6.2f s  %7.0f MB/s\n", "pcap records walked, one core", s, b/s/1e6 }'
 run "iocmatch, CSV set, one core" 0 "$W.indicators/indicators.csv"
 run "iocmatch, compiled, one core" 0 "$W.iocset"
+ONE_S=$LAST_S
 run "iocmatch, compiled, -j 2" 0,1 "$W.iocset" -j 2
+TWO_S=$LAST_S
+SURI_S=
 # Suricata 7 with the same set (iprep + datasets), when ../shared/bench/peers/setup.sh has built it.
 R=${PEER_ROOT:-$HOME/.cache/iocmatch-peers/trixie}
 if [ -x "$R/usr/bin/suricata" ] && [ -x "$BENCH/peers/suricata.sh" ]; then
@@ -66,7 +70,14 @@ if [ -x "$R/usr/bin/suricata" ] && [ -x "$BENCH/peers/suricata.sh" ]; then
         score=$(python3 "$BENCH/score.py" "$W.truth.jsonl" "$eve" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("recall %s precision %s" % (d["recall"], d["precision"]))')
         awk -v l="suricata 7 --runmode $mode" -v s="$secs" -v b="$SIZE" -v r="$rss" -v p="$PACKETS" -v sc="$score" \
             'BEGIN { printf "%-30s %6.2f s  %7.0f MB/s  %5.2f Mpkt/s  peak RSS %4.0f MB  %s\n", l, s, b/s/1e6, p/s/1e6, r/1024, sc }'
+        [ "$mode" = single ] && SURI_S=$secs
     done
 else
     echo "suricata: not set up (run ../shared/bench/peers/setup.sh as root for the side-by-side numbers)"
 fi
+# The ratios the performance targets are stated in (issue 6): one core against reading the file
+# and against Suricata's single-thread run, and -j 2 against one core.
+awk -v one="$ONE_S" -v two="$TWO_S" -v cat="$CAT_S" -v suri="$SURI_S" 'BEGIN {
+    printf "ratios: one core at %.0f %% of the speed of cat; -j 2 %.2fx one core", 100 * cat / one, one / two
+    if (suri != "") printf "; one core %.1fx Suricata single", suri / one
+    printf "\n" }'
