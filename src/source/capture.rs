@@ -255,19 +255,17 @@ fn stream_legacy(
 ) -> (Vec<u8>, Start) {
     let mut header = [0u8; Legacy::HEADER];
     let got = read_full(input, &mut header);
-    let Some(Legacy { linktype, nanos, big_endian }) = Legacy::of(&header[..got]) else {
+    let Some(file) = Legacy::of(&header[..got]) else {
         return (header[..got].to_vec(), Start::default());
     };
-    let word = |b: &[u8], at: usize| u32_at(b, at, big_endian);
     let mut stats = FileStats::default();
     let mut buf = vec![0u8; buffer.max(MAX_FRAME + 16)];
     // Bytes of the file before `buf[0]`; the unread records are `buf[start..end]`.
     let (mut base, mut start, mut end) = (24u64, 0, 0);
     // The length of the record at `at`, if it is whole in `buf[..end]` and could be a frame.
     let record = |buf: &[u8], at: usize, end: usize| -> Option<usize> {
-        let head = buf.get(at..at + 16).filter(|_| at + 16 <= end)?;
-        let caplen = word(head, 8) as usize;
-        (caplen <= MAX_FRAME && at + 16 + caplen <= end).then_some(16 + caplen)
+        let len = file.record_len(buf.get(at..at + 16).filter(|_| at + 16 <= end)?)?;
+        (at + len <= end).then_some(len)
     };
     let done = loop {
         // Records `LOOK_AHEAD` further on, within what is buffered.
@@ -281,20 +279,14 @@ fn stream_legacy(
         while let Some(len) = record(&buf, start, end) {
             let next = record(&buf, ahead, end);
             let later = next.map(|n| &buf[ahead + 16..ahead + n]);
-            let p = legacy_packet(
-                &buf[start..start + 16],
-                &buf[start + 16..start + len],
-                (linktype, nanos, big_endian),
-                &mut stats,
-            );
-            sink(p, later);
+            sink(file.read(&buf[start..start + 16], &buf[start + 16..start + len], &mut stats), later);
             start += len;
             if let Some(n) = next {
                 ahead += n;
             }
         }
         // A record too long for any frame: the parser says so.
-        if end - start >= 16 && word(&buf[start..], 8) as usize > MAX_FRAME {
+        if end - start >= 16 && file.record_len(&buf[start..start + 16]).is_none() {
             break false;
         }
         buf.copy_within(start..end, 0);
@@ -422,8 +414,9 @@ pub fn read_mapped(
     walk(Box::new(reader), &Mutex::new(None), stop, sink, start)
 }
 
-/// The record layout of a classic pcap (not the "modified" variant), for readers that walk its
-/// records themselves (the workers of a parallel scan, see `pipeline::workers`).
+/// The record layout of a classic pcap (not the "modified" variant): how every record loop
+/// that walks such a file itself (the stream's, the mapped file's, and the chunks the workers
+/// of a parallel scan share, see `pipeline::workers`) tells a record's length and reads it.
 #[derive(Clone, Copy, Debug)]
 pub struct Legacy {
     linktype: u32,
@@ -461,7 +454,23 @@ impl Legacy {
     #[inline]
     pub fn packet<'a>(&self, record: &'a [u8], number: u64) -> Packet<'a> {
         let mut stats = FileStats { packets: number - 1, bytes: 0 };
-        legacy_packet(&record[..16], &record[16..], (self.linktype, self.nanos, self.big_endian), &mut stats)
+        self.read(&record[..16], &record[16..], &mut stats)
+    }
+
+    /// The packet of a record (its 16-byte `head`, then `frame`), counted in `stats`: what the
+    /// record loops hand out.
+    #[inline]
+    fn read<'a>(&self, head: &[u8], frame: &'a [u8], stats: &mut FileStats) -> Packet<'a> {
+        let (secs, frac) = (u32_at(head, 0, self.big_endian) as i64, u32_at(head, 4, self.big_endian) as i64);
+        stats.packets += 1;
+        stats.bytes += frame.len() as u64;
+        Packet {
+            linktype: self.linktype,
+            ts_micros: secs * 1_000_000 + if self.nanos { frac / 1000 } else { frac },
+            data: frame,
+            wire_len: u32_at(head, 12, self.big_endian),
+            number: stats.packets,
+        }
     }
 }
 
@@ -640,23 +649,6 @@ fn walk<'r>(
     Ok(stats)
 }
 
-/// The packet of a classic pcap record (its 16-byte `head`, then `frame`) of a file with this
-/// (link type, nanosecond times, big-endian), counted in `stats`: what both record loops hand out.
-#[inline]
-fn legacy_packet<'a>(head: &[u8], frame: &'a [u8], file: (u32, bool, bool), stats: &mut FileStats) -> Packet<'a> {
-    let (linktype, nanos, big_endian) = file;
-    let (secs, frac) = (u32_at(head, 0, big_endian) as i64, u32_at(head, 4, big_endian) as i64);
-    stats.packets += 1;
-    stats.bytes += frame.len() as u64;
-    Packet {
-        linktype,
-        ts_micros: secs * 1_000_000 + if nanos { frac / 1000 } else { frac },
-        data: frame,
-        wire_len: u32_at(head, 12, big_endian),
-        number: stats.packets,
-    }
-}
-
 /// The captured length a classic pcap record header claims.
 fn frame_len(head: &[u8], big_endian: bool) -> usize {
     u32_at(head, 8, big_endian) as usize
@@ -757,23 +749,22 @@ impl SliceReader<'_> {
         let Some((h, _)) = self.legacy.as_ref().filter(|(h, _)| !h.is_modified_format()) else {
             return Start::default();
         };
-        let (linktype, nanos, big_endian) = (h.network.0 as u32, h.is_nanosecond_precision(), h.is_bigendian());
+        let file =
+            Legacy { linktype: h.network.0 as u32, nanos: h.is_nanosecond_precision(), big_endian: h.is_bigendian() };
         let mut stats = FileStats::default();
         self.header_sent = true;
         self.pos = h.size();
         let data = self.data;
-        let word = |b: &[u8], at: usize| u32_at(b, at, big_endian);
         let record = |at: usize| -> Option<(&[u8], &[u8])> {
             let head = data.get(at..at + 16)?;
-            let caplen = word(head, 8) as usize;
-            Some((head, data.get(at + 16..at + 16 + caplen).filter(|_| caplen <= MAX_FRAME)?))
+            Some((head, data.get(at + 16..at + file.record_len(head)?)?))
         };
         while !stop() {
             let Some((head, frame)) = record(self.pos) else { break };
-            sink(legacy_packet(head, frame, (linktype, nanos, big_endian), &mut stats));
+            sink(file.read(head, frame, &mut stats));
             self.consume_noshift(16 + frame.len());
         }
-        Start { stats, offset: self.pos as u64, legacy: Some((linktype, nanos)) }
+        Start { stats, offset: self.pos as u64, legacy: Some((file.linktype, file.nanos)) }
     }
 }
 
