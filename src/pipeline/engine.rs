@@ -433,18 +433,13 @@ impl<'m, S: Sink> Engine<'m, S> {
                 proto: inner.proto,
                 first_us: now,
                 last_us: now,
-                pkts: [0; 2],
-                bytes: [0; 2],
                 vlans: d.vlans,
                 vlan_count: d.vlan_count,
                 tunnel,
                 file: self.core.file,
-                alerted: Vec::new(),
-                fin: [false; 2],
-                closed_at: None,
+                // Its first payloads are still to be read.
                 app_done: [false; 2],
-                app: None,
-                netflow: false,
+                ..Conn::blank()
             }
         });
         // A new SYN on a connection that closed: port reuse, a new connection. So is a packet

@@ -66,25 +66,22 @@ fn of(hash: u64, n: usize) -> usize {
     (((hash >> 32) * n as u64) >> 32) as usize
 }
 
-/// [`worker_of`] and, when that is not `mine`, [`is_dns_response`], from one look at the
-/// headers: what every worker asks of every packet of a shared file.
-#[inline]
-pub fn route(linktype: u32, data: &[u8], n: usize, mine: usize) -> (bool, bool) {
-    let Some(ip) = ip_header(linktype, data) else { return (of(0, n) == mine, false) };
-    if of(flow_hash_ip(ip), n) == mine {
-        (true, false)
-    } else {
-        (false, dns_response_ip(ip))
-    }
-}
-
 /// The worker (of `n`) that owns a frame, and whether the frame is a DNS answer (which every
-/// worker learns from): [`route`] for the one worker that splits a chunk among all of them.
+/// worker learns from), from one look at the headers.
+#[inline]
 pub fn owner(linktype: u32, data: &[u8], n: usize) -> (usize, bool) {
     match ip_header(linktype, data) {
         Some(ip) => (of(flow_hash_ip(ip), n), dns_response_ip(ip)),
         None => (of(0, n), false),
     }
+}
+
+/// [`owner`] as worker `mine` of a file every worker walks asks it: whether the frame is its
+/// own, and whether it is another's DNS answer to learn from.
+#[inline]
+pub fn route(linktype: u32, data: &[u8], n: usize, mine: usize) -> (bool, bool) {
+    let (w, dns) = owner(linktype, data, n);
+    (w == mine, w != mine && dns)
 }
 
 /// The worker (of `n`) a flow record goes to: its address pair, hashed exactly as a packet's

@@ -311,7 +311,9 @@ impl Split {
             pool.lock().map(|mut p| p.push(buf)).ok();
             return Step::End;
         }
-        // The split: each record goes to the worker of its connection; DNS answers to all.
+        // The split: each record goes to the worker of its connection; DNS answers to all. A
+        // second pass over the records, on bytes just read: the chain was published first, so
+        // the owner of the next chunk need not wait for this one's split.
         let mut shares: Vec<Vec<(u32, u64, bool)>> = vec![Vec::new(); self.n];
         let (mut off, mut number, mut last_ts) = (start - base, before, None);
         while off < at - base {
