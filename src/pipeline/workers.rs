@@ -246,6 +246,14 @@ impl Split {
         filled
     }
 
+    /// The packet `number` whose record starts at `at` of a chunk's bytes, one the hop has
+    /// taken (so its length was checked).
+    #[inline]
+    fn packet<'a>(&self, data: &'a [u8], at: usize, number: u64) -> capture::Packet<'a> {
+        let len = self.legacy.record_len(&data[at..at + 16]).unwrap_or(16);
+        self.legacy.packet(&data[at..at + len], number)
+    }
+
     /// Reads, walks and splits chunk `c` (this worker's), as far as the chain allows: `Wait`
     /// while the chunk before it has not been walked (the chunk stays read in `pending`).
     fn try_split(&self, c: usize, pending: &mut Option<Pending>, walked: &AtomicU64) -> Step {
@@ -317,9 +325,8 @@ impl Split {
         let mut shares: Vec<Vec<(u32, u64, bool)>> = vec![Vec::new(); self.n];
         let (mut off, mut number, mut last_ts) = (start - base, before, None);
         while off < at - base {
-            let len = self.legacy.record_len(&buf[off..off + 16]).unwrap_or(16);
             number += 1;
-            let p = self.legacy.packet(&buf[off..off + len], number);
+            let p = self.packet(&buf, off, number);
             let (w, dns) = super::shard::owner(p.linktype, p.data, self.n);
             shares[w].push((off as u32, number, false));
             if dns {
@@ -330,7 +337,7 @@ impl Split {
                 }
             }
             last_ts = Some(p.ts_micros);
-            off += len;
+            off += 16 + p.data.len();
         }
         walked.fetch_add((at - start) as u64, Relaxed);
         let chunk = Arc::new(ChunkBuf { data: buf, pool: pool.clone() });
@@ -405,10 +412,6 @@ fn split_file<S: Sink>(
         let Some(share) = share else { break };
         let data = &share.chunk.data;
         let places = &share.places;
-        let record = |at: u32| {
-            let at = at as usize;
-            &data[at..at + run.legacy.record_len(&data[at..at + 16]).unwrap_or(16)]
-        };
         for (i, &(at, number, learn)) in places.iter().enumerate() {
             if super::stopped() {
                 return Ok(Default::default());
@@ -419,10 +422,10 @@ fn split_file<S: Sink>(
                 capture::prefetch_record(data, ahead as usize);
             }
             if let Some(&(ahead, number, false)) = places.get(i + capture::LOOK_AHEAD) {
-                let p = run.legacy.packet(record(ahead), number);
+                let p = run.packet(data, ahead as usize, number);
                 engine.hint(p.linktype, p.data);
             }
-            let p = run.legacy.packet(record(at), number);
+            let p = run.packet(data, at as usize, number);
             if learn {
                 engine.advance(p.ts_micros);
                 engine.learn_packet(&p);
@@ -678,9 +681,7 @@ pub fn check_split(data: &[u8], n: usize, chunk: usize) {
         let mut mine = Vec::new();
         for (j, share) in shares.iter().enumerate() {
             for &(at, number, learn) in &share.places {
-                let data = &share.chunk.data[at as usize..];
-                let len = run.legacy.record_len(&data[..16]).expect("a record the hop took");
-                let p = run.legacy.packet(&data[..len], number);
+                let p = run.packet(&share.chunk.data, at as usize, number);
                 let (owner, dns) = super::shard::owner(p.linktype, p.data, n);
                 assert_eq!(learn, owner != j, "chunk {c}: packet {number} handed to worker {j}, owned by {owner}");
                 assert!(!learn || dns, "chunk {c}: packet {number} handed to learn from is no DNS answer");
