@@ -75,14 +75,8 @@ pub fn flow(out: &mut Vec<u8>, f: &FlowEvent) {
     out.extend_from_slice(b",\"reason\":");
     string(out, c.reason);
     out.extend_from_slice(if c.alerted { b",\"alerted\":true}" } else { b",\"alerted\":false}" });
-    out.extend_from_slice(b",\"indicators\":[");
-    for (i, v) in f.indicators.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        string(out, v);
-    }
-    out.push(b']');
+    out.extend_from_slice(b",\"indicators\":");
+    array(out, &f.indicators, |out, v| string(out, v));
     origin(out, &f.capture);
     out.push(b'}');
 }
@@ -122,14 +116,8 @@ fn head(out: &mut Vec<u8>, timestamp: &str, event_type: &str, e: &impl Endpoints
     out.extend_from_slice(b",\"proto\":");
     string(out, proto);
     if !vlan.is_empty() {
-        out.extend_from_slice(b",\"vlan\":[");
-        for (i, &v) in vlan.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            int(out, v);
-        }
-        out.push(b']');
+        out.extend_from_slice(b",\"vlan\":");
+        array(out, vlan, |out, &v| int(out, v));
     }
     if let Some(t) = tunnel {
         out.extend_from_slice(b",\"tunnel\":{\"src_ip\":");
@@ -196,6 +184,18 @@ fn source(out: &mut Vec<u8>, p: &std::sync::Arc<Provenance>) {
             let _ = serde_json::to_writer(&mut *out, &**p);
         }
     }
+}
+
+/// A JSON array of `items`, each written by `item`.
+fn array<T>(out: &mut Vec<u8>, items: &[T], mut item: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item(out, x);
+    }
+    out.push(b']');
 }
 
 fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
