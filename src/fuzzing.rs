@@ -190,8 +190,9 @@ pub fn join_frames(selector: u8, frames: &[&[u8]]) -> Vec<u8> {
     v
 }
 
-/// Frames through `decode::packet::decode` (with and without decapsulation), fragments through
-/// one `Defrag`, and every payload through the DNS, TLS and HTTP parsers.
+/// Frames through `decode::packet::decode` (with and without decapsulation) and
+/// `decode::peek::plain_tcp` (which must agree with it), fragments through one `Defrag`, and
+/// every payload through the DNS, TLS and HTTP parsers.
 pub fn packet(data: &[u8]) {
     let (linktype, frames) = split_frames(data);
     // Small caps so that eviction runs too.
@@ -199,6 +200,8 @@ pub fn packet(data: &[u8]) {
     for (i, frame) in frames.iter().enumerate() {
         let mut plain = Decoded::default();
         black_box(packet::decode(linktype, frame, false, &mut plain).is_ok());
+        // The engine's shortcut for segments of known connections reads what the decoder reads.
+        crate::decode::peek::check_plain_tcp(linktype, frame);
         let mut d = Decoded::default();
         if packet::decode(linktype, frame, true, &mut d).is_err() {
             continue;

@@ -66,9 +66,180 @@ pub fn endpoints(linktype: u32, data: &[u8]) -> Option<(u8, Endpoint, Endpoint)>
     }
 }
 
+/// A TCP segment read at a glance (see [`plain_tcp`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlainTcp {
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub flags: u8,
+    /// Whether the segment carries data.
+    pub payload: bool,
+}
+
+/// The commonest frame, read without the full decoder: a TCP segment that is not a fragment,
+/// in one IPv4 header or one IPv6 header without extension headers, in Ethernet (with up to
+/// two VLAN tags) or raw IP. Most packets of a capture are such segments of a connection
+/// already known, and all the engine needs of them is the key and the flags.
+///
+/// `Some` only where [`super::packet::decode`] succeeds with exactly one IP layer, no fragment
+/// and a complete TCP header, giving these addresses, ports, flags and payload: a frame it would
+/// read any other way (or refuse) is `None`, and goes to the full decoder. A test and the engine
+/// fuzz target hold the two to that.
+#[inline]
+pub fn plain_tcp(linktype: u32, data: &[u8]) -> Option<PlainTcp> {
+    use super::packet::{LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_RAW};
+    // The IP version the link layer announces (the decoder refuses any other); 0: either.
+    let (ip, version) = match linktype {
+        LINKTYPE_ETHERNET => {
+            let mut at = 12;
+            loop {
+                match u16::from_be_bytes(data.get(at..at + 2)?.try_into().ok()?) {
+                    0x0800 => break (data.get(at + 2..)?, 4),
+                    0x86dd => break (data.get(at + 2..)?, 6),
+                    // 802.1Q and 802.1ad: at most two (the decoder takes more, and others).
+                    0x8100 | 0x88a8 if at < 20 => at += 4,
+                    _ => return None,
+                }
+            }
+        }
+        LINKTYPE_RAW => (data, 0),
+        LINKTYPE_IPV4 => (data, 4),
+        LINKTYPE_IPV6 => (data, 6),
+        _ => return None,
+    };
+    let (src, dst, l4): (IpAddr, IpAddr, &[u8]) = match *ip.first()? >> 4 {
+        4 if version != 6 => {
+            let h: &[u8; 20] = ip.get(..20)?.try_into().ok()?;
+            let ihl = usize::from(h[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+            // Options are fine; a header longer than the frame or than its own total is not.
+            if h[9] != 6 || ihl < 20 || ihl > ip.len() || (total != 0 && total < ihl) {
+                return None;
+            }
+            // More fragments, or an offset: a fragment.
+            if h[6] & 0x3f != 0 || h[7] != 0 {
+                return None;
+            }
+            // A total of 0 (segmentation offload) or past the frame: what is there.
+            let end = if total == 0 || total > ip.len() { ip.len() } else { total };
+            let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
+            let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+            (src.into(), dst.into(), &ip[ihl..end])
+        }
+        6 if version != 4 => {
+            let h: &[u8; 40] = ip.get(..40)?.try_into().ok()?;
+            if h[6] != 6 {
+                return None;
+            }
+            let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
+            let end = if plen == 0 || 40 + plen > ip.len() { ip.len() } else { 40 + plen };
+            let src = Ipv6Addr::from(<[u8; 16]>::try_from(&h[8..24]).ok()?);
+            let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&h[24..40]).ok()?);
+            (src.into(), dst.into(), &ip[40..end])
+        }
+        _ => return None,
+    };
+    let t: &[u8; 20] = l4.get(..20)?.try_into().ok()?;
+    let doff = usize::from(t[12] >> 4) * 4;
+    if doff < 20 || doff > l4.len() {
+        return None;
+    }
+    Some(PlainTcp {
+        src: (src, u16::from_be_bytes([t[0], t[1]])),
+        dst: (dst, u16::from_be_bytes([t[2], t[3]])),
+        flags: t[13],
+        payload: l4.len() > doff,
+    })
+}
+
+/// Panics unless [`plain_tcp`] keeps its promise on this frame: where it reads a segment, the
+/// full decoder reads the same one. For the packet fuzz target and the tests.
+#[doc(hidden)]
+pub fn check_plain_tcp(linktype: u32, frame: &[u8]) {
+    let Some(t) = plain_tcp(linktype, frame) else { return };
+    let mut d = super::packet::Decoded::default();
+    let decoded = super::packet::decode(linktype, frame, true, &mut d);
+    let inner = d.innermost().copied();
+    let full = inner.filter(|_| decoded.is_ok() && d.depth == 1 && d.fragment.is_none()).map(|l| PlainTcp {
+        src: (l.src, d.sport),
+        dst: (l.dst, d.dport),
+        flags: d.tcp.map_or(!0, |t| t.flags),
+        payload: !d.payload.is_empty(),
+    });
+    assert!(
+        full == Some(t) && inner.is_some_and(|l| l.proto == 6) && d.tcp.is_some(),
+        "plain_tcp read {t:?} where the decoder read {decoded:?}, {d:?}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::{addr, ethernet, ip, tcp, udp, XorShift};
+
+    /// Frames plain_tcp reads, and ones it must leave to the decoder, then thousands of damaged
+    /// copies of each: wherever it reads one, the decoder reads the same.
+    #[test]
+    fn plain_tcp_reads_what_the_decoder_reads_or_nothing() {
+        let (a4, b4, a6, b6) = (addr("10.0.0.1"), addr("192.0.2.9"), addr("2001:db8::1"), addr("2001:db8::2"));
+        let seg = |p: &[u8]| tcp(40000, 443, 7, 9, 0x18, p);
+        let v4 = ip(a4, b4, 6, seg(b"hello"), Some(16));
+        let v6 = ip(a6, b6, 6, seg(b""), Some(16));
+        let mut frames = vec![
+            (1, ethernet(None, 0x0800, &v4)),
+            (1, ethernet(Some(7), 0x0800, &v4)),
+            (1, ethernet(None, 0x86dd, &v6)),
+            (101, v4.clone()),
+            (228, v4.clone()),
+            (229, v6.clone()),
+            // Left to the decoder: UDP, a v4 header behind the v6 EtherType, a fragment.
+            (1, ethernet(None, 0x0800, &ip(a4, b4, 17, udp(53, 53, b"x"), Some(6)))),
+            (1, ethernet(None, 0x86dd, &v4)),
+            (229, v4.clone()),
+        ];
+        let mut frag = v4.clone();
+        frag[6] = 0x20;
+        frames.push((1, ethernet(None, 0x0800, &frag)));
+        // QinQ: two tags are read, three are left to the decoder.
+        let mut qinq = ethernet(Some(7), 0x0800, &v4);
+        qinq.splice(12..12, [0x88, 0xa8, 0x00, 0x05]);
+        frames.push((1, qinq.clone()));
+        qinq.splice(12..12, [0x81, 0x00, 0x00, 0x03]);
+        frames.push((1, qinq));
+
+        let want = |src, dst, payload| Some(PlainTcp { src: (src, 40000), dst: (dst, 443), flags: 0x18, payload });
+        assert_eq!(plain_tcp(1, &frames[0].1), want(a4, b4, true));
+        assert_eq!(plain_tcp(1, &frames[1].1), want(a4, b4, true));
+        assert_eq!(plain_tcp(1, &frames[2].1), want(a6, b6, false));
+        assert_eq!(plain_tcp(228, &frames[4].1), want(a4, b4, true));
+        for (lt, f) in &frames[6..10] {
+            assert_eq!(plain_tcp(*lt, f), None, "{f:?}");
+        }
+        assert!(plain_tcp(1, &frames[10].1).is_some());
+        assert_eq!(plain_tcp(1, &frames[11].1), None);
+
+        let mut rng = XorShift(0x5eed);
+        let mut read = 0;
+        for (lt, f) in &frames {
+            for _ in 0..4000 {
+                let mut g = f.clone();
+                for _ in 0..=rng.below(3) {
+                    let at = rng.below(g.len() as u64) as usize;
+                    g[at] = match rng.below(4) {
+                        0 => 0,
+                        1 => 0xff,
+                        _ => rng.next_u64() as u8,
+                    };
+                }
+                if rng.below(4) == 0 {
+                    g.truncate(rng.below(g.len() as u64) as usize);
+                }
+                check_plain_tcp(*lt, &g);
+                read += usize::from(plain_tcp(*lt, &g).is_some());
+            }
+        }
+        assert!(read > 10_000, "the damaged copies should often still be plain segments: {read}");
+    }
 
     #[test]
     fn endpoints_of_a_plain_packet_and_none_for_junk() {

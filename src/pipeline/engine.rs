@@ -369,9 +369,20 @@ impl<'m, S: Sink> Engine<'m, S> {
         self.core.packet = p.number;
         self.core.pos = Pos::Packet(p.number);
         self.core.ts = p.ts_micros;
-        let mut d = Decoded::default();
         // Always decapsulate: even `--tunnels outer` needs the inner connection as the key.
         let decap = true;
+        let mut d = Decoded::default();
+        // Most frames are segments of a TCP connection already known: those need no decoder.
+        if let Some(t) = crate::decode::peek::plain_tcp(p.linktype, p.data) {
+            st.decoded += 1;
+            self.tick(p.ts_micros);
+            if !self.established(&t, p.data.len()) {
+                let decoded = packet::decode(p.linktype, p.data, decap, &mut d);
+                debug_assert!(decoded.is_ok() && d.depth == 1 && d.fragment.is_none() && d.tcp.is_some());
+                self.inspect(&d, p.data.len());
+            }
+            return;
+        }
         if let Err(skip) = packet::decode(p.linktype, p.data, decap, &mut d) {
             if skip == packet::Skip::UnsupportedLinkType {
                 *st.unknown_linktypes.entry(p.linktype).or_default() += 1;
@@ -402,6 +413,36 @@ impl<'m, S: Sink> Engine<'m, S> {
             return;
         }
         self.inspect(&d, p.data.len());
+    }
+
+    /// A segment of a known TCP connection that changes nothing but its counters and closing
+    /// flags, counted as [`Self::inspect`] would; false (and nothing changed) for anything else:
+    /// a new connection, an old one to end or restart, a SYN, or data still to be read.
+    #[inline]
+    fn established(&mut self, t: &crate::decode::peek::PlainTcp, wire: usize) -> bool {
+        let (key, _) = ConnKey::new(6, t.src, t.dst);
+        let now = self.core.ts;
+        let limits = self.core.opts.limits;
+        let Some(conn) = self.conns.get_mut(&key) else { return false };
+        if t.flags & 0x02 != 0 || conn.closed_at.is_some() || limits.expired(conn, now).is_some() {
+            return false;
+        }
+        let dir = conn.dir(t.src);
+        if t.payload && !conn.app_done[dir] {
+            return false;
+        }
+        conn.pkts[dir] += 1;
+        conn.bytes[dir] += wire as u64;
+        conn.last_us = now;
+        if t.flags & 0x04 != 0 {
+            conn.closed_at = Some(now);
+        } else if t.flags & 0x01 != 0 {
+            conn.fin[dir] = true;
+            if conn.fin[0] && conn.fin[1] {
+                conn.closed_at = Some(now);
+            }
+        }
+        true
     }
 
     fn inspect(&mut self, d: &Decoded<'_>, wire: usize) {

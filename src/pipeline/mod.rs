@@ -6,6 +6,8 @@ pub mod collect;
 pub mod engine;
 #[cfg(test)]
 mod flow_tests;
+#[cfg(test)]
+mod packet_tests;
 pub mod shard;
 pub mod workers;
 

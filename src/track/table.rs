@@ -102,6 +102,12 @@ impl ConnTable {
         self.slots[slot].as_ref().map(|(_, c)| c)
     }
 
+    #[inline]
+    pub fn get_mut(&mut self, key: &ConnKey) -> Option<&mut Conn> {
+        let (_, slot) = self.find(key, self.hash(key)).ok()?;
+        self.slots[slot].as_mut().map(|(_, c)| c)
+    }
+
     pub fn contains_key(&self, key: &ConnKey) -> bool {
         self.find(key, self.hash(key)).is_ok()
     }
