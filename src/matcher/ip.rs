@@ -192,6 +192,55 @@ impl<K: Key> RangeTable<K> {
     }
 }
 
+/// One bit per /24 of the IPv4 space, set where some address or network of a table lies.
+///
+/// Most addresses a capture shows are clients, and servers no indicator names; they fall in
+/// /24s that hold nothing. One probe of this 2 MiB map answers for those, where the exact table
+/// and the network table cost a cache miss or more each (W1: 166 k connections, four lookups
+/// each, were 9 % of a one-core run). A set bit only sends the address on to both tables.
+#[derive(Debug, Default)]
+pub struct V4Prefilter {
+    /// Empty when the table holds no IPv4 address or network: then nothing passes.
+    bits: Box<[u64]>,
+}
+
+impl V4Prefilter {
+    /// The filter of these exact addresses and the networks of `nets`.
+    pub fn build(addrs: impl IntoIterator<Item = u32>, nets: &RangeTable<u32>) -> V4Prefilter {
+        let mut bits: Vec<u64> = Vec::new();
+        let mut set = |lo: usize, hi: usize| {
+            if bits.is_empty() {
+                bits = vec![0; (1 << 24) / 64];
+            }
+            for b in lo..=hi {
+                bits[b >> 6] |= 1 << (b & 63);
+            }
+        };
+        for a in addrs {
+            set((a >> 8) as usize, (a >> 8) as usize);
+        }
+        let (starts, lists, _, _) = nets.arrays();
+        for (i, (&first, &list)) in starts.iter().zip(lists).enumerate() {
+            if list != NO_LIST {
+                let last = starts.get(i + 1).map_or(u32::MAX, |&next| next - 1);
+                set((first >> 8) as usize, (last >> 8) as usize);
+            }
+        }
+        V4Prefilter { bits: bits.into_boxed_slice() }
+    }
+
+    /// False when no address or network of the table lies in the /24 of `a`.
+    #[inline]
+    pub fn may_hold(&self, a: u32) -> bool {
+        let b = (a >> 8) as usize;
+        self.bits.get(b >> 6).is_some_and(|w| w >> (b & 63) & 1 != 0)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.bits.len() * 8
+    }
+}
+
 /// `bucket[b]` = number of starts below `b << shift`, for b in 0..=65536.
 fn buckets<K: Key>(starts: &[K]) -> Vec<u32> {
     (0..=65536usize)
@@ -254,6 +303,25 @@ mod tests {
         assert_eq!(t.lookup(ip("128.0.0.0")), &[1]);
         let empty = RangeTable::<u32>::build(vec![]);
         assert!(empty.lookup(12345).is_empty());
+    }
+
+    #[test]
+    fn the_prefilter_passes_every_address_a_lookup_finds() {
+        let nets = vec![net("10.0.0.0/8", 1), net("192.0.2.128/25", 2), net("255.255.255.0/24", 3)];
+        let t = RangeTable::build(nets);
+        let f = V4Prefilter::build([ip("198.51.100.7"), 0], &t);
+        for a in ["10.0.0.0", "10.255.255.255", "192.0.2.200", "255.255.255.255", "198.51.100.7", "0.0.0.0"] {
+            assert!(f.may_hold(ip(a)), "{a}");
+        }
+        // The /24 is the unit: a neighbour of a listed address passes, to be refused exactly.
+        assert!(f.may_hold(ip("198.51.100.8")));
+        for a in ["11.0.0.0", "9.255.255.255", "192.0.3.0", "198.51.101.7", "255.255.254.255", "0.0.1.0"] {
+            assert!(!f.may_hold(ip(a)), "{a}");
+        }
+        let none = V4Prefilter::build([], &RangeTable::build(vec![]));
+        assert!(!none.may_hold(0) && none.heap_bytes() == 0, "an empty table allocates nothing");
+        let all = V4Prefilter::build([], &RangeTable::build(vec![net("0.0.0.0/0", 1)]));
+        assert!(all.may_hold(0) && all.may_hold(u32::MAX) && all.may_hold(ip("127.0.0.1")));
     }
 
     #[test]

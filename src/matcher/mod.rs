@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use crate::indicators::compiled::{Record, View};
 use crate::indicators::{Indicator, IndicatorSet, Kind, Provenance, RowMeta};
-use flat::{FlatMap, HashSlot, V4Slot, V6Slot};
+use flat::{FlatMap, HashSlot, Slot, V4Slot, V6Slot};
 use ip::RangeTable;
 use slab::Slab;
 
@@ -81,6 +81,8 @@ pub struct Part {
     base: Id,
     store: Store,
     t: Tables,
+    /// Which /24s hold an IPv4 indicator (built on load, also for a compiled set).
+    v4_filter: ip::V4Prefilter,
     /// URL indicators as `host/path` patterns (port dropped), searched with Aho-Corasick so
     /// one pass over a request URL finds every indicator, including on subdomains.
     urls: Option<UrlTable>,
@@ -305,7 +307,9 @@ impl Part {
 
     fn assemble(store: Store, t: Tables) -> Part {
         let urls = UrlTable::build(&t.url_ids, |id| store.key_of(id).1.to_string(), &t.next);
-        Part { base: 0, store, t, urls }
+        let addrs = t.v4.slots().iter().zip(t.v4.tags()).filter(|(_, &tag)| tag != 0).map(|(s, _)| s.key());
+        let v4_filter = ip::V4Prefilter::build(addrs, &t.cidr4);
+        Part { base: 0, store, t, urls, v4_filter }
     }
 
     pub fn len(&self) -> usize {
@@ -461,6 +465,9 @@ impl Matcher {
     fn lookup_v4(&self, a: Ipv4Addr, port: u16, f: &mut impl FnMut(Id)) {
         self.lookup_addr(IpAddr::V4(a), port, f, |p| {
             let k = u32::from(a);
+            if !p.v4_filter.may_hold(k) {
+                return (None, &[][..]);
+            }
             (p.t.v4.get(k), if p.t.cidr4.is_empty() { &[][..] } else { p.t.cidr4.lookup(k) })
         })
     }
@@ -620,7 +627,7 @@ impl Matcher {
                     }
                     Store::Mapped(_) => 0,
                 };
-                ind + p.t.heap_bytes()
+                ind + p.t.heap_bytes() + p.v4_filter.heap_bytes()
             })
             .sum()
     }
