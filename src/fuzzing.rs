@@ -320,18 +320,6 @@ pub fn indicators(data: &[u8]) {
     }
 }
 
-/// A sink that drops what it is given.
-struct Drop;
-
-impl Sink for Drop {
-    fn alert(&mut self, a: Alert) {
-        black_box(a);
-    }
-    fn flow(&mut self, f: FlowEvent) {
-        black_box(f);
-    }
-}
-
 /// Indicators of the `engine` target: the whole address space (so every connection is
 /// flagged and every alert path runs), names the samples use, a URL, and certificate and
 /// JA3 hashes (so the server certificate and JA3 paths are enabled).
@@ -357,27 +345,67 @@ fn engine_matcher() -> &'static Matcher {
     })
 }
 
-/// A whole capture through the engine, with small caps so eviction and sweeping run.
+/// Alerts and flow events as the report writes them, in order.
+#[derive(Default)]
+struct Recorded(Vec<String>);
+
+impl Sink for Recorded {
+    fn alert(&mut self, a: Alert) {
+        self.0.push(serde_json::to_string(&a).unwrap_or_default());
+    }
+    fn flow(&mut self, f: FlowEvent) {
+        self.0.push(serde_json::to_string(&f).unwrap_or_default());
+    }
+}
+
+/// A whole capture through the engine, with small caps so eviction and sweeping run; twice,
+/// the second time with every frame through the full decoder: the shortcut for segments of
+/// known TCP connections must change nothing (events, counters, flagged connections).
 pub fn engine(data: &[u8]) {
-    let m = engine_matcher();
-    let opts = Options {
-        limits: Limits { max_conns: 32, ..Limits::default() },
-        stream_cap: 4096,
-        dns_cache_cap: 64,
-        keep_flagged: true,
-        ..Options::default()
+    let run = |decode_every_frame: bool| {
+        let opts = Options {
+            limits: Limits { max_conns: 32, ..Limits::default() },
+            stream_cap: 4096,
+            dns_cache_cap: 64,
+            keep_flagged: true,
+            decode_every_frame,
+            ..Options::default()
+        };
+        let mut e = Engine::new(engine_matcher(), opts, Recorded::default());
+        e.begin_file(Arc::from("fuzz.pcap"));
+        let r = capture::decompress(Box::new(Cursor::new(data.to_vec()))).ok()?;
+        let res = capture::read_buffered_ahead(r.take(MAX_DECOMPRESSED), FUZZ_BUFFER, |p, ahead| {
+            // As `scan` does: the frame two ahead is hinted to the connection table first.
+            if let Some(frame) = ahead {
+                e.hint(p.linktype, frame);
+            }
+            e.packet(&p)
+        });
+        black_box(res.is_ok());
+        let (st, events, flagged) = e.finish();
+        let sorted = |m: &std::collections::HashMap<String, u64>| {
+            let mut v: Vec<_> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();
+            v.sort();
+            v
+        };
+        let mut by_indicator: Vec<_> = st.alerts_by_indicator.iter().map(|(k, m)| (k.clone(), sorted(m))).collect();
+        by_indicator.sort();
+        let mut hosts: Vec<_> = st.hosts.iter().collect();
+        hosts.sort();
+        let counters = format!(
+            "{:?}",
+            (
+                (st.packets, st.bytes, st.decoded, &st.skipped, &st.unknown_linktypes, st.fragments, st.too_deep),
+                (st.conns, st.conns_flagged, st.conns_evicted, st.dns_messages, st.dns_errors, st.tls_client_hellos),
+                (st.tls_errors, st.http_requests, st.certs_seen, st.resolved_derived, st.alerts, &st.alerts_by_set),
+                (by_indicator, hosts, &st.input_errors),
+            )
+        );
+        let spans: Vec<String> = flagged.iter().map(|s| format!("{s:?}")).collect();
+        Some((counters, events.0, spans))
     };
-    let mut e = Engine::new(m, opts, Drop);
-    e.begin_file(Arc::from("fuzz.pcap"));
-    let Ok(r) = capture::decompress(Box::new(Cursor::new(data.to_vec()))) else { return };
-    let res = capture::read_buffered_ahead(r.take(MAX_DECOMPRESSED), FUZZ_BUFFER, |p, ahead| {
-        // As `scan` does: the frame two ahead is hinted to the connection table first.
-        if let Some(frame) = ahead {
-            e.hint(p.linktype, frame);
-        }
-        e.packet(&p)
-    });
-    black_box(res.is_ok());
-    let (stats, _, flagged) = e.finish();
-    black_box((stats.packets, stats.conns, flagged.len()));
+    let (Some(short), Some(full)) = (run(false), run(true)) else { return };
+    assert!(short.0 == full.0, "counters differ:\n{}\n{}", short.0, full.0);
+    assert!(short.1 == full.1, "events differ:\n{:#?}\n{:#?}", short.1, full.1);
+    assert!(short.2 == full.2, "flagged connections differ");
 }
