@@ -208,22 +208,32 @@ impl V4Prefilter {
     /// The filter of these exact addresses and the networks of `nets`.
     pub fn build(addrs: impl IntoIterator<Item = u32>, nets: &RangeTable<u32>) -> V4Prefilter {
         let mut bits: Vec<u64> = Vec::new();
-        let mut set = |lo: usize, hi: usize| {
-            if bits.is_empty() {
-                bits = vec![0; (1 << 24) / 64];
-            }
-            for b in lo..=hi {
-                bits[b >> 6] |= 1 << (b & 63);
-            }
-        };
-        for a in addrs {
-            set((a >> 8) as usize, (a >> 8) as usize);
-        }
+        let mut addrs = addrs.into_iter().peekable();
         let (starts, lists, _, _) = nets.arrays();
+        if addrs.peek().is_none() && nets.is_empty() {
+            return V4Prefilter::default();
+        }
+        bits.resize((1 << 24) / 64, 0);
+        for a in addrs {
+            let b = (a >> 8) as usize;
+            bits[b >> 6] |= 1 << (b & 63);
+        }
         for (i, (&first, &list)) in starts.iter().zip(lists).enumerate() {
-            if list != NO_LIST {
-                let last = starts.get(i + 1).map_or(u32::MAX, |&next| next - 1);
-                set((first >> 8) as usize, (last >> 8) as usize);
+            if list == NO_LIST {
+                continue;
+            }
+            let last = starts.get(i + 1).map_or(u32::MAX, |&next| next - 1);
+            // Bits lo..=hi: whole words at once (a /16 is four of them).
+            let (lo, hi) = ((first >> 8) as usize, (last >> 8) as usize);
+            let (wlo, whi) = (lo >> 6, hi >> 6);
+            let from = !0u64 << (lo & 63);
+            let to = !0u64 >> (63 - (hi & 63));
+            if wlo == whi {
+                bits[wlo] |= from & to;
+            } else {
+                bits[wlo] |= from;
+                bits[wlo + 1..whi].fill(!0);
+                bits[whi] |= to;
             }
         }
         V4Prefilter { bits: bits.into_boxed_slice() }
@@ -322,6 +332,20 @@ mod tests {
         assert!(!none.may_hold(0) && none.heap_bytes() == 0, "an empty table allocates nothing");
         let all = V4Prefilter::build([], &RangeTable::build(vec![net("0.0.0.0/0", 1)]));
         assert!(all.may_hold(0) && all.may_hold(u32::MAX) && all.may_hold(ip("127.0.0.1")));
+        // Networks of every length at random: a /24 passes exactly when one of them reaches it.
+        let mut rng = crate::synth::XorShift(0x51_7e);
+        let mut nets = std::collections::HashSet::new();
+        for _ in 0..300 {
+            let len = (rng.below(33)) as u8;
+            nets.insert(v4_bounds(rng.next_u64() as u32, len.max(1)));
+        }
+        let t = RangeTable::build(nets.iter().enumerate().map(|(i, &(a, b))| (a, b, i as u32)).collect());
+        let f = V4Prefilter::build([], &t);
+        for _ in 0..200_000 {
+            let q = rng.next_u64() as u32;
+            let reached = nets.iter().any(|&(a, b)| a >> 8 <= q >> 8 && q >> 8 <= b >> 8);
+            assert_eq!(f.may_hold(q), reached, "{q:#x}");
+        }
     }
 
     #[test]
