@@ -377,7 +377,7 @@ pub fn engine(data: &[u8]) {
         let res = capture::read_buffered_ahead(r.take(MAX_DECOMPRESSED), FUZZ_BUFFER, |p, ahead| {
             // As `scan` does: the frame two ahead is hinted to the connection table first.
             if let Some(frame) = ahead {
-                e.hint(p.linktype, frame);
+                e.hint(p.linktype, frame, p.number + capture::LOOK_AHEAD as u64);
             }
             e.packet(&p)
         });

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::decode::defrag::Defrag;
 use crate::decode::packet::{self, Decoded, TunnelKind};
+use crate::decode::peek::{self, PlainTcp};
 use crate::decode::{dns, http, tls};
 use crate::indicators::{Activity, Kind, Provenance, RowMeta};
 use crate::matcher::{Id, Matcher};
@@ -148,6 +149,21 @@ pub struct Engine<'m, S: Sink> {
     next_sweep: i64,
     /// Packets and records since the last sweep.
     since_sweep: usize,
+    /// What [`Engine::hint`] read of the plain TCP segments it was shown, for when they come:
+    /// which frame (packet number, and where its bytes are), the reading, the connection's key
+    /// and its hash in the table.
+    ahead: [Option<(Seen, PlainTcp, ConnKey, u64)>; AHEAD_SLOTS],
+}
+
+/// Segments read ahead and kept for [`Engine::packet`] (more than the readers' look-ahead).
+const AHEAD_SLOTS: usize = 4;
+
+/// A frame as the hint saw it. The packet number alone would do for a reader that passes the
+/// right one; its bytes' place and length make a wrong one harmless.
+type Seen = (u64, usize, usize);
+
+fn seen(data: &[u8], number: u64) -> Seen {
+    (number, data.as_ptr() as usize, data.len())
 }
 
 fn tunnel_name(k: TunnelKind) -> &'static str {
@@ -209,6 +225,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             core,
             next_sweep: i64::MIN,
             since_sweep: 0,
+            ahead: [None; AHEAD_SLOTS],
         }
     }
 
@@ -266,6 +283,8 @@ impl<'m, S: Sink> Engine<'m, S> {
 
     /// Starts a new input file (for the `capture` field of alerts).
     pub fn begin_file(&mut self, name: Arc<str>) {
+        // Packet numbers start again: what was read ahead in the last file is not this one's.
+        self.ahead = [None; AHEAD_SLOTS];
         self.core.files.push(name);
         self.core.file = (self.core.files.len() - 1) as u32;
         self.core.stats.files += 1;
@@ -356,14 +375,35 @@ impl<'m, S: Sink> Engine<'m, S> {
         self.next_sweep = now.saturating_add(SWEEP_EVERY_US);
     }
 
-    /// Says that the frame `data` will be inspected soon (a reader's look-ahead): the
-    /// connection it belongs to starts loading into the cache. Only plain packets are
-    /// recognised; for a tunnelled one the hint is wasted, never wrong.
+    /// Says that the frame `data`, packet `number` of the current file, will be inspected
+    /// soon (a reader's look-ahead): the connection it belongs to starts loading into the
+    /// cache. Only plain packets are recognised; for a tunnelled one the hint is wasted, never
+    /// wrong. A plain TCP segment's reading is kept for when it comes, so it is read once.
     #[inline]
-    pub fn hint(&mut self, linktype: u32, data: &[u8]) {
-        if let Some((proto, a, b)) = crate::decode::peek::endpoints(linktype, data) {
+    pub fn hint(&mut self, linktype: u32, data: &[u8], number: u64) {
+        if let Some(t) = peek::plain_tcp(linktype, data) {
+            let key = ConnKey::new(6, t.src, t.dst).0;
+            let hash = self.conns.hint(&key);
+            self.ahead[number as usize % AHEAD_SLOTS] = Some((seen(data, number), t, key, hash));
+        } else if let Some((proto, a, b)) = peek::endpoints(linktype, data) {
             self.conns.hint(&ConnKey::new(proto, a, b).0);
         }
+    }
+
+    /// The plain TCP segment packet `p` is, with its connection's key and hash: as the hint
+    /// read it, or read now.
+    #[inline]
+    fn plain_tcp(&mut self, p: &Packet<'_>) -> Option<(PlainTcp, ConnKey, u64)> {
+        let slot = &mut self.ahead[p.number as usize % AHEAD_SLOTS];
+        if let Some((frame, t, key, hash)) = *slot {
+            if frame == seen(p.data, p.number) {
+                *slot = None;
+                return Some((t, key, hash));
+            }
+        }
+        let t = peek::plain_tcp(p.linktype, p.data)?;
+        let key = ConnKey::new(6, t.src, t.dst).0;
+        Some((t, key, self.conns.hash(&key)))
     }
 
     /// Inspects one captured frame.
@@ -378,18 +418,19 @@ impl<'m, S: Sink> Engine<'m, S> {
         let decap = true;
         let mut d = Decoded::default();
         // Most frames are segments of a TCP connection already known: those need no decoder.
-        if let Some(t) =
-            crate::decode::peek::plain_tcp(p.linktype, p.data).filter(|_| !self.core.opts.decode_every_frame)
-        {
+        let plain = if self.core.opts.decode_every_frame { None } else { self.plain_tcp(p) };
+        if let Some((t, key, hash)) = plain {
+            let st = &mut self.core.stats;
             st.decoded += 1;
             self.tick(p.ts_micros);
-            if !self.established(&t, p.data.len()) {
+            if !self.established(&t, &key, hash, p.data.len()) {
                 let decoded = packet::decode(p.linktype, p.data, decap, &mut d);
                 debug_assert!(decoded.is_ok() && d.depth == 1 && d.fragment.is_none() && d.tcp.is_some());
                 self.inspect(&d, p.data.len());
             }
             return;
         }
+        let st = &mut self.core.stats;
         if let Err(skip) = packet::decode(p.linktype, p.data, decap, &mut d) {
             if skip == packet::Skip::UnsupportedLinkType {
                 *st.unknown_linktypes.entry(p.linktype).or_default() += 1;
@@ -426,11 +467,10 @@ impl<'m, S: Sink> Engine<'m, S> {
     /// flags, counted as [`Self::inspect`] would; false (and nothing changed) for anything else:
     /// a new connection, an old one to end or restart, a SYN, or data still to be read.
     #[inline]
-    fn established(&mut self, t: &crate::decode::peek::PlainTcp, wire: usize) -> bool {
-        let (key, _) = ConnKey::new(6, t.src, t.dst);
+    fn established(&mut self, t: &PlainTcp, key: &ConnKey, hash: u64, wire: usize) -> bool {
         let now = self.core.ts;
         let limits = self.core.opts.limits;
-        let Some(conn) = self.conns.get_mut(&key) else { return false };
+        let Some(conn) = self.conns.get_mut_hashed(key, hash) else { return false };
         if t.flags & 0x02 != 0 || conn.closed_at.is_some() || limits.expired(conn, now).is_some() {
             return false;
         }

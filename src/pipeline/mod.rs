@@ -346,7 +346,7 @@ fn read_stream<S: Sink>(
     let res = capture::read_ahead(Stoppable(reader), |p, ahead| {
         if !stopped() {
             if let Some(frame) = ahead {
-                engine.hint(p.linktype, frame);
+                engine.hint(p.linktype, frame, p.number + capture::LOOK_AHEAD as u64);
             }
             inspect_counting(engine, &p, &mut n, progress);
         }

@@ -157,3 +157,41 @@ fn a_segment_after_the_idle_timeout_ends_the_connection_and_starts_another() {
     let flows: Vec<_> = events.flows.iter().map(counted).collect();
     assert_eq!(flows, vec![(2, a + c, 1, b, "timeout"), (1, d, 0, 0, "end-of-input")]);
 }
+
+/// The look-ahead's reading of a frame is used only for that very frame: a reader that names
+/// the wrong packet number changes the speed, never what is counted.
+#[test]
+fn a_hint_is_used_only_for_the_frame_it_read() {
+    let mut a = Script::new("10.0.0.9", "198.51.100.23", None);
+    a.seg(true, SYN, &[]);
+    a.seg(false, SYN | ACK, &[]);
+    a.seg(true, ACK, &[]);
+    a.seg(true, ACK, &[]);
+    let mut b = Script::new("10.0.0.10", "198.51.100.23", None);
+    b.seg(true, SYN, &[]);
+    let set = "198.51.100.23\n";
+    let mut indicators = IndicatorSet::new();
+    plain::load(set, &Arc::from("t"), Provenance::default(), &mut indicators);
+    let m = Matcher::new(indicators);
+    for (hinted, number) in [(3, 4), (3, 3)] {
+        let mut e = Engine::new(&m, Options::default(), Events::default());
+        e.begin_file(Arc::from("t.pcap"));
+        let pkt = |(ts, data): &(i64, Vec<u8>), number: u64| {
+            let (ts, data) = (*ts, data.clone());
+            (ts, data, number)
+        };
+        let mut frames: Vec<(i64, Vec<u8>, u64)> = (0..3).map(|i| pkt(&a.frames[i], i as u64 + 1)).collect();
+        // Packet 4 is B's SYN; the hint said packet `number` would be A's last ACK.
+        frames.push(pkt(&b.frames[0], 4));
+        for (ts, data, n) in &frames {
+            if *n == hinted {
+                e.hint(1, &a.frames[3].1, number);
+            }
+            e.packet(&Packet { linktype: 1, ts_micros: *ts, data, wire_len: data.len() as u32, number: *n });
+        }
+        let (stats, events, _) = e.finish();
+        assert_eq!(stats.conns, 2, "B's SYN starts its own connection");
+        let to_server: Vec<u64> = events.flows.iter().map(|f| f.flow.pkts_toserver).collect();
+        assert_eq!(to_server, vec![2, 1], "A: SYN and ACK; B: its SYN");
+    }
+}

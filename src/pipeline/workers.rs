@@ -423,7 +423,7 @@ fn split_file<S: Sink>(
             }
             if let Some(&(ahead, number, false)) = places.get(i + capture::LOOK_AHEAD) {
                 let p = run.packet(data, ahead as usize, number);
-                engine.hint(p.linktype, p.data);
+                engine.hint(p.linktype, p.data, number);
             }
             let p = run.packet(data, at as usize, number);
             if learn {

@@ -67,8 +67,9 @@ impl ConnTable {
         self.len == 0
     }
 
+    /// The hash the table files `key` under (for [`ConnTable::get_mut_hashed`]).
     #[inline]
-    fn hash(&self, key: &ConnKey) -> u64 {
+    pub fn hash(&self, key: &ConnKey) -> u64 {
         self.hasher.hash_one(key)
     }
 
@@ -102,9 +103,10 @@ impl ConnTable {
         self.slots[slot].as_ref().map(|(_, c)| c)
     }
 
+    /// The connection under `key`, whose [`ConnTable::hash`] is `hash`.
     #[inline]
-    pub fn get_mut(&mut self, key: &ConnKey) -> Option<&mut Conn> {
-        let (_, slot) = self.find(key, self.hash(key)).ok()?;
+    pub fn get_mut_hashed(&mut self, key: &ConnKey, hash: u64) -> Option<&mut Conn> {
+        let (_, slot) = self.find(key, hash).ok()?;
         self.slots[slot].as_mut().map(|(_, c)| c)
     }
 
@@ -216,14 +218,16 @@ impl ConnTable {
     /// entry it names. (W1 spends about 250 ns per packet; the reader hints two packets ahead,
     /// which leaves each stage about one packet's time to arrive from memory.) A wrong or stale
     /// hint costs a little time, never a wrong answer.
+    /// Returns the key's hash.
     #[inline]
-    pub fn hint(&mut self, key: &ConnKey) {
+    pub fn hint(&mut self, key: &ConnKey) -> u64 {
         let hash = self.hash(key);
         prefetch(&self.index[hash as u32 as usize & self.mask()]);
         let before = std::mem::replace(&mut self.pending, hash);
         if before != 0 {
             self.prefetch_entry(before);
         }
+        hash
     }
 
     /// The second stage: starts loading the entry whose tag matches `hash`, if any.
