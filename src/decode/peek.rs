@@ -217,6 +217,15 @@ mod tests {
         }
         assert!(plain_tcp(1, &frames[10].1).is_some());
         assert_eq!(plain_tcp(1, &frames[11].1), None);
+        // Ethernet pads a bare ACK to 60 bytes: the padding is not data. A total length of 0
+        // (segmentation offload) means what is there.
+        let mut padded = ethernet(None, 0x0800, &ip(a4, b4, 6, seg(b""), Some(16)));
+        padded.extend_from_slice(&[0; 6]);
+        assert_eq!(plain_tcp(1, &padded), want(a4, b4, false));
+        let mut offload = frames[0].1.clone();
+        offload[16..18].copy_from_slice(&[0, 0]);
+        assert_eq!(plain_tcp(1, &offload), want(a4, b4, true));
+        frames.extend([(1, padded), (1, offload)]);
 
         let mut rng = XorShift(0x5eed);
         let mut read = 0;
