@@ -478,17 +478,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         if t.payload && !conn.app_done[dir] {
             return false;
         }
-        conn.pkts[dir] += 1;
-        conn.bytes[dir] += wire as u64;
-        conn.last_us = now;
-        if t.flags & 0x04 != 0 {
-            conn.closed_at = Some(now);
-        } else if t.flags & 0x01 != 0 {
-            conn.fin[dir] = true;
-            if conn.fin[0] && conn.fin[1] {
-                conn.closed_at = Some(now);
-            }
-        }
+        conn.count(dir, wire, now, Some(t.flags));
         true
     }
 
@@ -545,26 +535,14 @@ impl<'m, S: Sink> Engine<'m, S> {
             }
         }
         let dir = conn.dir(src);
-        conn.pkts[dir] += 1;
-        conn.bytes[dir] += wire as u64;
-        conn.last_us = now;
+        conn.count(dir, wire, now, tcp.map(|t| t.flags));
         if is_new {
             self.core.stats.conns += 1;
             self.core.check_addresses(conn, d);
         }
-        if let Some(t) = tcp {
-            if t.flags & 0x04 != 0 {
-                conn.closed_at.get_or_insert(now);
-            } else if t.flags & 0x01 != 0 {
-                conn.fin[dir] = true;
-                if conn.fin[0] && conn.fin[1] {
-                    conn.closed_at.get_or_insert(now);
-                }
-            }
-            if t.flags & 0x02 != 0 {
-                // SYN: fix where the stream starts.
-                conn.app.get_or_insert_with(Default::default).streams[dir].syn(t.seq);
-            }
+        if let Some(t) = tcp.filter(|t| t.flags & 0x02 != 0) {
+            // SYN: fix where the stream starts.
+            conn.app.get_or_insert_with(Default::default).streams[dir].syn(t.seq);
         }
         // NetFlow/IPFIX export packets (any UDP port, recognised by content).
         let mut export = false;

@@ -130,6 +130,27 @@ impl Conn {
     pub fn dir(&self, src: (IpAddr, u16)) -> usize {
         usize::from(src != self.client)
     }
+
+    /// Counts a packet of `wire` bytes from side `dir` at `now`, and, for TCP (`flags`), the
+    /// closing it says: an RST closes, so do FINs from both sides.
+    #[inline]
+    pub fn count(&mut self, dir: usize, wire: usize, now: i64, flags: Option<u8>) {
+        self.pkts[dir] += 1;
+        self.bytes[dir] += wire as u64;
+        self.last_us = now;
+        match flags {
+            Some(f) if f & 0x04 != 0 => {
+                self.closed_at.get_or_insert(now);
+            }
+            Some(f) if f & 0x01 != 0 => {
+                self.fin[dir] = true;
+                if self.fin[0] && self.fin[1] {
+                    self.closed_at.get_or_insert(now);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Timeouts (µs of packet time) and the cap.
