@@ -416,7 +416,6 @@ impl<'m, S: Sink> Engine<'m, S> {
         self.core.ts = p.ts_micros;
         // Always decapsulate: even `--tunnels outer` needs the inner connection as the key.
         let decap = true;
-        let mut d = Decoded::default();
         // Most frames are segments of a TCP connection already known: those need no decoder.
         let plain = if self.core.opts.decode_every_frame { None } else { self.plain_tcp(p) };
         if let Some((t, key, hash)) = plain {
@@ -424,6 +423,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             st.decoded += 1;
             self.tick(p.ts_micros);
             if !self.established(&t, &key, hash, p.data.len()) {
+                let mut d = Decoded::default();
                 let decoded = packet::decode(p.linktype, p.data, decap, &mut d);
                 debug_assert!(decoded.is_ok() && d.depth == 1 && d.fragment.is_none() && d.tcp.is_some());
                 self.inspect(&d, p.data.len());
@@ -431,6 +431,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             return;
         }
         let st = &mut self.core.stats;
+        let mut d = Decoded::default();
         if let Err(skip) = packet::decode(p.linktype, p.data, decap, &mut d) {
             if skip == packet::Skip::UnsupportedLinkType {
                 *st.unknown_linktypes.entry(p.linktype).or_default() += 1;
