@@ -5,27 +5,30 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// The EtherType at `at` of `d` and where what it announces starts, past at most `tags`
+/// VLAN tags (802.1Q, 802.1ad and the old QinQ tag, which the decoder reads alike).
+fn past_tags(d: &[u8], mut at: usize, tags: usize) -> Option<(u16, usize)> {
+    let ethertype = |at: usize| d.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let mut t = ethertype(at)?;
+    for _ in 0..tags {
+        if !matches!(t, 0x8100 | 0x88a8 | 0x9100) {
+            break;
+        }
+        at += 4;
+        t = ethertype(at)?;
+    }
+    Some((t, at + 2))
+}
+
 /// The IP header of a frame of link type `linktype`, if it carries IPv4 or IPv6.
 pub fn ip_header(linktype: u32, data: &[u8]) -> Option<&[u8]> {
-    let ethertype = |d: &[u8], at: usize| d.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let by_ethertype = |d: &'_ [u8], mut at: usize| -> Option<usize> {
-        let mut t = ethertype(d, at)?;
-        // 802.1Q, 802.1ad and the old QinQ tag: skip up to three tags.
-        for _ in 0..3 {
-            if !matches!(t, 0x8100 | 0x88a8 | 0x9100) {
-                break;
-            }
-            at += 4;
-            t = ethertype(d, at)?;
-        }
-        matches!(t, 0x0800 | 0x86dd).then_some(at + 2)
-    };
+    let ip_after = |at: usize| past_tags(data, at, 3).filter(|(t, _)| matches!(t, 0x0800 | 0x86dd)).map(|(_, s)| s);
     let start = match linktype {
-        1 => by_ethertype(data, 12)?,                                         // Ethernet
-        113 => by_ethertype(data, 14)?,                                       // Linux cooked (SLL)
-        276 => matches!(ethertype(data, 0)?, 0x0800 | 0x86dd).then_some(20)?, // SLL2
-        0 | 108 => 4,                                                         // BSD loopback / OpenBSD loop
-        12 | 14 | 101 | 228 | 229 => 0,                                       // raw IP
+        1 => ip_after(12)?,                                                        // Ethernet
+        113 => ip_after(14)?,                                                      // Linux cooked (SLL)
+        276 => matches!(past_tags(data, 0, 0)?.0, 0x0800 | 0x86dd).then_some(20)?, // SLL2
+        0 | 108 => 4,                                                              // BSD loopback / OpenBSD loop
+        12 | 14 | 101 | 228 | 229 => 0,                                            // raw IP
         _ => return None,
     };
     data.get(start..)
@@ -90,18 +93,12 @@ pub fn plain_tcp(linktype: u32, data: &[u8]) -> Option<PlainTcp> {
     use super::packet::{LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_RAW};
     // The IP version the link layer announces (the decoder refuses any other); 0: either.
     let (ip, version) = match linktype {
-        LINKTYPE_ETHERNET => {
-            let mut at = 12;
-            loop {
-                match u16::from_be_bytes(data.get(at..at + 2)?.try_into().ok()?) {
-                    0x0800 => break (data.get(at + 2..)?, 4),
-                    0x86dd => break (data.get(at + 2..)?, 6),
-                    // 802.1Q and 802.1ad: at most two (the decoder takes more, and others).
-                    0x8100 | 0x88a8 if at < 20 => at += 4,
-                    _ => return None,
-                }
-            }
-        }
+        // At most two tags (the decoder takes more, and others).
+        LINKTYPE_ETHERNET => match past_tags(data, 12, 2)? {
+            (0x0800, at) => (data.get(at..)?, 4),
+            (0x86dd, at) => (data.get(at..)?, 6),
+            _ => return None,
+        },
         LINKTYPE_RAW => (data, 0),
         LINKTYPE_IPV4 => (data, 4),
         LINKTYPE_IPV6 => (data, 6),
