@@ -196,6 +196,11 @@ impl<S: Slot> FlatMap<S> {
         self.slots.heap_bytes() + self.tags.heap_bytes()
     }
 
+    /// The keys stored, in slot order.
+    pub fn keys(&self) -> impl Iterator<Item = S::Key> + '_ {
+        self.slots.iter().zip(self.tags.iter()).filter(|(_, &t)| t != 0).map(|(s, _)| s.key())
+    }
+
     /// The value stored for `key`.
     #[inline]
     pub fn get(&self, key: S::Key) -> Option<u32> {

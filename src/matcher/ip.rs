@@ -207,13 +207,12 @@ pub struct V4Prefilter {
 impl V4Prefilter {
     /// The filter of these exact addresses and the networks of `nets`.
     pub fn build(addrs: impl IntoIterator<Item = u32>, nets: &RangeTable<u32>) -> V4Prefilter {
-        let mut bits: Vec<u64> = Vec::new();
         let mut addrs = addrs.into_iter().peekable();
-        let (starts, lists, _, _) = nets.arrays();
         if addrs.peek().is_none() && nets.is_empty() {
             return V4Prefilter::default();
         }
-        bits.resize((1 << 24) / 64, 0);
+        let mut bits = vec![0u64; (1 << 24) / 64];
+        let (starts, lists, _, _) = nets.arrays();
         for a in addrs {
             let b = (a >> 8) as usize;
             bits[b >> 6] |= 1 << (b & 63);

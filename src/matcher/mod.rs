@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use crate::indicators::compiled::{Record, View};
 use crate::indicators::{Indicator, IndicatorSet, Kind, Provenance, RowMeta};
-use flat::{FlatMap, HashSlot, Slot, V4Slot, V6Slot};
+use flat::{FlatMap, HashSlot, V4Slot, V6Slot};
 use ip::RangeTable;
 use slab::Slab;
 
@@ -307,8 +307,7 @@ impl Part {
 
     fn assemble(store: Store, t: Tables) -> Part {
         let urls = UrlTable::build(&t.url_ids, |id| store.key_of(id).1.to_string(), &t.next);
-        let addrs = t.v4.slots().iter().zip(t.v4.tags()).filter(|(_, &tag)| tag != 0).map(|(s, _)| s.key());
-        let v4_filter = ip::V4Prefilter::build(addrs, &t.cidr4);
+        let v4_filter = ip::V4Prefilter::build(t.v4.keys(), &t.cidr4);
         Part { base: 0, store, t, urls, v4_filter }
     }
 
