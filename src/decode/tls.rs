@@ -69,6 +69,10 @@ pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
 pub const MAX_SERVER_FLIGHT: usize = 64 * 1024;
 
 /// What a ClientHello says that is useful for matching.
+///
+/// Only the server names are copied out: the lists that fingerprints use are kept as the hello
+/// holds them, checked, and read when asked for. A copy of each (seven vectors) cost more than
+/// the parse itself, and most runs never ask (no JA3 indicator loaded).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientHello<'a> {
     /// legacy_version (0x0303 for TLS 1.2 and 1.3 clients); JA3's first field.
@@ -77,18 +81,67 @@ pub struct ClientHello<'a> {
     /// because lowercasing may have to change them; allocated once per connection.
     pub sni: Vec<String>,
     /// Cipher suites in the order offered, GREASE included (JA3 strips it).
-    pub ciphers: Vec<u16>,
-    /// Extension types in the order sent, GREASE included.
-    pub extensions: Vec<u16>,
+    pub ciphers: U16List<'a>,
+    /// The extensions in the order sent, GREASE included.
+    pub extensions: Extensions<'a>,
     /// supported_groups (a.k.a. elliptic curves).
-    pub groups: Vec<u16>,
-    pub ec_point_formats: Vec<u8>,
+    pub groups: U16List<'a>,
+    pub ec_point_formats: &'a [u8],
     /// ALPN protocol names as sent (e.g. b"h2", b"http/1.1").
-    pub alpn: Vec<&'a [u8]>,
+    pub alpn: Alpn<'a>,
     /// supported_versions (TLS 1.3 clients), kept for JA4-style fingerprints.
-    pub supported_versions: Vec<u16>,
+    pub supported_versions: U16List<'a>,
     /// signature_algorithms, kept for JA4-style fingerprints.
-    pub signature_algorithms: Vec<u16>,
+    pub signature_algorithms: U16List<'a>,
+}
+
+/// A list of 16-bit values where the hello holds it (big-endian; its length was checked to be
+/// even).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct U16List<'a>(&'a [u8]);
+
+impl<'a> U16List<'a> {
+    fn new(b: &'a [u8]) -> Result<Self, TlsError> {
+        if !b.len().is_multiple_of(2) {
+            return Err(TlsError::Malformed);
+        }
+        Ok(U16List(b))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u16> + 'a {
+        self.0.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]))
+    }
+
+    pub fn to_vec(&self) -> Vec<u16> {
+        self.iter().collect()
+    }
+}
+
+/// The extensions block of a hello, every extension in it checked to fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Extensions<'a>(&'a [u8]);
+
+impl<'a> Extensions<'a> {
+    /// The extension types in the order sent.
+    pub fn types(&self) -> impl Iterator<Item = u16> + 'a {
+        let mut r = Reader { b: self.0 };
+        std::iter::from_fn(move || {
+            let ty = r.u16().ok()?;
+            r.vec16().ok()?;
+            Some(ty)
+        })
+    }
+}
+
+/// An ALPN protocol name list, every name in it checked to fit and be non-empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Alpn<'a>(&'a [u8]);
+
+impl<'a> Alpn<'a> {
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let mut r = Reader { b: self.0 };
+        std::iter::from_fn(move || r.vec8().ok().filter(|p| !p.is_empty()))
+    }
 }
 
 /// What the server's clear-text handshake said.
@@ -144,13 +197,6 @@ impl<'a> Reader<'a> {
     fn is_empty(&self) -> bool {
         self.b.is_empty()
     }
-}
-
-fn u16s(b: &[u8]) -> Result<Vec<u16>, TlsError> {
-    if !b.len().is_multiple_of(2) {
-        return Err(TlsError::Malformed);
-    }
-    Ok(b.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect())
 }
 
 /// One record found at a position of the stream.
@@ -289,19 +335,19 @@ fn parse_client_hello_body(body: &[u8]) -> Result<ClientHello<'_>, TlsError> {
     if ciphers.is_empty() {
         return Err(TlsError::Malformed);
     }
-    ch.ciphers = u16s(ciphers)?;
+    ch.ciphers = U16List::new(ciphers)?;
     if r.vec8()?.is_empty() {
         return Err(TlsError::Malformed); // compression_methods must hold at least null
     }
     if r.is_empty() {
         return Ok(ch); // no extensions: old clients
     }
-    let mut exts = Reader { b: r.vec16()? };
+    let block = r.vec16()?;
+    let mut exts = Reader { b: block };
     // Bytes after the extensions block are ignored: they cannot change what was read.
     while !exts.is_empty() {
         let ty = exts.u16()?;
         let mut data = Reader { b: exts.vec16()? };
-        ch.extensions.push(ty);
         match ty {
             EXT_SERVER_NAME if !data.is_empty() => {
                 let mut list = Reader { b: data.vec16()? };
@@ -324,23 +370,24 @@ fn parse_client_hello_body(body: &[u8]) -> Result<ClientHello<'_>, TlsError> {
                     }
                 }
             }
-            EXT_SUPPORTED_GROUPS => ch.groups = u16s(data.vec16()?)?,
-            EXT_EC_POINT_FORMATS => ch.ec_point_formats = data.vec8()?.to_vec(),
-            EXT_SIGNATURE_ALGORITHMS => ch.signature_algorithms = u16s(data.vec16()?)?,
-            EXT_SUPPORTED_VERSIONS => ch.supported_versions = u16s(data.vec8()?)?,
+            EXT_SUPPORTED_GROUPS => ch.groups = U16List::new(data.vec16()?)?,
+            EXT_EC_POINT_FORMATS => ch.ec_point_formats = data.vec8()?,
+            EXT_SIGNATURE_ALGORITHMS => ch.signature_algorithms = U16List::new(data.vec16()?)?,
+            EXT_SUPPORTED_VERSIONS => ch.supported_versions = U16List::new(data.vec8()?)?,
             EXT_ALPN => {
-                let mut list = Reader { b: data.vec16()? };
+                let names = data.vec16()?;
+                let mut list = Reader { b: names };
                 while !list.is_empty() {
-                    let p = list.vec8()?;
-                    if p.is_empty() {
+                    if list.vec8()?.is_empty() {
                         return Err(TlsError::Malformed);
                     }
-                    ch.alpn.push(p);
                 }
+                ch.alpn = Alpn(names);
             }
             _ => {}
         }
     }
+    ch.extensions = Extensions(block);
     Ok(ch)
 }
 
@@ -355,9 +402,9 @@ pub fn is_grease(v: u16) -> bool {
 /// joined by '-', GREASE removed) and its MD5 as lowercase hex.
 pub fn ja3(ch: &ClientHello<'_>) -> (String, String) {
     use std::fmt::Write;
-    fn list<T: Copy + Into<u32>>(out: &mut String, xs: &[T], skip_grease: bool) {
+    fn list<T: Into<u32>>(out: &mut String, xs: impl Iterator<Item = T>, skip_grease: bool) {
         let mut first = true;
-        for &x in xs {
+        for x in xs {
             let v: u32 = x.into();
             if skip_grease && u16::try_from(v).is_ok_and(is_grease) {
                 continue;
@@ -371,13 +418,13 @@ pub fn ja3(ch: &ClientHello<'_>) -> (String, String) {
     }
     let mut s = String::with_capacity(256);
     let _ = write!(s, "{},", ch.version);
-    list(&mut s, &ch.ciphers, true);
+    list(&mut s, ch.ciphers.iter(), true);
     s.push(',');
-    list(&mut s, &ch.extensions, true);
+    list(&mut s, ch.extensions.types(), true);
     s.push(',');
-    list(&mut s, &ch.groups, true);
+    list(&mut s, ch.groups.iter(), true);
     s.push(',');
-    list(&mut s, &ch.ec_point_formats, false);
+    list(&mut s, ch.ec_point_formats.iter().copied(), false);
     let hash = hex(&md5(s.as_bytes()));
     (s, hash)
 }
@@ -711,12 +758,35 @@ mod tests {
         let ch = parse_client_hello(&bytes, &mut scratch).unwrap();
         assert_eq!(ch.version, 0x0303);
         assert_eq!(ch.sni, vec!["www.example.com".to_string()]);
-        assert_eq!(ch.ciphers, CIPHERS);
-        assert_eq!(ch.extensions, vec![0x1a1a, 10, 11, 0, 16, 23]);
-        assert_eq!(ch.groups, vec![0x2a2a, 29, 23, 24]);
-        assert_eq!(ch.ec_point_formats, vec![0]);
-        assert_eq!(ch.alpn, vec![&b"h2"[..], &b"http/1.1"[..]]);
+        assert_eq!(ch.ciphers.to_vec(), CIPHERS);
+        assert_eq!(ch.extensions.types().collect::<Vec<_>>(), vec![0x1a1a, 10, 11, 0, 16, 23]);
+        assert_eq!(ch.groups.to_vec(), vec![0x2a2a, 29, 23, 24]);
+        assert_eq!(ch.ec_point_formats, [0]);
+        assert_eq!(ch.alpn.iter().collect::<Vec<_>>(), vec![&b"h2"[..], &b"http/1.1"[..]]);
         assert!(scratch.is_empty(), "single record must not copy");
+    }
+
+    /// The lists kept where the hello holds them read back as sent, and a lying one is refused
+    /// at parse time, not when it is read.
+    #[test]
+    fn client_hello_lists_for_fingerprints() {
+        let mut scratch = Vec::new();
+        let versions = ext(43, &[4, 0x03, 0x04, 0x03, 0x03]);
+        let sigalgs = u16_list_ext(13, &[0x0403, 0x0804]);
+        let b = record(22, &hs(1, &client_hello_body(&CIPHERS, &[versions, sigalgs.clone()])));
+        let ch = parse_client_hello(&b, &mut scratch).unwrap();
+        assert_eq!(ch.supported_versions.to_vec(), vec![0x0304, 0x0303]);
+        assert_eq!(ch.signature_algorithms.to_vec(), vec![0x0403, 0x0804]);
+        assert_eq!(ch.extensions.types().collect::<Vec<_>>(), vec![43, 13]);
+        assert_eq!(ch.alpn.iter().count(), 0);
+        // An odd byte count where 16-bit values are listed.
+        let odd = ext(43, &[3, 0x03, 0x04, 0x03]);
+        let b = record(22, &hs(1, &client_hello_body(&CIPHERS, &[odd])));
+        assert_eq!(parse_client_hello(&b, &mut scratch), Err(TlsError::Malformed));
+        // An empty protocol name in ALPN, after a good one.
+        let alpn = ext(16, &[0, 4, 2, b'h', b'2', 0]);
+        let b = record(22, &hs(1, &client_hello_body(&CIPHERS, &[alpn])));
+        assert_eq!(parse_client_hello(&b, &mut scratch), Err(TlsError::Malformed));
     }
 
     #[test]
@@ -762,7 +832,7 @@ mod tests {
         let mut body = client_hello_body(&[0x002f], &[]);
         body.truncate(body.len() - 2);
         let b = record(22, &hs(1, &body));
-        assert_eq!(parse_client_hello(&b, &mut scratch).unwrap().ciphers, vec![0x002f]);
+        assert_eq!(parse_client_hello(&b, &mut scratch).unwrap().ciphers.to_vec(), vec![0x002f]);
     }
 
     #[test]
