@@ -1,6 +1,8 @@
 //! Capture files: classic pcap (µs and ns, either byte order), pcapng (several interfaces with
 //! their own link types and time resolutions, Enhanced and Simple Packet Blocks), gzip and zstd,
-//! standard input. Pure Rust (`pcap-parser`'s streaming reader), so no system library is needed.
+//! standard input. Pure Rust, so no system library is needed: the common records (a classic
+//! pcap's, a pcapng's Enhanced Packet Blocks without options, see [`pcapng`]) are read by our
+//! own record loops, and everything else by `pcap-parser`'s streaming reader.
 //!
 //! Packets are handed to a callback as borrowed slices of the read buffer: nothing is copied.
 //! A corrupt or truncated file stops with an error that names the packet number and byte
@@ -15,6 +17,8 @@ use pcap_parser::pcap::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_
 use pcap_parser::pcapng::{parse_block_be, parse_block_le, parse_sectionheaderblock};
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{Block, LegacyPcapBlock, PcapBlockOwned, PcapError, PcapHeader};
+
+mod pcapng;
 
 /// One captured frame.
 #[derive(Debug, Clone, Copy)]
@@ -78,11 +82,33 @@ pub fn decompress(raw: Box<dyn Read + Send>) -> std::io::Result<Box<dyn Read + S
     })
 }
 
+/// A pcapng interface: what its packets' link type and timestamps mean.
 struct Iface {
     linktype: u32,
     /// Timestamp units per second.
     units: u64,
     offset_secs: i64,
+}
+
+impl Iface {
+    fn of(idb: &pcap_parser::InterfaceDescriptionBlock<'_>) -> Iface {
+        Iface {
+            linktype: idb.linktype.0 as u32,
+            units: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+            offset_secs: idb.if_tsoffset,
+        }
+    }
+
+    /// A packet's timestamp (`ts` units since the interface's offset) in µs since the epoch.
+    #[inline]
+    fn micros(&self, ts: u64) -> i64 {
+        let secs = ((ts / self.units) as i64).wrapping_add(self.offset_secs);
+        let frac = ts % self.units;
+        // Microseconds, the default resolution, need no 128-bit division.
+        let micros =
+            if self.units == 1_000_000 { frac as i64 } else { (frac as u128 * 1_000_000 / self.units as u128) as i64 };
+        secs.saturating_mul(1_000_000).saturating_add(micros)
+    }
 }
 
 const BUFFER: usize = 1 << 20;
@@ -188,9 +214,13 @@ pub fn read_buffered_ahead(
     let io_error = Arc::new(Mutex::new(None));
     let mut input = KeepError { inner: input, error: io_error.clone() };
     let take_io_error = || io_error.lock().ok().and_then(|mut e| e.take());
-    // A classic pcap goes through our own record loop; whatever it leaves (the whole input if
-    // it is something else, or from the first record it cannot take) goes to pcap-parser.
-    let (head, start) = stream_legacy(&mut input, buffer, &mut sink);
+    // A classic pcap or a pcapng goes through our own record loop; whatever it leaves (the whole
+    // input if it is something else, or from the first record it cannot take) goes to
+    // pcap-parser.
+    let (mut head, mut start) = stream_legacy(&mut input, buffer, &mut sink);
+    if pcapng::is_pcapng(&head) {
+        (head, start) = pcapng::stream(&mut input, buffer, head, &mut sink);
+    }
     let input = Prefixed { head, at: 0, inner: input };
     let reader = match pcap_parser::create_reader(buffer, input) {
         Ok(r) => r,
@@ -570,21 +600,15 @@ fn walk<'r>(
                         big_endian = shb.big_endian();
                         ifaces.clear();
                     }
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => ifaces.push(Iface {
-                        linktype: idb.linktype.0 as u32,
-                        units: idb.ts_resolution().unwrap_or(1_000_000).max(1),
-                        offset_secs: idb.if_tsoffset,
-                    }),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => ifaces.push(Iface::of(&idb)),
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
                         let Some(ifc) = ifaces.get(epb.if_id as usize) else {
                             let reason = format!("packet on undeclared interface {}", epb.if_id);
                             return Err(err(&stats, offset, reason));
                         };
                         let ts = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                        let secs = (ts / ifc.units) as i64 + ifc.offset_secs;
-                        let micros = ((ts % ifc.units) as u128 * 1_000_000 / ifc.units as u128) as i64;
                         let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
-                        deliver(ifc.linktype, secs.saturating_mul(1_000_000).saturating_add(micros), data, epb.origlen);
+                        deliver(ifc.linktype, ifc.micros(ts), data, epb.origlen);
                     }
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                         let Some(ifc) = ifaces.first() else {
