@@ -45,10 +45,27 @@ struct Section {
     blocks: Vec<u8>,
 }
 
+/// An Enhanced Packet Block without options, as [`plain_epb`] read it.
+#[derive(Clone, Copy)]
+struct Epb {
+    at: usize,
+    len: usize,
+    iface: usize,
+    ts: u64,
+    caplen: usize,
+    wire: u32,
+}
+
+impl Epb {
+    fn frame<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.at + EPB_HEAD..self.at + EPB_HEAD + self.caplen]
+    }
+}
+
 /// An Enhanced Packet Block without options at `at` of `buf[..end]`, whole, that `pcap-parser`
-/// reads as this does: its length, interface, timestamp, captured and original lengths.
+/// reads as this does.
 #[inline]
-fn plain_epb(buf: &[u8], at: usize, end: usize, s: &Section) -> Option<(usize, usize, u64, usize, u32)> {
+fn plain_epb(buf: &[u8], at: usize, end: usize, s: &Section) -> Option<Epb> {
     let h = buf.get(at..at + EPB_HEAD).filter(|_| at + EPB_HEAD <= end)?;
     if u32_at(h, 0, s.big_endian) != EPB {
         return None;
@@ -67,7 +84,7 @@ fn plain_epb(buf: &[u8], at: usize, end: usize, s: &Section) -> Option<(usize, u
         return None;
     }
     let ts = u64::from(u32_at(h, 12, s.big_endian)) << 32 | u64::from(u32_at(h, 16, s.big_endian));
-    Some((len, iface, ts, caplen, u32_at(h, 24, s.big_endian)))
+    Some(Epb { at, len, iface, ts, caplen, wire: u32_at(h, 24, s.big_endian) })
 }
 
 /// The length of the block at the start of `b` (at least 12 bytes), in the byte order of its
@@ -102,33 +119,45 @@ pub(super) fn stream(
     let mut ended = false;
     let finished = loop {
         if let Some(s) = &section {
-            // The blocks `LOOK_AHEAD` further on, within what is buffered.
-            let mut ahead = start;
-            for _ in 0..LOOK_AHEAD {
-                match plain_epb(&buf, ahead, end, s) {
-                    Some((len, ..)) => ahead += len,
-                    None => break,
+            // The blocks from `start` on, each read once: the one handed out next, then up to
+            // `LOOK_AHEAD` more, within what is buffered.
+            let mut read: [Option<Epb>; LOOK_AHEAD + 1] = [None; LOOK_AHEAD + 1];
+            let (mut at, mut more) = (start, true);
+            for slot in read.iter_mut() {
+                *slot = plain_epb(&buf, at, end, s);
+                match slot {
+                    Some(e) => at += e.len,
+                    None => {
+                        more = false;
+                        break;
+                    }
                 }
             }
-            while let Some((len, iface, ts, caplen, wire)) = plain_epb(&buf, start, end, s) {
-                let next = plain_epb(&buf, ahead, end, s);
-                let later = next.map(|(_, _, _, n, _)| &buf[ahead + EPB_HEAD..ahead + EPB_HEAD + n]);
-                let ifc = &s.ifaces[iface];
-                let data = &buf[start + EPB_HEAD..start + EPB_HEAD + caplen];
+            let mut k = 0;
+            while let Some(e) = read[k % read.len()].take() {
+                if more {
+                    let next = plain_epb(&buf, at, end, s);
+                    match next {
+                        Some(n) => at += n.len,
+                        None => more = false,
+                    }
+                    read[k % read.len()] = next;
+                }
+                k += 1;
+                let later = read[(k + LOOK_AHEAD - 1) % read.len()].map(|n| n.frame(&buf));
+                let ifc = &s.ifaces[e.iface];
+                let data = e.frame(&buf);
                 stats.packets += 1;
                 stats.bytes += data.len() as u64;
                 let p = Packet {
                     linktype: ifc.linktype,
-                    ts_micros: ifc.micros(ts),
+                    ts_micros: ifc.micros(e.ts),
                     data,
-                    wire_len: wire,
+                    wire_len: e.wire,
                     number: stats.packets,
                 };
                 sink(p, later);
-                start += len;
-                if let Some((n, ..)) = next {
-                    ahead += n;
-                }
+                start += e.len;
             }
         }
         // Any other block, or one not yet whole in the buffer.
