@@ -154,6 +154,18 @@ pub fn capture(data: &[u8]) {
     if a.is_ok() && b.is_ok() {
         assert_eq!(streamed, in_place, "the streaming and in-place readers disagree");
     }
+    // Both go through our own record loops where they can; pcap-parser alone must read the
+    // same packets and stop at the same place.
+    let mut parsed = Vec::new();
+    let c = capture::read_slice_by_parser(&whole, |p| {
+        parsed.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.len()))
+    });
+    assert_eq!(in_place, parsed, "our record loops and pcap-parser disagree");
+    assert_eq!(
+        b.as_ref().map(|s| s.packets).map_err(|e| (e.after_packet, e.offset)),
+        c.as_ref().map(|s| s.packets).map_err(|e| (e.after_packet, e.offset)),
+        "our record loops and pcap-parser stop differently"
+    );
     // The chunks `-j` splits a classic pcap into, small enough that records cross many of
     // their boundaries: they must hand out what the in-place reader reads.
     let chunk = 16 + usize::from(data.first().copied().unwrap_or(0));

@@ -335,7 +335,7 @@ fn stream_legacy(
     if !done {
         rest.extend_from_slice(&buf[start..end]);
     }
-    (rest, Start { stats, offset: base + start as u64 - 24, legacy: None })
+    (rest, Start { stats, offset: base + start as u64 - 24, ..Default::default() })
 }
 
 /// Reads every packet of a capture held in memory (a memory-mapped file), handing out slices
@@ -346,8 +346,18 @@ pub fn read_slice(data: &[u8], mut sink: impl FnMut(Packet<'_>)) -> Result<FileS
         Ok(r) => r,
         Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
     };
-    let start = reader.fast_legacy(&|| false, &mut sink);
+    let start = reader.fast(&|| false, &mut sink);
     walk(Box::new(reader), &Mutex::new(None), || false, sink, start)
+}
+
+/// [`read_slice`] with every block read by `pcap-parser` (no record loop of our own): the
+/// reference the fuzzer and the tests hold our loops to.
+pub fn read_slice_by_parser(data: &[u8], sink: impl FnMut(Packet<'_>)) -> Result<FileStats, ReadError> {
+    let reader = match SliceReader::new(data) {
+        Ok(r) => r,
+        Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
+    };
+    walk(Box::new(reader), &Mutex::new(None), || false, sink, Start::default())
 }
 
 /// A memory-mapped capture file and the positions of the readers walking it (one per worker
@@ -440,7 +450,7 @@ pub fn read_mapped(
     };
     reader.shared = Some((shared, index));
     let mut sink = sink;
-    let start = reader.fast_legacy(&stop, &mut sink);
+    let start = reader.fast(&stop, &mut sink);
     walk(Box::new(reader), &Mutex::new(None), stop, sink, start)
 }
 
@@ -524,7 +534,7 @@ pub fn read_mapped_from(
     let legacy = Some((h.network.0 as u32, h.is_nanosecond_precision()));
     reader.header_sent = true;
     reader.pos = offset;
-    let start = Start { stats: FileStats { packets, bytes: 0 }, offset: offset as u64, legacy };
+    let start = Start { stats: FileStats { packets, bytes: 0 }, offset: offset as u64, legacy, section: None };
     walk(Box::new(reader), &Mutex::new(None), stop, sink, start)
 }
 
@@ -538,6 +548,8 @@ struct Start {
     offset: u64,
     /// Link type and nanosecond timestamps of a classic pcap whose header was read.
     legacy: Option<(u32, bool)>,
+    /// The byte order and interfaces of the pcapng section the reader is in.
+    section: Option<(bool, Vec<Iface>)>,
 }
 
 /// The record loop shared by [`read`] and [`read_slice`]. `io_error` holds the stream's first
@@ -551,10 +563,9 @@ fn walk<'r>(
 ) -> Result<FileStats, ReadError> {
     let mut stats = start.stats;
     let take_io_error = || io_error.lock().ok().and_then(|mut e| e.take());
-    let mut big_endian = false;
+    let (mut big_endian, mut ifaces) = start.section.unwrap_or_default();
     let mut peek = false;
     let mut legacy: Option<(u32, bool)> = start.legacy;
-    let mut ifaces: Vec<Iface> = Vec::new();
     let mut offset: u64 = start.offset;
     let mut stalled = false;
     let err = |stats: &FileStats, offset: u64, reason: String| ReadError {
@@ -764,6 +775,24 @@ impl<'a> SliceReader<'a> {
 }
 
 impl SliceReader<'_> {
+    /// Reads what our own record loops take (see [`Self::fast_legacy`] and [`pcapng`]); the
+    /// general loop goes on from where they stop.
+    fn fast(&mut self, stop: &impl Fn() -> bool, sink: &mut impl FnMut(Packet<'_>)) -> Start {
+        if self.legacy.is_some() {
+            return self.fast_legacy(stop, sink);
+        }
+        let (data, mut pos) = (self.data, self.pos);
+        let mut last = pos;
+        let start = pcapng::in_place(data, &mut pos, stop, sink, &mut |at| {
+            self.consume_noshift(at - last);
+            last = at;
+        });
+        if let Some((big_endian, _)) = &start.section {
+            self.big_endian = *big_endian;
+        }
+        start
+    }
+
     /// The records of a classic pcap (not the "modified" variant), read straight off the slice
     /// without the parser's generic block interface: what every packet of most captures costs.
     /// It stops at the first record that does not fit in the file, at `stop`, or at the end;
@@ -788,7 +817,7 @@ impl SliceReader<'_> {
             sink(file.read(head, frame, &mut stats));
             self.consume_noshift(16 + frame.len());
         }
-        Start { stats, offset: self.pos as u64, legacy: Some((file.linktype, file.nanos)) }
+        Start { stats, offset: self.pos as u64, legacy: Some((file.linktype, file.nanos)), section: None }
     }
 }
 

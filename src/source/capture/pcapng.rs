@@ -101,9 +101,139 @@ fn block_len(b: &[u8], big_endian: bool) -> Option<usize> {
     }
 }
 
+/// Why [`blocks`] stopped.
+enum Stopped {
+    /// The block at `start` is not whole in the buffer (or there is none).
+    NeedMore,
+    /// The block at `start` is `walk`'s to read, or the caller asked to stop.
+    HandOver,
+}
+
+/// Reads the blocks of `buf[*start..end]`, handing out their packets (with the look-ahead) and
+/// keeping the section's state, until one is not whole or is one to hand over. `at_block` is
+/// told where each block ends.
+fn blocks(
+    buf: &[u8],
+    start: &mut usize,
+    end: usize,
+    (section, stats): (&mut Option<Section>, &mut FileStats),
+    stop: &impl Fn() -> bool,
+    sink: &mut impl FnMut(Packet<'_>, Option<&[u8]>),
+    at_block: &mut impl FnMut(usize),
+) -> Stopped {
+    loop {
+        if stop() {
+            return Stopped::HandOver;
+        }
+        if let Some(s) = section.as_ref() {
+            // The blocks from `start` on, each read once: the one handed out next, then up to
+            // `LOOK_AHEAD` more, within what is buffered.
+            let mut read: [Option<Epb>; LOOK_AHEAD + 1] = [None; LOOK_AHEAD + 1];
+            let (mut at, mut more) = (*start, true);
+            for slot in read.iter_mut() {
+                *slot = plain_epb(buf, at, end, s);
+                match slot {
+                    Some(e) => at += e.len,
+                    None => {
+                        more = false;
+                        break;
+                    }
+                }
+            }
+            let mut k = 0;
+            while let Some(e) = read[k % read.len()].take() {
+                if more {
+                    let next = plain_epb(buf, at, end, s);
+                    match next {
+                        Some(n) => at += n.len,
+                        None => more = false,
+                    }
+                    read[k % read.len()] = next;
+                }
+                k += 1;
+                let later = read[(k + LOOK_AHEAD - 1) % read.len()].map(|n| n.frame(buf));
+                let ifc = &s.ifaces[e.iface];
+                let data = e.frame(buf);
+                stats.packets += 1;
+                stats.bytes += data.len() as u64;
+                let p = Packet {
+                    linktype: ifc.linktype,
+                    ts_micros: ifc.micros(e.ts),
+                    data,
+                    wire_len: e.wire,
+                    number: stats.packets,
+                };
+                sink(p, later);
+                *start += e.len;
+                at_block(*start);
+                if stop() {
+                    return Stopped::HandOver;
+                }
+            }
+        }
+        // Any other block, or one not yet whole in the buffer.
+        let avail = &buf[*start..end];
+        if avail.len() < 12 {
+            return Stopped::NeedMore;
+        }
+        let big_endian = section.as_ref().is_some_and(|s| s.big_endian);
+        let Some(len) = block_len(avail, big_endian) else { return Stopped::HandOver };
+        // Blocks of 12 bytes or fewer are `walk`'s to judge (it works around how pcap-parser
+        // treats them); so is one longer than the buffer.
+        if len <= 12 || len > buf.len() {
+            return Stopped::HandOver;
+        }
+        if len > avail.len() {
+            return Stopped::NeedMore;
+        }
+        let block = &avail[..len];
+        let parse = if big_endian { parse_block_be } else { parse_block_le };
+        let Ok((rest, b)) = parse(block) else { return Stopped::HandOver };
+        if !rest.is_empty() {
+            return Stopped::HandOver;
+        }
+        match b {
+            Block::SectionHeader(shb) => {
+                *section = Some(Section { big_endian: shb.big_endian(), ifaces: Vec::new(), blocks: block.to_vec() })
+            }
+            Block::InterfaceDescription(idb) => {
+                let Some(s) = section.as_mut().filter(|s| s.blocks.len() + len <= MAX_SECTION) else {
+                    return Stopped::HandOver;
+                };
+                s.ifaces.push(Iface::of(&idb));
+                s.blocks.extend_from_slice(block);
+            }
+            Block::EnhancedPacket(epb) => {
+                // One with options, or with fields the plain reading leaves to the parser:
+                // delivered as `walk` delivers it, without a look-ahead.
+                let Some(ifc) = section.as_ref().and_then(|s| s.ifaces.get(epb.if_id as usize)) else {
+                    return Stopped::HandOver;
+                };
+                let ts = u64::from(epb.ts_high) << 32 | u64::from(epb.ts_low);
+                let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
+                stats.packets += 1;
+                stats.bytes += data.len() as u64;
+                let p = Packet {
+                    linktype: ifc.linktype,
+                    ts_micros: ifc.micros(ts),
+                    data,
+                    wire_len: epb.origlen,
+                    number: stats.packets,
+                };
+                sink(p, None);
+            }
+            // Simple Packet Blocks (rare) are left to `walk`, with what follows them.
+            Block::SimplePacket(_) => return Stopped::HandOver,
+            _ => {}
+        }
+        *start += len;
+        at_block(*start);
+    }
+}
+
 /// Reads the records of the pcapng stream whose first bytes, `head`, have been read already;
-/// returns the bytes for `walk` to go on with (empty when the loop read the input to its end
-/// and took every block), and where that leaves off.
+/// returns the bytes for `walk` to go on with (the section's header and interfaces, read again,
+/// then what the loop left), and where that leaves off.
 pub(super) fn stream(
     input: &mut impl Read,
     buffer: usize,
@@ -118,107 +248,10 @@ pub(super) fn stream(
     let mut section: Option<Section> = None;
     let mut ended = false;
     let finished = loop {
-        if let Some(s) = &section {
-            // The blocks from `start` on, each read once: the one handed out next, then up to
-            // `LOOK_AHEAD` more, within what is buffered.
-            let mut read: [Option<Epb>; LOOK_AHEAD + 1] = [None; LOOK_AHEAD + 1];
-            let (mut at, mut more) = (start, true);
-            for slot in read.iter_mut() {
-                *slot = plain_epb(&buf, at, end, s);
-                match slot {
-                    Some(e) => at += e.len,
-                    None => {
-                        more = false;
-                        break;
-                    }
-                }
-            }
-            let mut k = 0;
-            while let Some(e) = read[k % read.len()].take() {
-                if more {
-                    let next = plain_epb(&buf, at, end, s);
-                    match next {
-                        Some(n) => at += n.len,
-                        None => more = false,
-                    }
-                    read[k % read.len()] = next;
-                }
-                k += 1;
-                let later = read[(k + LOOK_AHEAD - 1) % read.len()].map(|n| n.frame(&buf));
-                let ifc = &s.ifaces[e.iface];
-                let data = e.frame(&buf);
-                stats.packets += 1;
-                stats.bytes += data.len() as u64;
-                let p = Packet {
-                    linktype: ifc.linktype,
-                    ts_micros: ifc.micros(e.ts),
-                    data,
-                    wire_len: e.wire,
-                    number: stats.packets,
-                };
-                sink(p, later);
-                start += e.len;
-            }
-        }
-        // Any other block, or one not yet whole in the buffer.
-        let avail = &buf[start..end];
-        if avail.len() >= 12 {
-            let Some(len) = block_len(avail, section.as_ref().is_some_and(|s| s.big_endian)) else { break false };
-            // Blocks of 12 bytes or fewer are `walk`'s to judge (it works around how pcap-parser
-            // treats them); so is one longer than the buffer.
-            if len <= 12 || len > buf.len() {
-                break false;
-            }
-            if len <= avail.len() {
-                let block = &avail[..len];
-                let parse =
-                    if section.as_ref().is_some_and(|s| s.big_endian) { parse_block_be } else { parse_block_le };
-                let Ok((rest, b)) = parse(block) else { break false };
-                if !rest.is_empty() {
-                    break false;
-                }
-                match b {
-                    Block::SectionHeader(shb) => {
-                        section =
-                            Some(Section { big_endian: shb.big_endian(), ifaces: Vec::new(), blocks: block.to_vec() })
-                    }
-                    Block::InterfaceDescription(idb) => {
-                        let Some(s) = section.as_mut().filter(|s| s.blocks.len() + len <= MAX_SECTION) else {
-                            break false;
-                        };
-                        s.ifaces.push(Iface::of(&idb));
-                        s.blocks.extend_from_slice(block);
-                    }
-                    Block::EnhancedPacket(epb) => {
-                        // One with options, or with fields the plain reading leaves to the
-                        // parser: delivered as `walk` delivers it, without a look-ahead.
-                        let Some(ifc) = section.as_ref().and_then(|s| s.ifaces.get(epb.if_id as usize)) else {
-                            break false;
-                        };
-                        let ts = u64::from(epb.ts_high) << 32 | u64::from(epb.ts_low);
-                        let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
-                        stats.packets += 1;
-                        stats.bytes += data.len() as u64;
-                        let p = Packet {
-                            linktype: ifc.linktype,
-                            ts_micros: ifc.micros(ts),
-                            data,
-                            wire_len: epb.origlen,
-                            number: stats.packets,
-                        };
-                        sink(p, None);
-                    }
-                    // Simple Packet Blocks (rare) are left to `walk`, with what follows them.
-                    Block::SimplePacket(_) => break false,
-                    _ => {}
-                }
-                start += len;
-                continue;
-            }
-        }
-        // More input is needed.
-        if ended {
-            break start == end;
+        match blocks(&buf, &mut start, end, (&mut section, &mut stats), &|| false, sink, &mut |_| {}) {
+            Stopped::HandOver => break false,
+            Stopped::NeedMore if ended => break start == end,
+            Stopped::NeedMore => {}
         }
         buf.copy_within(start..end, 0);
         base += start as u64;
@@ -236,12 +269,28 @@ pub(super) fn stream(
     if !finished || !rest.is_empty() {
         rest.extend_from_slice(&buf[start..end]);
     }
-    (rest, Start { stats, offset: (base + start as u64).wrapping_sub(again), legacy: None })
+    (rest, Start { stats, offset: (base + start as u64).wrapping_sub(again), ..Default::default() })
+}
+
+/// The same loop over a whole capture in memory (a mapped file): it reads from `*pos` on and
+/// leaves `*pos` where `walk` is to go on, with the section's byte order and interfaces in the
+/// `Start` it returns. `at_block` is told where each block ends.
+pub(super) fn in_place(
+    data: &[u8],
+    pos: &mut usize,
+    stop: &impl Fn() -> bool,
+    sink: &mut impl FnMut(Packet<'_>),
+    at_block: &mut impl FnMut(usize),
+) -> Start {
+    let mut stats = FileStats::default();
+    let mut section: Option<Section> = None;
+    blocks(data, pos, data.len(), (&mut section, &mut stats), stop, &mut |p, _| sink(p), at_block);
+    Start { stats, offset: *pos as u64, legacy: None, section: section.map(|s| (s.big_endian, s.ifaces)) }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{read_buffered_ahead, read_slice, ReadError};
+    use super::super::{read_buffered_ahead, read_slice, read_slice_by_parser, ReadError};
     use super::*;
 
     /// Builds blocks in one byte order.
@@ -337,13 +386,19 @@ mod tests {
         r.map(|s| s.packets).map_err(|e| (e.after_packet, e.offset, e.reason))
     }
 
-    /// What the stream's loop reads, through reads of every size from 1 byte up, must be what
-    /// pcap-parser reads from the same bytes in memory: the same packets, the same error at
-    /// the same place. Each packet's look-ahead, when there is one, is the frame two on.
+    /// What the loop reads, in place and from a stream through reads of every size from 1 byte
+    /// up, must be what pcap-parser reads from the same bytes: the same packets, the same error
+    /// at the same place. Each packet's look-ahead, when there is one, is the frame two on.
     fn same_as_the_parser(data: &[u8]) -> Seen {
         let mut want: Seen = Vec::new();
-        let b =
-            outcome(read_slice(data, |p| want.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec()))));
+        let b = outcome(read_slice_by_parser(data, |p| {
+            want.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec()))
+        }));
+        let mut got: Seen = Vec::new();
+        let a =
+            outcome(read_slice(data, |p| got.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec()))));
+        assert_eq!(a, b, "in place");
+        assert_eq!(got, want, "in place");
         for step in [1, 3, 7, 64, 1000, usize::MAX] {
             let (mut got, mut later): (Seen, Vec<(u64, Vec<u8>)>) = (Vec::new(), Vec::new());
             let a = outcome(read_buffered_ahead(Trickle(data, step), 64 << 10, |p, ahead| {
@@ -398,8 +453,17 @@ mod tests {
 
     #[test]
     fn hands_over_at_what_it_does_not_take_and_reports_as_the_parser_does() {
-        let ng = Ng { be: false };
-        let head = [ng.shb(), ng.idb(1, &[])].concat();
+        for be in [false, true] {
+            hands_over(be);
+        }
+    }
+
+    fn hands_over(be: bool) {
+        let ng = Ng { be };
+        let word = |x: u32| if be { x.to_be_bytes() } else { x.to_le_bytes() };
+        // A section in the other byte order first, so the one that hands over is not the first.
+        let other = Ng { be: !be };
+        let head = [other.shb(), other.idb(1, &[]), other.epb(0, 1, &frame(1), &[]), ng.shb(), ng.idb(1, &[])].concat();
         let good: Vec<u8> = (0..6).flat_map(|n| ng.epb(0, n, &frame(n as usize), &[])).collect();
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("simple packet block, then more", [ng.spb(&frame(1)), good.clone()].concat()),
@@ -408,28 +472,28 @@ mod tests {
             ("trailing length differs", {
                 let mut b = ng.epb(0, 0, &frame(2), &[]);
                 let n = b.len();
-                b[n - 4] ^= 4;
+                b[n - 4..].copy_from_slice(&word(n as u32 + 4));
                 b
             }),
             ("empty block", ng.block(0x42, &[])),
-            ("block of 8 bytes", [8u32.to_le_bytes(), 8u32.to_le_bytes()].concat()),
+            ("block of 8 bytes", [word(0x42), word(8)].concat()),
             ("captured length past the block", {
                 let mut b = ng.epb(0, 0, &frame(2), &[]);
-                b[20..24].copy_from_slice(&4000u32.to_le_bytes());
+                b[20..24].copy_from_slice(&word(4000));
                 b
             }),
         ];
         for (name, bad) in cases {
             let data = [&head[..], &good, &bad, &good].concat();
             let got = same_as_the_parser(&data);
-            assert!(got.len() >= 6, "{name}: {} packets", got.len());
+            assert!(got.len() >= 7, "{name} (be = {be}): {} packets", got.len());
         }
         // A block longer than the stream's buffer stops the stream where it stopped before
         // (the in-place reader, with no buffer, reads on).
         let data = [&head[..], &good, &ng.block(0x0000_0bad, &vec![0; 2 << 20]), &good].concat();
         let mut n = 0;
         let e = read_buffered_ahead(&data[..], 1 << 20, |_, _| n += 1).unwrap_err();
-        assert_eq!((n, e.after_packet, e.offset), (6, 6, (head.len() + good.len()) as u64), "{e}");
+        assert_eq!((n, e.after_packet, e.offset), (7, 7, (head.len() + good.len()) as u64), "{e}");
         assert!(e.reason.contains("corrupt"), "{e}");
     }
 }
