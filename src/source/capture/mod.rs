@@ -62,6 +62,16 @@ pub struct FileStats {
     pub bytes: u64,
 }
 
+impl FileStats {
+    /// Counts a frame and makes it the file's next packet: what every record loop hands out.
+    #[inline]
+    fn packet<'a>(&mut self, linktype: u32, ts_micros: i64, data: &'a [u8], wire_len: u32) -> Packet<'a> {
+        self.packets += 1;
+        self.bytes += data.len() as u64;
+        Packet { linktype, ts_micros, data, wire_len, number: self.packets }
+    }
+}
+
 /// Opens a path (`-` = standard input), undoing gzip or zstd compression found by magic bytes.
 pub fn open(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
     let raw: Box<dyn Read + Send> =
@@ -184,7 +194,7 @@ pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result
 }
 
 /// [`read`], handing `sink` with each packet the frame [`LOOK_AHEAD`] records further on when
-/// the reader knows it (a classic pcap, the common case): a consumer can start loading what
+/// the reader knows it (a classic pcap; a pcapng's blocks without options): a consumer can start loading what
 /// that frame will need while it works on this one.
 pub fn read_ahead(
     input: impl Read + Send,
@@ -502,15 +512,8 @@ impl Legacy {
     #[inline]
     fn read<'a>(&self, head: &[u8], frame: &'a [u8], stats: &mut FileStats) -> Packet<'a> {
         let (secs, frac) = (u32_at(head, 0, self.big_endian) as i64, u32_at(head, 4, self.big_endian) as i64);
-        stats.packets += 1;
-        stats.bytes += frame.len() as u64;
-        Packet {
-            linktype: self.linktype,
-            ts_micros: secs * 1_000_000 + if self.nanos { frac / 1000 } else { frac },
-            data: frame,
-            wire_len: u32_at(head, 12, self.big_endian),
-            number: stats.packets,
-        }
+        let ts_micros = secs * 1_000_000 + if self.nanos { frac / 1000 } else { frac };
+        stats.packet(self.linktype, ts_micros, frame, u32_at(head, 12, self.big_endian))
     }
 }
 
@@ -593,9 +596,7 @@ fn walk<'r>(
                 stalled = false;
                 peek = false;
                 let mut deliver = |linktype: u32, ts_micros: i64, data: &[u8], wire_len: u32| {
-                    stats.packets += 1;
-                    stats.bytes += data.len() as u64;
-                    sink(Packet { linktype, ts_micros, data, wire_len, number: stats.packets });
+                    sink(stats.packet(linktype, ts_micros, data, wire_len))
                 };
                 match block {
                     PcapBlockOwned::LegacyHeader(h) => {
