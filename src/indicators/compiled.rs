@@ -22,7 +22,8 @@ use super::{Indicator, IndicatorSet, Kind, Provenance, RowMeta};
 /// First bytes of a compiled set.
 pub const MAGIC: &[u8; 8] = b"IOCSET\0\x01";
 /// 2: records and value arena as flat arrays, plus the matcher's tables (used in place).
-const VERSION: u32 = 2;
+/// 3: the IPv4 prefilter too, so that a scan need not build it.
+const VERSION: u32 = 3;
 /// Written in native order: a file from a machine of the other byte order is refused.
 const ORDER: u32 = 0x0102_0304;
 const HEADER: usize = 24;

@@ -1,10 +1,12 @@
 //! The matcher's tables inside a compiled set, and their use in place.
 //!
 //! `indicators compile` writes, after the set's records, every array of [`Tables`] as it is in
-//! memory. A scan maps the file and points the tables at those bytes: with a million
-//! indicators start-up is the file's checksum plus one pass that checks every id in every table
-//! (so a damaged or hostile file is refused, never followed out of bounds), instead of a rebuild
-//! of the hash tables. Pages are shared by every process that maps the same file.
+//! memory, and the IPv4 prefilter. A scan maps the file and points the tables at those bytes:
+//! with a million indicators start-up is the file's checksum and checks of the tables' shapes
+//! and chains, instead of a rebuild of the hash tables. A damaged file fails the checksum; a
+//! hostile one with a good checksum is still never followed out of bounds, since the hash
+//! tables check each id as a lookup reads it. Pages are shared by every process that maps the
+//! same file.
 //!
 //! A hash function that changed between the build that compiled the file and this one would
 //! make every lookup miss; the file carries a fingerprint of the hashes, and a mismatch falls
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::flat::{FlatMap, HashSlot, Slot, V4Slot, V6Slot};
-use super::ip::{Arrays, RangeTable};
+use super::ip::{Arrays, RangeTable, V4Prefilter};
 use super::slab::{Backing, Slab};
 use super::{str_key, Mapped, Part, Store, Tables, END, SINGLE};
 use crate::indicators::compiled::{self, SourceStamp, View};
@@ -22,7 +24,7 @@ use crate::indicators::load::{self, LoadError};
 use crate::indicators::{IndicatorSet, Kind};
 
 /// Sections of the tables, in file order.
-const SECTIONS: usize = 17;
+const SECTIONS: usize = 18;
 
 /// Changes when any hash the tables depend on changes.
 fn fingerprint() -> u64 {
@@ -64,7 +66,21 @@ fn sections(t: &Tables, n: usize) -> Vec<Vec<u8>> {
         bytes(t.v4.tags()),
         bytes(t.v6.tags()),
         bytes(t.strings.tags()),
+        bytes(stored_filter(t).words()),
     ]
+}
+
+/// IPv4 addresses and ranges from which a compiled set carries its prefilter (2 MiB) rather
+/// than have every scan build it: below this the build takes well under a millisecond.
+const STORED_FILTER: usize = 1 << 16;
+
+/// The prefilter a compiled set carries: none (empty) for a small set.
+fn stored_filter(t: &Tables) -> V4Prefilter {
+    if t.v4.len() + t.cidr4.arrays().0.len() >= STORED_FILTER {
+        V4Prefilter::build(t.v4.keys(), &t.cidr4)
+    } else {
+        V4Prefilter::default()
+    }
 }
 
 /// The compiled form of `set`, built from `sources`: records and tables.
@@ -131,7 +147,10 @@ impl Part {
             sources: view.sources.clone(),
             metas: view.metas.clone(),
         });
-        Ok(Part::assemble(store, t))
+        let stored = slab(map, s[17])?;
+        let v4_filter =
+            if stored.is_empty() { V4Prefilter::build(t.v4.keys(), &t.cidr4) } else { V4Prefilter::from_slab(stored)? };
+        Ok(Part::assemble_with(store, t, v4_filter))
     }
 }
 
@@ -302,6 +321,31 @@ mod tests {
         m.lookup_domain("x.w8510.com", &mut |id| alone.push(id));
         assert_eq!(ids.len(), alone.len() + 1, "the compiled copies and the built-in row all report");
         assert!(ids.iter().any(|&id| both.provenance(id).file.contains("embedded") || id >= alone.len() as u32));
+    }
+
+    #[test]
+    fn a_large_set_carries_its_ipv4_prefilter() {
+        // 70 k addresses, each in a /24 of its own, and a network.
+        let mut text = String::from("indicator,type\n192.0.2.0/24,cidr\n");
+        for i in 0..70_000u32 {
+            text.push_str(&format!("{},ipv4\n", std::net::Ipv4Addr::from(0x0a00_0001 + (i << 8))));
+        }
+        let mut big = IndicatorSet::new();
+        csv::load(&text, &Arc::from("big.csv"), Provenance::default(), &mut big);
+        let m = mapped(&compile(&big, &[]).unwrap()).unwrap();
+        let built = Matcher::from_parts(vec![Part::owned(big)]);
+        let (filter, want) = (&m.parts[0].v4_filter, &built.parts[0].v4_filter);
+        assert_eq!(filter.heap_bytes(), 0, "the prefilter is read from the file, not built");
+        assert!(filter.words() == want.words(), "and is the one a build gives");
+        let probes = [("10.0.0.1", 1), ("10.3.232.1", 1), ("11.17.111.1", 1), ("11.17.111.2", 0), ("11.17.112.1", 0)];
+        for (ip, hits) in probes.into_iter().chain([("192.0.2.77", 1), ("12.0.0.1", 0)]) {
+            let mut ids = Vec::new();
+            m.lookup_ip(ip.parse().unwrap(), 1, &mut |id| ids.push(id));
+            assert_eq!(ids.len(), hits, "{ip}");
+        }
+        // A small set's is built at load: the file carries none.
+        let small = mapped(&compile(&set(), &[]).unwrap()).unwrap();
+        assert!(small.parts[0].v4_filter.heap_bytes() > 0);
     }
 
     #[test]

@@ -306,8 +306,13 @@ impl Part {
     }
 
     fn assemble(store: Store, t: Tables) -> Part {
-        let urls = UrlTable::build(&t.url_ids, |id| store.key_of(id).1.to_string(), &t.next);
         let v4_filter = ip::V4Prefilter::build(t.v4.keys(), &t.cidr4);
+        Part::assemble_with(store, t, v4_filter)
+    }
+
+    /// A part from its tables and their prefilter (built, or read from a compiled set).
+    fn assemble_with(store: Store, t: Tables, v4_filter: ip::V4Prefilter) -> Part {
+        let urls = UrlTable::build(&t.url_ids, |id| store.key_of(id).1.to_string(), &t.next);
         Part { base: 0, store, t, urls, v4_filter }
     }
 
