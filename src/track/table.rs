@@ -201,6 +201,11 @@ impl ConnTable {
         }
     }
 
+    /// Every entry, in slab order, the table consumed.
+    pub fn into_entries(self) -> impl Iterator<Item = (ConnKey, Conn)> {
+        self.slots.into_iter().flatten()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&ConnKey, &Conn)> {
         self.slots.iter().filter_map(|e| e.as_ref().map(|(k, c)| (k, c)))
     }
