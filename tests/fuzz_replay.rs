@@ -43,3 +43,19 @@ fn every_fuzz_target_has_a_binary_and_a_harness() {
         assert!(manifest.contains(&format!("name = \"{name}\"")), "[[bin]] {name} in fuzz/Cargo.toml");
     }
 }
+
+/// The compiled-set seeds are bodies of the current format: a layout change that left them
+/// behind would have the fuzzer start from inputs refused at once, and this replay test
+/// cover nothing past the refusal (`cargo run --example fuzz_seeds` writes them again).
+#[test]
+fn the_compiled_set_seeds_are_of_the_current_format() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/compiled");
+    let seeds = files(&dir);
+    assert!(!seeds.is_empty());
+    for p in seeds {
+        let body = std::fs::read(&p).unwrap();
+        let sealed = iocmatch::indicators::compiled::seal(&body);
+        let m = iocmatch::matcher::image::from_bytes(&sealed);
+        assert!(m.is_ok_and(|m| !m.is_empty()), "{}: not a compiled set this iocmatch reads", p.display());
+    }
+}
