@@ -2,7 +2,7 @@
 //! of [`super::shard`] as the live sensor shards them.
 //!
 //! Every worker sees every input, in order, and keeps only its share:
-//! - a classic pcap file is cut into chunks that the workers take turns to read and walk, each
+//! - a classic pcap file is cut into chunks that the workers claim in order to read and walk, each
 //!   handing every worker the places of its packets (see [`Split`]), so every record is read
 //!   once; other capture files (pcapng) are mapped and walked by every worker in place; a
 //!   compressed capture or standard input is read once, on the calling thread, into batches
@@ -17,7 +17,7 @@
 
 use std::io::Read;
 use std::sync::atomic::{
-    AtomicBool, AtomicU64,
+    AtomicBool, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
@@ -110,16 +110,23 @@ const CHUNK: usize = 256 << 10;
 /// Chunks a worker splits ahead of the one it inspects, per worker: enough that none waits
 /// for another's split, few enough that the buffers in flight stay in the shared cache.
 const SPLIT_AHEAD: usize = 2;
+/// Chunks split ahead of the slowest worker, at most: the bound on buffers in flight when one
+/// worker runs ahead of another (and splits for both).
+const SPLIT_LAG: usize = 16;
 /// Packets of its share a worker starts loading ahead of the one it inspects.
 const PREFETCH_AHEAD: usize = 8;
 
 /// A classic pcap shared out by chunks. Chunk `c` (the records that start in bytes
-/// `c * CHUNK..(c + 1) * CHUNK`) is read by worker `c % n` into its own buffer, walked once,
-/// and split: each worker is handed the places of its packets in that buffer, and of the DNS
-/// answers every worker learns from. Each worker then inspects its shares of the chunks in
-/// file order. So every record is read and walked once, by one worker; when every worker walked
-/// the whole mapped file, each paid for the others' packets too, and two workers were only
-/// 1.45 times as fast as one.
+/// `c * CHUNK..(c + 1) * CHUNK`) is read by the worker that claims it into its own buffer,
+/// walked once, and split: each worker is handed the places of its packets in that buffer, and
+/// of the DNS answers every worker learns from. Each worker then inspects its shares of the
+/// chunks in file order. So every record is read and walked once, by one worker; when every
+/// worker walked the whole mapped file, each paid for the others' packets too, and two workers
+/// were only 1.45 times as fast as one.
+///
+/// Chunks are claimed in order by whichever worker reaches them first, a few ahead of the one
+/// it inspects: a worker running ahead (its shares were lighter, or the other was descheduled)
+/// splits for both rather than wait for the other to come round to its turn.
 ///
 /// Where a chunk's first record starts is known only when the chunk before it has been walked
 /// (a record may run on into the next chunk; its owner reads those bytes too). That walk is a
@@ -138,6 +145,10 @@ pub struct Split {
     changed: Condvar,
     /// A worker left before the end (stopped, or failed): the others stop waiting for it.
     abandoned: AtomicBool,
+    /// The next chunk to claim.
+    claimed: AtomicUsize,
+    /// The chunk each worker inspects: none is claimed [`SPLIT_LAG`] past the lowest.
+    inspecting: Vec<AtomicUsize>,
     /// Each worker's chunk buffers, handed back by the last worker done with them and reused
     /// last in, first out: the most recently used is the likeliest still in cache.
     pools: Vec<Arc<Mutex<Vec<PageBuf>>>>,
@@ -250,6 +261,8 @@ impl Split {
             state: Mutex::new(state),
             changed: Condvar::new(),
             abandoned: AtomicBool::new(false),
+            claimed: AtomicUsize::new(0),
+            inspecting: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             pools: (0..n).map(|_| Default::default()).collect(),
         })
     }
@@ -291,11 +304,28 @@ impl Split {
         self.legacy.packet(&data[at..at + len], number)
     }
 
-    /// Reads, walks and splits chunk `c` (this worker's), as far as the chain allows: `Wait`
-    /// while the chunk before it has not been walked (the chunk stays read in `pending`).
-    fn try_split(&self, c: usize, pending: &mut Option<Pending>, walked: &AtomicU64) -> Step {
+    /// The next chunk for worker `index` (inspecting chunk `c`) to read and split, claimed; or
+    /// none while it is far enough ahead.
+    fn claim(&self, index: usize, c: usize) -> Option<usize> {
+        self.inspecting[index].store(c, Relaxed);
+        let slowest = self.inspecting.iter().map(|a| a.load(Relaxed)).min().unwrap_or(c);
+        let limit = (c + SPLIT_AHEAD * self.n).min(slowest + SPLIT_LAG);
+        let mut next = self.claimed.load(Relaxed);
+        while next <= limit {
+            match self.claimed.compare_exchange_weak(next, next + 1, Relaxed, Relaxed) {
+                Ok(_) => return Some(next),
+                Err(now) => next = now,
+            }
+        }
+        None
+    }
+
+    /// Reads, walks and splits chunk `c` (claimed by worker `index`), as far as the chain
+    /// allows: `Wait` while the chunk before it has not been walked (the chunk stays read in
+    /// `pending`).
+    fn try_split(&self, c: usize, index: usize, pending: &mut Option<Pending>, walked: &AtomicU64) -> Step {
         let base = c * self.chunk;
-        let pool = &self.pools[c % self.n];
+        let pool = &self.pools[index];
         if pending.as_ref().is_none_or(|p| p.chunk != c) {
             let buf = pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
             let mut buf = buf.with_len(self.chunk + 16 + capture::MAX_FRAME);
@@ -420,19 +450,20 @@ fn split_file<S: Sink>(
     }
     let mut leave = Leave(run, false);
     let n = run.n;
-    let (mut own, mut own_done, mut pending) = (index, false, None);
-    let mut split_ahead = |c: usize, own: &mut usize, own_done: &mut bool| {
-        while !*own_done && *own <= c + SPLIT_AHEAD * n {
-            match run.try_split(*own, &mut pending, walked) {
-                Step::Done => *own += n,
+    let (mut done, mut pending): (bool, Option<Pending>) = (false, None);
+    let mut split_ahead = |c: usize, done: &mut bool| {
+        while !*done {
+            let Some(k) = pending.as_ref().map(|p| p.chunk).or_else(|| run.claim(index, c)) else { break };
+            match run.try_split(k, index, &mut pending, walked) {
+                Step::Done => {}
                 Step::Wait => break,
-                Step::End => *own_done = true,
+                Step::End => *done = true,
             }
         }
     };
     let mut c = 0;
     loop {
-        split_ahead(c, &mut own, &mut own_done);
+        split_ahead(c, &mut done);
         let share = {
             let mut st = run.lock();
             loop {
@@ -447,7 +478,7 @@ fn split_file<S: Sink>(
                 }
                 // The chunk may wait on a split of ours that the chain held back.
                 drop(st);
-                split_ahead(c, &mut own, &mut own_done);
+                split_ahead(c, &mut done);
                 st = run.lock();
                 if st.shares.contains_key(&(c, index)) {
                     continue;
@@ -708,7 +739,7 @@ fn split_whole(run: &Split) -> (Vec<Vec<Share>>, Option<ChunksEnd>) {
     let mut pending: Vec<Option<Pending>> = (0..run.n).map(|_| None).collect();
     let mut chunks = Vec::new();
     for c in 0.. {
-        match run.try_split(c, &mut pending[c % run.n], &walked) {
+        match run.try_split(c, c % run.n, &mut pending[c % run.n], &walked) {
             Step::Done => {}
             Step::Wait => panic!("chunk {c} waits though the one before it was split"),
             Step::End => break,
@@ -847,6 +878,27 @@ mod tests {
         for (n, chunk) in [(2, 4000), (3, 70_000)] {
             check_split(&small, n, chunk);
         }
+    }
+
+    #[test]
+    fn a_worker_ahead_claims_for_both_within_the_lag() {
+        let (bytes, _) = capture(300);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        // SAFETY: the test's own temporary file, not changed while mapped.
+        let map = unsafe { memmap2::Mmap::map(f.as_file()).unwrap() };
+        let Ok(run) = Split::new(map, f.path(), 2, CHUNK) else { panic!("not split") };
+        let claims = |index, c| std::iter::from_fn(|| run.claim(index, c)).collect::<Vec<_>>();
+        // In step: each worker claims up to SPLIT_AHEAD chunks per worker past its own, in
+        // order, whoever gets there first.
+        assert_eq!(claims(0, 0), (0..=SPLIT_AHEAD * 2).collect::<Vec<_>>());
+        assert_eq!(claims(1, 0), Vec::<usize>::new());
+        assert_eq!(claims(1, 1), vec![SPLIT_AHEAD * 2 + 1]);
+        // Far ahead of worker 1 (at chunk 1), worker 0 claims for both, up to the lag.
+        assert_eq!(claims(0, 40), (SPLIT_AHEAD * 2 + 2..=1 + SPLIT_LAG).collect::<Vec<_>>());
+        // Worker 1 moves on to chunk 5, still behind what is claimed; worker 0 claims on.
+        assert_eq!(claims(1, 5), Vec::<usize>::new());
+        assert_eq!(claims(0, 40), (2 + SPLIT_LAG..=5 + SPLIT_LAG).collect::<Vec<_>>());
     }
 
     fn run_packet(record: &[u8], number: u64) -> capture::Packet<'_> {
