@@ -22,8 +22,10 @@ use super::{Indicator, IndicatorSet, Kind, Provenance, RowMeta};
 /// First bytes of a compiled set.
 pub const MAGIC: &[u8; 8] = b"IOCSET\0\x01";
 /// 2: records and value arena as flat arrays, plus the matcher's tables (used in place).
-/// 3: the IPv4 prefilter too, so that a scan need not build it.
+/// 3: the IPv4 prefilter too, so that a scan need not build it. Format 2 is still read (its
+/// prefilter is built at load): a set compiled before this change keeps working.
 const VERSION: u32 = 3;
+const OLDEST: u32 = 2;
 /// Written in native order: a file from a machine of the other byte order is refused.
 const ORDER: u32 = 0x0102_0304;
 const HEADER: usize = 24;
@@ -304,8 +306,10 @@ fn body(bytes: &[u8]) -> Result<&[u8], String> {
         return Err("not a compiled indicator set".into());
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
-    if version != VERSION {
-        return Err(format!("compiled with format version {version}, this iocmatch reads {VERSION}: compile it again"));
+    if !(OLDEST..=VERSION).contains(&version) {
+        return Err(format!(
+            "compiled with format version {version}, this iocmatch reads {OLDEST} to {VERSION}: compile it again"
+        ));
     }
     if u32::from_ne_bytes(bytes[12..16].try_into().unwrap_or_default()) != ORDER {
         return Err("compiled on a machine of the other byte order: compile it again here".into());

@@ -107,7 +107,8 @@ impl Part {
     pub fn mapped(map: &Backing, view: &View<'_>) -> Result<Part, String> {
         let recs = slab(map, view.records)?;
         let n = recs.len();
-        if view.tables.len() != SECTIONS {
+        // Format 2 has every section but the last, the prefilter.
+        if view.tables.len() != SECTIONS && view.tables.len() != SECTIONS - 1 {
             return Err("compiled set has no matcher tables".into());
         }
         let s = &view.tables;
@@ -147,7 +148,10 @@ impl Part {
             sources: view.sources.clone(),
             metas: view.metas.clone(),
         });
-        let stored = slab(map, s[17])?;
+        let stored = match s.get(17) {
+            Some(b) => slab(map, b)?,
+            None => Slab::default(),
+        };
         let v4_filter =
             if stored.is_empty() { V4Prefilter::build(t.v4.keys(), &t.cidr4) } else { V4Prefilter::from_slab(stored)? };
         Ok(Part::assemble_with(store, t, v4_filter))
@@ -346,6 +350,19 @@ mod tests {
         // A small set's is built at load: the file carries none.
         let small = mapped(&compile(&set(), &[]).unwrap()).unwrap();
         assert!(small.parts[0].v4_filter.heap_bytes() > 0);
+    }
+
+    #[test]
+    fn a_set_compiled_in_format_2_is_still_read() {
+        // Format 2: the same sections without the prefilter, and 2 in the header.
+        let set = set();
+        let mut v2 =
+            compiled::to_bytes(&set, &[], &sections(&Tables::build(&set), set.indicators.len())[..17]).unwrap();
+        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let old = from_bytes(&v2).unwrap();
+        assert_eq!(answers(&old), answers(&Matcher::from_parts(vec![Part::owned(set)])));
+        v2[8..12].copy_from_slice(&1u32.to_le_bytes());
+        assert!(from_bytes(&v2).unwrap_err().contains("format version 1"));
     }
 
     #[test]
