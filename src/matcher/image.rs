@@ -366,6 +366,34 @@ mod tests {
     }
 
     #[test]
+    fn records_pointing_nowhere_are_read_as_empty_not_followed() {
+        // Every record of a sealed file (a good checksum) names a source, facts and text the
+        // file does not hold, and a kind that does not exist.
+        let bytes = compile(&set(), &[]).unwrap();
+        let view = compiled::open(&bytes, "t").unwrap();
+        let at = view.records.as_ptr() as usize - bytes.as_ptr() as usize;
+        let mut recs: Vec<compiled::Record> = bytemuck::pod_collect_to_vec(view.records);
+        for r in &mut recs {
+            (r.off, r.source, r.meta, r.kind) = (u32::MAX - 3, 9_999, 9_999, 200);
+        }
+        let mut hostile = bytes.clone();
+        hostile[at..at + view.records.len()].copy_from_slice(bytemuck::cast_slice(&recs));
+        let hostile = compiled::seal(&hostile[24..hostile.len() - 8]);
+        // A scan reads them in place and gets empty values, sources and facts.
+        let m = from_bytes(&hostile).unwrap();
+        let mut ids = Vec::new();
+        m.lookup_ip("10.1.2.3".parse().unwrap(), 1, &mut |id| ids.push(id));
+        assert!(!ids.is_empty(), "the tables still find the network");
+        for id in ids {
+            assert_eq!(&*m.indicator(id).value, "");
+            assert_eq!((m.provenance(id).title.as_str(), m.meta(id).tags.len()), ("", 0));
+        }
+        answers(&m);
+        // Copying them into a set (`compiled::append`) checks them all, and refuses the file.
+        assert!(compiled::from_bytes(&hostile, "t").unwrap_err().contains("corrupt record"));
+    }
+
+    #[test]
     fn damaged_tables_are_refused_not_followed() {
         let bytes = compile(&set(), &[]).unwrap();
         // Flip bits all over the body, fixing the checksum each time: what passes the

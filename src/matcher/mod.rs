@@ -399,16 +399,21 @@ impl Matcher {
         p.store.indicator(i)
     }
 
-    /// The document the indicator comes from.
+    /// The document the indicator comes from. (A compiled set's records are not checked at
+    /// start-up: one naming a source the file does not hold, which only a hostile file can,
+    /// gets an empty one.)
     pub fn provenance(&self, id: Id) -> &Arc<Provenance> {
+        static NONE: std::sync::LazyLock<Arc<Provenance>> = std::sync::LazyLock::new(Default::default);
         let (p, i) = self.part(id);
-        &p.store.sources()[p.store.source_of(i) as usize]
+        p.store.sources().get(p.store.source_of(i) as usize).unwrap_or(&NONE)
     }
 
-    /// The per-row facts (dates, role, tags) of the indicator.
+    /// The per-row facts (dates, role, tags) of the indicator (empty ones for a record that
+    /// names none the file holds, as for [`Matcher::provenance`]).
     pub fn meta(&self, id: Id) -> &Arc<RowMeta> {
+        static NONE: std::sync::LazyLock<Arc<RowMeta>> = std::sync::LazyLock::new(Default::default);
         let (p, i) = self.part(id);
-        &p.store.metas()[p.store.meta_of(i) as usize]
+        p.store.metas().get(p.store.meta_of(i) as usize).unwrap_or(&NONE)
     }
 
     /// Every source document, part by part.
