@@ -324,8 +324,9 @@ fn body(bytes: &[u8]) -> Result<&[u8], String> {
 }
 
 /// Opens a compiled set, checking magic, version, byte order, length and checksum (each
-/// record is checked where it is read). The array sections are aligned when `bytes` starts on a 16-byte boundary (a
-/// mapping does); `file` names the set in provenance that has no file of its own.
+/// record is checked where it is read). The array sections are aligned when `bytes` starts on
+/// a 16-byte boundary (a mapping does); `file` names the set in provenance that has no file of
+/// its own.
 pub fn open<'a>(bytes: &'a [u8], file: &str) -> Result<View<'a>, String> {
     let mut r = R { b: body(bytes)?, at: 0 };
     let mut stamps = Vec::new();

@@ -25,6 +25,8 @@ use crate::indicators::{IndicatorSet, Kind};
 
 /// Sections of the tables, in file order.
 const SECTIONS: usize = 18;
+/// The last, the IPv4 prefilter: a set of format 2 has every section before it.
+const PREFILTER: usize = SECTIONS - 1;
 
 /// Changes when any hash the tables depend on changes.
 fn fingerprint() -> u64 {
@@ -107,8 +109,7 @@ impl Part {
     pub fn mapped(map: &Backing, view: &View<'_>) -> Result<Part, String> {
         let recs = slab(map, view.records)?;
         let n = recs.len();
-        // Format 2 has every section but the last, the prefilter.
-        if view.tables.len() != SECTIONS && view.tables.len() != SECTIONS - 1 {
+        if view.tables.len() != SECTIONS && view.tables.len() != PREFILTER {
             return Err("compiled set has no matcher tables".into());
         }
         let s = &view.tables;
@@ -148,7 +149,7 @@ impl Part {
             sources: view.sources.clone(),
             metas: view.metas.clone(),
         });
-        let stored = match s.get(17) {
+        let stored = match s.get(PREFILTER) {
             Some(b) => slab(map, b)?,
             None => Slab::default(),
         };
@@ -357,7 +358,7 @@ mod tests {
         // Format 2: the same sections without the prefilter, and 2 in the header.
         let set = set();
         let mut v2 =
-            compiled::to_bytes(&set, &[], &sections(&Tables::build(&set), set.indicators.len())[..17]).unwrap();
+            compiled::to_bytes(&set, &[], &sections(&Tables::build(&set), set.indicators.len())[..PREFILTER]).unwrap();
         v2[8..12].copy_from_slice(&2u32.to_le_bytes());
         let old = from_bytes(&v2).unwrap();
         assert_eq!(answers(&old), answers(&Matcher::from_parts(vec![Part::owned(set)])));

@@ -217,6 +217,8 @@ impl PageBuf {
     /// boundary on.
     fn with_len(mut self, len: usize) -> PageBuf {
         self.mem.resize(len + Self::PAGE, 0);
+        // `align_offset` may answer `usize::MAX` (it is allowed to give up); then the chunk is
+        // merely off its page, and slower to fill.
         self.at = self.mem.as_ptr().align_offset(Self::PAGE).min(Self::PAGE);
         self
     }
@@ -269,6 +271,18 @@ impl Split {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SplitState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the state under the lock, then wakes the workers waiting on it, if any.
+    fn publish(&self, change: impl FnOnce(&mut SplitState)) {
+        let wake = {
+            let mut st = self.lock();
+            change(&mut st);
+            st.waiting > 0
+        };
+        if wake {
+            self.changed.notify_all();
+        }
     }
 
     /// Reads `buf[filled..to]` from the file (clamped to its end); the new fill.
@@ -371,8 +385,7 @@ impl Split {
         // No record may start in a chunk (one longer than the chunk runs across it): its shares
         // are empty, and the chain goes on.
         let ended = stopped || at >= self.len;
-        let wake = {
-            let mut st = self.lock();
+        self.publish(|st| {
             if count == 0 && ended {
                 st.end = Some((c, at, before));
             } else {
@@ -381,11 +394,7 @@ impl Split {
                     st.end = Some((c + 1, at, before + count));
                 }
             }
-            st.waiting > 0
-        };
-        if wake {
-            self.changed.notify_all();
-        }
+        });
         if count == 0 && ended {
             pool.lock().map(|mut p| p.push(page)).ok();
             return Step::End;
@@ -414,16 +423,11 @@ impl Split {
         }
         walked.fetch_add((at - start) as u64, Relaxed);
         let chunk = Arc::new(ChunkBuf { data: page, pool: pool.clone() });
-        let wake = {
-            let mut st = self.lock();
+        self.publish(|st| {
             for (j, places) in shares.into_iter().enumerate() {
                 st.shares.insert((c, j), Share { chunk: chunk.clone(), places, last_ts });
             }
-            st.waiting > 0
-        };
-        if wake {
-            self.changed.notify_all();
-        }
+        });
         Step::Done
     }
 }
