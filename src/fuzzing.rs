@@ -166,8 +166,8 @@ pub fn capture(data: &[u8]) {
         c.as_ref().map(|s| s.packets).map_err(|e| (e.after_packet, e.offset)),
         "our record loops and pcap-parser stop differently"
     );
-    // The chunks `-j` splits a classic pcap into, small enough that records cross many of
-    // their boundaries: they must hand out what the in-place reader reads.
+    // The chunks `-j` splits a classic pcap or a pcapng into, small enough that records cross
+    // many of their boundaries: they must hand out what the in-place reader reads.
     let chunk = 16 + usize::from(data.first().copied().unwrap_or(0));
     crate::pipeline::workers::check_split(&whole, 2 + usize::from(data.last().copied().unwrap_or(0) % 2), chunk);
 }

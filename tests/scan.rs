@@ -299,9 +299,21 @@ fn workers_find_exactly_what_one_engine_finds() {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut enc, &raw).unwrap();
     std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    // The same packets as pcapng, which the workers also share out in chunks.
+    let ng = dir.path().join("raptor.pcapng");
+    let mut w = iocmatch::report::evidence::PcapngWriter::new(Vec::new()).unwrap();
+    iocmatch::source::capture::read_slice(&raw, |p| w.packet(p.linktype, p.ts_micros, p.data, p.wire_len).unwrap())
+        .unwrap();
+    std::fs::write(&ng, w.finish().unwrap()).unwrap();
     let (pcaps, gz, flows) = (root("pcaps"), gz.display().to_string(), root("tests/data/flowlogs"));
-    for inputs in [vec![pcaps.as_str()], vec![gz.as_str()], vec![flows.as_str()], vec![pcaps.as_str(), flows.as_str()]]
-    {
+    let ng = ng.display().to_string();
+    for inputs in [
+        vec![pcaps.as_str()],
+        vec![gz.as_str()],
+        vec![ng.as_str()],
+        vec![flows.as_str()],
+        vec![pcaps.as_str(), flows.as_str()],
+    ] {
         let one = sorted_run(&[&["scan", "-j", "1"][..], &inputs].concat());
         assert!(one.0.iter().any(|l| l.contains("\"alert\"")), "{inputs:?}: no alerts to compare");
         assert!(one.1.contains("packets") || one.1.contains("records"), "{inputs:?}: no summary: {}", one.1);
@@ -409,13 +421,42 @@ fn workers_split_a_large_capture_exactly_as_one_engine_reads_it() {
         at += 16 + u32::from_le_bytes(damaged[at + 8..at + 12].try_into().unwrap()) as usize;
     }
     damaged[at + 8..at + 12].copy_from_slice(&(1u32 << 30).to_le_bytes());
-    for (name, bytes) in [("whole.pcap", &whole), ("damaged.pcap", &damaged)] {
+    // The same packets as pcapng, with a block of name resolution half way (the chunks read
+    // past it); and again with a comment on the packet half way (the chunks stop at it, and every
+    // worker walks the rest).
+    let mut ng = iocmatch::report::evidence::PcapngWriter::new(Vec::new()).unwrap();
+    iocmatch::source::capture::read_slice(&whole, |p| ng.packet(p.linktype, p.ts_micros, p.data, p.wire_len).unwrap())
+        .unwrap();
+    let ng = ng.finish().unwrap();
+    let mut half = 0;
+    while half < ng.len() / 2 {
+        half += u32::from_le_bytes(ng[half + 4..half + 8].try_into().unwrap()) as usize;
+    }
+    let word = |x: usize| (x as u32).to_le_bytes();
+    let names = [&word(4)[..], &word(16), &[0; 4], &word(16)].concat();
+    let named = [&ng[..half], &names, &ng[half..]].concat();
+    let len = u32::from_le_bytes(ng[half + 4..half + 8].try_into().unwrap()) as usize;
+    let comment = [&b"\x01\x00\x09\x00a comment\x00\x00\x00"[..], &[0; 4]].concat();
+    let body = &ng[half + 8..half + len - 4];
+    let commented = [
+        &ng[..half],
+        &word(6),
+        &word(len + comment.len()),
+        body,
+        &comment,
+        &word(len + comment.len()),
+        &ng[half + len..],
+    ]
+    .concat();
+    for (name, bytes) in
+        [("whole.pcap", &whole), ("damaged.pcap", &damaged), ("named.pcapng", &named), ("commented.pcapng", &commented)]
+    {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let args = ["scan", "--no-default-set", "--indicators", ind.to_str().unwrap(), path.to_str().unwrap()];
         let one = sorted_run(&[&args[..], &["-j", "1"]].concat());
         let resolved = one.0.iter().filter(|l| l.contains("dns.resolved")).count();
-        assert_eq!(resolved, if name == "whole.pcap" { 40 } else { 0 }, "{name}");
+        assert_eq!(resolved, if name == "damaged.pcap" { 0 } else { 40 }, "{name}");
         assert!(one.0.iter().filter(|l| l.contains("\"alert\"")).count() > 3000, "{name}");
         let where_stopped = |j: &str| {
             let out = bin().args([&args[..], &["-j", j, "-o", "/dev/null"]].concat()).output().unwrap();

@@ -136,7 +136,8 @@ pub struct Split {
     file: std::fs::File,
     /// The same file mapped, for the records after the chunks stop (see `SplitState::end`).
     map: memmap2::Mmap,
-    legacy: capture::Legacy,
+    /// How the records are laid out where the chunks start.
+    layout: capture::Layout,
     len: usize,
     n: usize,
     /// Bytes per chunk ([`CHUNK`]).
@@ -160,11 +161,13 @@ type ChunksEnd = (usize, usize, u64);
 
 #[derive(Default)]
 struct SplitState {
-    /// Where each chunk's first record starts, and the packets before it, for the chunks whose
-    /// start is known.
-    starts: Vec<(usize, u64)>,
+    /// Where each chunk's first record starts, the packets before it, and the layout there (a
+    /// pcapng's interfaces grow along the chain), for the chunks whose start is known.
+    starts: Vec<(usize, u64, capture::Layout)>,
     /// Set once the records end.
     end: Option<ChunksEnd>,
+    /// The layout where they end, for the walk that goes on from there.
+    end_layout: Option<capture::Layout>,
     shares: std::collections::HashMap<(usize, usize), Share>,
     /// Workers waiting on `changed`. A split wakes them only when there are any: a wake-up is a
     /// system call, and two per chunk cost 2 % of a run.
@@ -179,6 +182,9 @@ struct Share {
     places: Vec<(u32, u64, bool)>,
     /// The chunk's last packet time, which the worker's clock moves to after its share.
     last_ts: Option<i64>,
+    /// The layout at the chunk's end, which reads every packet in it (a pcapng's interfaces
+    /// are only ever added to within a section).
+    layout: capture::Layout,
 }
 
 /// A chunk's bytes as its owner read them: from the chunk's first byte on, through the end of
@@ -249,14 +255,14 @@ impl Split {
     /// A split of the classic pcap at `path` (mapped as `map`) among `n` workers; the map back
     /// for other captures, which each worker walks whole.
     fn new(map: memmap2::Mmap, path: &std::path::Path, n: usize, chunk: usize) -> Result<Split, memmap2::Mmap> {
-        let Some(legacy) = capture::Legacy::of(&map) else { return Err(map) };
+        let Some((layout, first)) = capture::Layout::of(&map) else { return Err(map) };
         let Ok(file) = std::fs::File::open(path) else { return Err(map) };
         let len = map.len();
-        let state = SplitState { starts: vec![(capture::Legacy::HEADER, 0)], ..Default::default() };
+        let state = SplitState { starts: vec![(first, 0, layout.clone())], ..Default::default() };
         Ok(Split {
             file,
             map,
-            legacy,
+            layout,
             len,
             n,
             chunk: chunk.max(1),
@@ -311,11 +317,29 @@ impl Split {
     }
 
     /// The packet `number` whose record starts at `at` of a chunk's bytes, one the hop has
-    /// taken (so its length was checked).
+    /// taken as a packet (so its length was checked), read by the layout at the chunk's end.
     #[inline]
-    fn packet<'a>(&self, data: &'a [u8], at: usize, number: u64) -> capture::Packet<'a> {
-        let len = self.legacy.record_len(&data[at..at + 16]).unwrap_or(16);
-        self.legacy.packet(&data[at..at + len], number)
+    fn packet<'a>(layout: &capture::Layout, data: &'a [u8], at: usize, number: u64) -> capture::Packet<'a> {
+        let (len, _) = layout.taken(&data[at..at + layout.head()]);
+        layout.packet(&data[at..at + len], number)
+    }
+
+    /// Reads what follows the chunks, once they have ended: the records after the one they
+    /// stopped at, as every worker reads a mapped file (nothing, when they reached the end).
+    fn read_rest(
+        &self,
+        stop: impl Fn() -> bool,
+        sink: impl FnMut(capture::Packet<'_>),
+    ) -> Result<capture::FileStats, capture::ReadError> {
+        let (end, layout) = {
+            let st = self.lock();
+            (st.end, st.end_layout.clone())
+        };
+        let (Some((_, offset, packets)), Some(layout)) = (end, layout) else { return Ok(Default::default()) };
+        if offset >= self.len {
+            return Ok(capture::FileStats { packets, bytes: 0 });
+        }
+        capture::read_mapped_from(&self.map, &layout, offset, packets, stop, sink)
     }
 
     /// The next chunk for worker `index` (inspecting chunk `c`) to read and split, claimed; or
@@ -342,32 +366,33 @@ impl Split {
         let pool = &self.pools[index];
         if pending.as_ref().is_none_or(|p| p.chunk != c) {
             let buf = pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
-            let mut buf = buf.with_len(self.chunk + 16 + capture::MAX_FRAME);
+            let mut buf = buf.with_len(self.chunk + self.layout.max_record());
             let filled = if base < self.len { self.fill(base, buf.bytes_mut(), 0, self.chunk) } else { 0 };
             *pending = Some(Pending { chunk: c, buf, filled });
         }
-        let (start, before) = {
+        let (start, before, mut layout) = {
             let st = self.lock();
             if st.end.is_some_and(|(chunks, ..)| c >= chunks) {
                 return Step::End;
             }
             match st.starts.get(c) {
-                Some(&s) => s,
+                Some(s) => s.clone(),
                 None => return Step::Wait,
             }
         };
         let Some(Pending { buf: mut page, mut filled, .. }) = pending.take() else { return Step::Wait };
         let buf = page.bytes_mut();
         // The hop: whole records that start in this chunk, reading on past its end for the
-        // last one. It stops early at a record that does not fit (or the end of the file).
+        // last one. It stops early at a record that does not fit (or the end of the file), and
+        // at a pcapng block the chunks do not take.
         let (mut at, mut count, mut stopped) = (start, 0u64, false);
+        let head = layout.head();
         while at < base + self.chunk && !stopped {
             let off = at - base;
-            if off + 16 > filled {
-                filled = self.fill(base, buf, filled, off + 16);
+            if off + head > filled {
+                filled = self.fill(base, buf, filled, off + head);
             }
-            let Some(len) =
-                buf.get(off..off + 16).filter(|_| off + 16 <= filled).and_then(|h| self.legacy.record_len(h))
+            let Some(len) = buf.get(off..off + head).filter(|_| off + head <= filled).and_then(|h| layout.len(h))
             else {
                 stopped = true;
                 break;
@@ -379,23 +404,33 @@ impl Split {
                     break;
                 }
             }
+            match layout.take(&buf[off..off + len]) {
+                Some(packet) => count += u64::from(packet),
+                None => {
+                    stopped = true;
+                    break;
+                }
+            }
             at += len;
-            count += 1;
         }
         // No record may start in a chunk (one longer than the chunk runs across it): its shares
         // are empty, and the chain goes on.
         let ended = stopped || at >= self.len;
+        let empty = at == start;
         self.publish(|st| {
-            if count == 0 && ended {
+            if empty && ended {
                 st.end = Some((c, at, before));
             } else {
-                st.starts.push((at, before + count));
+                st.starts.push((at, before + count, layout.clone()));
                 if ended {
                     st.end = Some((c + 1, at, before + count));
                 }
             }
+            if ended {
+                st.end_layout = Some(layout.clone());
+            }
         });
-        if count == 0 && ended {
+        if empty && ended {
             pool.lock().map(|mut p| p.push(page)).ok();
             return Step::End;
         }
@@ -407,8 +442,13 @@ impl Split {
         let mut shares: Vec<Vec<(u32, u64, bool)>> = (0..self.n).map(|_| Vec::with_capacity(room)).collect();
         let (mut off, mut number, mut last_ts) = (start - base, before, None);
         while off < at - base {
+            let (len, packet) = layout.taken(&buf[off..off + head]);
+            if !packet {
+                off += len;
+                continue;
+            }
             number += 1;
-            let p = self.packet(buf, off, number);
+            let p = layout.packet(&buf[off..off + len], number);
             let (w, dns) = super::shard::owner(p.linktype, p.data, self.n);
             shares[w].push((off as u32, number, false));
             if dns {
@@ -419,13 +459,13 @@ impl Split {
                 }
             }
             last_ts = Some(p.ts_micros);
-            off += 16 + p.data.len();
+            off += len;
         }
         walked.fetch_add((at - start) as u64, Relaxed);
         let chunk = Arc::new(ChunkBuf { data: page, pool: pool.clone() });
         self.publish(|st| {
             for (j, places) in shares.into_iter().enumerate() {
-                st.shares.insert((c, j), Share { chunk: chunk.clone(), places, last_ts });
+                st.shares.insert((c, j), Share { chunk: chunk.clone(), places, last_ts, layout: layout.clone() });
             }
         });
         Step::Done
@@ -505,10 +545,10 @@ fn split_file<S: Sink>(
                 capture::prefetch_record(data, ahead as usize);
             }
             if let Some(&(ahead, number, false)) = places.get(i + capture::LOOK_AHEAD) {
-                let p = run.packet(data, ahead as usize, number);
+                let p = Split::packet(&share.layout, data, ahead as usize, number);
                 engine.hint(p.linktype, p.data, number);
             }
-            let p = run.packet(data, at as usize, number);
+            let p = Split::packet(&share.layout, data, at as usize, number);
             if learn {
                 engine.advance(p.ts_micros);
                 engine.learn_packet(&p);
@@ -522,11 +562,7 @@ fn split_file<S: Sink>(
         c += 1;
     }
     leave.1 = true;
-    let Some((_, offset, packets)) = run.lock().end else { return Ok(Default::default()) };
-    if offset >= run.len {
-        return Ok(capture::FileStats { packets, bytes: 0 });
-    }
-    capture::read_mapped_from(&run.map, offset, packets, super::stopped, |p| route(engine, &p, index, n))
+    run.read_rest(super::stopped, |p| route(engine, &p, index, n))
 }
 
 type Outcome = (Stats, Vec<Span>, usize);
@@ -755,46 +791,51 @@ fn split_whole(run: &Split) -> (Vec<Vec<Share>>, Option<ChunksEnd>) {
     (chunks, end)
 }
 
-/// The fuzz harness's check of [`Split`] (see `crate::fuzzing::capture`): a classic pcap split
-/// among `n` workers in chunks of `chunk` bytes hands out exactly the packets the in-place
-/// reader reads, each once, to the worker that owns it, and stops where that reader fails.
+/// The fuzz harness's check of [`Split`] (see `crate::fuzzing::capture`): a classic pcap or a
+/// pcapng split among `n` workers in chunks of `chunk` bytes hands out, each once to the worker
+/// that owns it, the packets the in-place reader reads up to where the chunks stop; and the walk
+/// that goes on from there reads the rest, and ends (or fails) where that reader does. Returns
+/// the byte where the chunks stopped; `None` for a file a parallel scan does not split.
 #[doc(hidden)]
-pub fn check_split(data: &[u8], n: usize, chunk: usize) {
-    let Ok(mut f) = tempfile::NamedTempFile::new() else { return };
+pub fn check_split(data: &[u8], n: usize, chunk: usize) -> Option<usize> {
+    let mut f = tempfile::NamedTempFile::new().ok()?;
     if std::io::Write::write_all(&mut f, data).is_err() || data.is_empty() {
-        return;
+        return None;
     }
     // SAFETY: a temporary file of this function's own, not changed while mapped.
-    let Ok(map) = (unsafe { memmap2::Mmap::map(f.as_file()) }) else { return };
-    let Ok(run) = Split::new(map, f.path(), n, chunk) else { return };
+    let map = unsafe { memmap2::Mmap::map(f.as_file()) }.ok()?;
+    let run = Split::new(map, f.path(), n, chunk).ok()?;
     let (chunks, end) = split_whole(&run);
     let mut handed = Vec::new();
     for (c, shares) in chunks.iter().enumerate() {
         let mut mine = Vec::new();
         for (j, share) in shares.iter().enumerate() {
             for &(at, number, learn) in &share.places {
-                let p = run.packet(share.chunk.data.bytes(), at as usize, number);
+                let p = Split::packet(&share.layout, share.chunk.data.bytes(), at as usize, number);
                 let (owner, dns) = super::shard::owner(p.linktype, p.data, n);
                 assert_eq!(learn, owner != j, "chunk {c}: packet {number} handed to worker {j}, owned by {owner}");
                 assert!(!learn || dns, "chunk {c}: packet {number} handed to learn from is no DNS answer");
                 if !learn {
-                    mine.push((p.number, p.ts_micros, p.wire_len, p.data.to_vec()));
+                    mine.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec()));
                 }
             }
         }
         mine.sort_by_key(|m| m.0);
         handed.extend(mine);
     }
-    let mut read = Vec::new();
-    let res = capture::read_slice(data, |p| read.push((p.number, p.ts_micros, p.wire_len, p.data.to_vec())));
     let (_, stopped_at, before) = end.expect("the chunks end");
     assert_eq!(handed.len() as u64, before, "the chunks count what they handed out");
-    if stopped_at < data.len() {
-        // Where a record does not fit, the in-place reader fails, after the same packets.
-        assert!(res.is_err(), "the chunks stopped at byte {stopped_at}, the reader read on");
-        read.truncate(handed.len());
-    }
-    assert!(handed == read, "the chunks and the in-place reader disagree");
+    let rest =
+        run.read_rest(|| false, |p| handed.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec())));
+    let mut read = Vec::new();
+    let res =
+        capture::read_slice(data, |p| read.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec())));
+    assert!(handed == read, "the chunks and the walk after them disagree with the in-place reader");
+    let outcome = |r: Result<capture::FileStats, capture::ReadError>| {
+        r.map(|s| s.packets).map_err(|e| (e.after_packet, e.offset, e.reason))
+    };
+    assert_eq!(outcome(rest), outcome(res), "the chunks and the walk after them end differently");
+    Some(stopped_at)
 }
 
 #[cfg(test)]
@@ -880,7 +921,7 @@ mod tests {
         // chunks hold no record start, and the chain must go on past them).
         let (small, _) = capture(1_500);
         for (n, chunk) in [(2, 4000), (3, 70_000)] {
-            check_split(&small, n, chunk);
+            assert_eq!(check_split(&small, n, chunk), Some(small.len()), "n = {n}, chunk = {chunk}");
         }
     }
 

@@ -93,6 +93,7 @@ pub fn decompress(raw: Box<dyn Read + Send>) -> std::io::Result<Box<dyn Read + S
 }
 
 /// A pcapng interface: what its packets' link type and timestamps mean.
+#[derive(Clone, Copy, Debug)]
 struct Iface {
     linktype: u32,
     /// Timestamp units per second.
@@ -101,6 +102,10 @@ struct Iface {
 }
 
 impl Iface {
+    /// Link type 0 (BSD loopback), µs since the epoch: what a packet on an interface that does
+    /// not exist is read as, where a check that it exists came before.
+    const UNKNOWN: Iface = Iface { linktype: 0, units: 1_000_000, offset_secs: 0 };
+
     fn of(idb: &pcap_parser::InterfaceDescriptionBlock<'_>) -> Iface {
         Iface {
             linktype: idb.linktype.0 as u32,
@@ -517,27 +522,125 @@ impl Legacy {
     }
 }
 
-/// [`read_mapped`] from record `offset` of a classic pcap, whose records before it hold
-/// `packets` packets: what a parallel scan reads after the records its workers shared out stop
-/// at one that does not fit, so that its error is reported as [`read`] would report it.
+/// How the records of a capture that a parallel scan shares out in chunks are laid out (see
+/// `pipeline::workers`): a classic pcap's, or a pcapng section's (see [`pcapng::Plain`]). It
+/// tells where each record ends and reads its packet, as the in-place record loops do, so that
+/// the chunks hand out exactly what [`read_slice`] reads, up to where they stop.
+#[derive(Clone, Debug)]
+pub enum Layout {
+    Legacy(Legacy),
+    Ng(Arc<pcapng::Plain>),
+}
+
+impl Layout {
+    /// The layout of a whole capture, and where its first record starts; `None` for one the
+    /// chunks cannot start in (a "modified" pcap, a pcapng whose first packet block has options).
+    pub fn of(data: &[u8]) -> Option<(Layout, usize)> {
+        if let Some(legacy) = Legacy::of(data) {
+            return Some((Layout::Legacy(legacy), Legacy::HEADER));
+        }
+        let (at, plain) = pcapng::plain_start(data)?;
+        Some((Layout::Ng(Arc::new(plain)), at))
+    }
+
+    /// Bytes of a record to read its length from.
+    #[inline]
+    pub fn head(&self) -> usize {
+        match self {
+            Layout::Legacy(_) => 16,
+            Layout::Ng(_) => pcapng::Plain::HEAD,
+        }
+    }
+
+    /// The longest record the chunks take.
+    pub fn max_record(&self) -> usize {
+        match self {
+            Layout::Legacy(_) => 16 + MAX_FRAME,
+            Layout::Ng(_) => pcapng::Plain::MAX_BLOCK,
+        }
+    }
+
+    /// The length of the record whose first [`Self::head`] bytes are `head`, if the chunks could
+    /// take it.
+    #[inline]
+    pub fn len(&self, head: &[u8]) -> Option<usize> {
+        match self {
+            Layout::Legacy(l) => l.record_len(head),
+            Layout::Ng(p) => p.len(head),
+        }
+    }
+
+    /// Whether the chunks take the whole `record` (of the length [`Self::len`] gave): `Some(true)`
+    /// for a packet, `Some(false)` for a pcapng block without one (an interface description adds
+    /// to the layout), `None` where the chunks stop.
+    #[inline]
+    pub fn take(&mut self, record: &[u8]) -> Option<bool> {
+        match self {
+            Layout::Legacy(_) => Some(true),
+            Layout::Ng(p) => Arc::make_mut(p).take(record),
+        }
+    }
+
+    /// The length of a record [`Self::take`] took, read from its first [`Self::head`] bytes,
+    /// and whether it holds a packet.
+    #[inline]
+    pub fn taken(&self, head: &[u8]) -> (usize, bool) {
+        match self {
+            Layout::Legacy(l) => (l.record_len(head).unwrap_or(16), true),
+            Layout::Ng(p) => (p.len(head).unwrap_or(12), p.is_packet(head)),
+        }
+    }
+
+    /// The packet of a whole record that [`Self::take`] took as one (by this layout, or one it
+    /// grew into), as packet `number` of its file.
+    #[inline]
+    pub fn packet<'a>(&self, record: &'a [u8], number: u64) -> Packet<'a> {
+        match self {
+            Layout::Legacy(l) => l.packet(record, number),
+            Layout::Ng(p) => p.packet(record, number),
+        }
+    }
+}
+
+/// [`read_mapped`] from record `offset` of a capture laid out as `layout` there, whose records
+/// before it hold `packets` packets: what a parallel scan reads after the records its workers
+/// shared out stop, so that what follows is read, and any error reported, as [`read`] would.
 pub fn read_mapped_from(
     map: &[u8],
+    layout: &Layout,
     offset: usize,
     packets: u64,
     stop: impl Fn() -> bool,
-    sink: impl FnMut(Packet<'_>),
+    mut sink: impl FnMut(Packet<'_>),
 ) -> Result<FileStats, ReadError> {
     let mut reader = match SliceReader::new(map) {
         Ok(r) => r,
         Err(reason) => return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true }),
     };
-    let Some((h, _)) = reader.legacy.as_ref() else {
-        return Err(ReadError { after_packet: 0, offset: 0, reason: "not a classic pcap".into(), not_a_capture: true });
-    };
-    let legacy = Some((h.network.0 as u32, h.is_nanosecond_precision()));
-    reader.header_sent = true;
     reader.pos = offset;
-    let start = Start { stats: FileStats { packets, bytes: 0 }, offset: offset as u64, legacy, section: None };
+    let start = match (layout, reader.legacy.as_ref()) {
+        (Layout::Legacy(_), Some((h, _))) => {
+            let legacy = Some((h.network.0 as u32, h.is_nanosecond_precision()));
+            reader.header_sent = true;
+            Start { stats: FileStats { packets, bytes: 0 }, offset: offset as u64, legacy, section: None }
+        }
+        (Layout::Ng(plain), None) => {
+            // The pcapng record loop goes on in the section, as far as it reads.
+            let (data, mut pos, mut last) = (reader.data, offset, offset);
+            let start = pcapng::in_place(data, &mut pos, Some((plain, packets)), &stop, &mut sink, &mut |at| {
+                reader.consume_noshift(at - last);
+                last = at;
+            });
+            if let Some((big_endian, _)) = &start.section {
+                reader.big_endian = *big_endian;
+            }
+            start
+        }
+        _ => {
+            let reason = "not laid out as the chunks read it".into();
+            return Err(ReadError { after_packet: 0, offset: 0, reason, not_a_capture: true });
+        }
+    };
     walk(Box::new(reader), &Mutex::new(None), stop, sink, start)
 }
 
@@ -784,7 +887,7 @@ impl SliceReader<'_> {
         }
         let (data, mut pos) = (self.data, self.pos);
         let mut last = pos;
-        let start = pcapng::in_place(data, &mut pos, stop, sink, &mut |at| {
+        let start = pcapng::in_place(data, &mut pos, None, stop, sink, &mut |at| {
             self.consume_noshift(at - last);
             last = at;
         });

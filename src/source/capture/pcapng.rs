@@ -63,29 +63,29 @@ impl Epb {
     }
 }
 
-/// An Enhanced Packet Block without options at `at` of `buf[..end]`, whole, that `pcap-parser`
-/// reads as this does.
+/// An Enhanced Packet Block without options at `at` of `buf[..end]`, whole, on one of the
+/// section's `ifaces` interfaces, that `pcap-parser` reads as this does.
 #[inline]
-fn plain_epb(buf: &[u8], at: usize, end: usize, s: &Section) -> Option<Epb> {
+fn plain_epb(buf: &[u8], at: usize, end: usize, big_endian: bool, ifaces: usize) -> Option<Epb> {
     let h = buf.get(at..at + EPB_HEAD).filter(|_| at + EPB_HEAD <= end)?;
-    if u32_at(h, 0, s.big_endian) != EPB {
+    if u32_at(h, 0, big_endian) != EPB {
         return None;
     }
-    let len = u32_at(h, 4, s.big_endian) as usize;
-    let caplen = u32_at(h, 20, s.big_endian) as usize;
+    let len = u32_at(h, 4, big_endian) as usize;
+    let caplen = u32_at(h, 20, big_endian) as usize;
     // No options: the block is its header, the frame padded to 4 bytes, and the trailing length.
     if caplen > MAX_FRAME || len != EPB_HEAD + caplen.next_multiple_of(4) + 4 || at + len > end {
         return None;
     }
-    if u32_at(buf, at + len - 4, s.big_endian) as usize != len {
+    if u32_at(buf, at + len - 4, big_endian) as usize != len {
         return None;
     }
-    let iface = u32_at(h, 8, s.big_endian) as usize;
-    if iface >= s.ifaces.len() {
+    let iface = u32_at(h, 8, big_endian) as usize;
+    if iface >= ifaces {
         return None;
     }
-    let ts = u64::from(u32_at(h, 12, s.big_endian)) << 32 | u64::from(u32_at(h, 16, s.big_endian));
-    Some(Epb { at, len, iface, ts, caplen, wire: u32_at(h, 24, s.big_endian) })
+    let ts = u64::from(u32_at(h, 12, big_endian)) << 32 | u64::from(u32_at(h, 16, big_endian));
+    Some(Epb { at, len, iface, ts, caplen, wire: u32_at(h, 24, big_endian) })
 }
 
 /// The length of the block at the start of `b` (at least 12 bytes), in the byte order of its
@@ -132,7 +132,7 @@ fn blocks(
             let mut read: [Option<Epb>; LOOK_AHEAD + 1] = [None; LOOK_AHEAD + 1];
             let (mut at, mut more) = (*start, true);
             for slot in read.iter_mut() {
-                *slot = plain_epb(buf, at, end, s);
+                *slot = plain_epb(buf, at, end, s.big_endian, s.ifaces.len());
                 match slot {
                     Some(e) => at += e.len,
                     None => {
@@ -144,7 +144,7 @@ fn blocks(
             let mut k = 0;
             while let Some(e) = read[k % read.len()].take() {
                 if more {
-                    let next = plain_epb(buf, at, end, s);
+                    let next = plain_epb(buf, at, end, s.big_endian, s.ifaces.len());
                     match next {
                         Some(n) => at += n.len,
                         None => more = false,
@@ -255,18 +255,122 @@ pub(super) fn stream(
 
 /// The same loop over a whole capture in memory (a mapped file): it reads from `*pos` on and
 /// leaves `*pos` where `walk` is to go on, with the section's byte order and interfaces in the
-/// `Start` it returns. `at_block` is told where each block ends.
+/// `Start` it returns. `within` is the section `*pos` is in, and the packets before it, when
+/// that is not the start of the file. `at_block` is told where each block ends.
 pub(super) fn in_place(
     data: &[u8],
     pos: &mut usize,
+    within: Option<(&Plain, u64)>,
     stop: &impl Fn() -> bool,
     sink: &mut impl FnMut(Packet<'_>),
     at_block: &mut impl FnMut(usize),
 ) -> Start {
-    let mut stats = FileStats::default();
-    let mut section: Option<Section> = None;
+    let mut stats = FileStats { packets: within.map_or(0, |w| w.1), bytes: 0 };
+    let mut section =
+        within.map(|(p, _)| Section { big_endian: p.big_endian, ifaces: p.ifaces.clone(), blocks: Vec::new() });
     blocks(data, pos, data.len(), (&mut section, &mut stats), stop, &mut |p, _| sink(p), at_block);
     Start { stats, offset: *pos as u64, legacy: None, section: section.map(|s| (s.big_endian, s.ifaces)) }
+}
+
+/// A pcapng section as the chunks of a parallel scan read it (see `pipeline::workers`): its
+/// byte order and the interfaces declared so far. The chunks take the blocks the in-place loop
+/// reads the same way whatever surrounds them: Enhanced Packet Blocks without options, and the
+/// blocks that carry no packet and start no section, of which interface descriptions extend
+/// this. At anything else (a new section, a packet block with options, one `pcap-parser`
+/// refuses) they stop, and the mapped walk goes on from there.
+#[derive(Clone, Debug)]
+pub struct Plain {
+    big_endian: bool,
+    ifaces: Vec<Iface>,
+}
+
+impl Plain {
+    /// Bytes of a block to read its length from.
+    pub(super) const HEAD: usize = 12;
+    /// The longest block the chunks take: an Enhanced Packet Block of the longest frame.
+    pub(super) const MAX_BLOCK: usize = EPB_HEAD + MAX_FRAME + 4;
+
+    /// The length of the block whose first [`Self::HEAD`] bytes are `head`, if the chunks
+    /// could take it: not a section header, longer than an empty block, and no longer than
+    /// [`Self::MAX_BLOCK`].
+    #[inline]
+    pub(super) fn len(&self, head: &[u8]) -> Option<usize> {
+        if u32_at(head, 0, self.big_endian) == SHB {
+            return None;
+        }
+        let len = u32_at(head, 4, self.big_endian) as usize;
+        (len > 12 && len <= Self::MAX_BLOCK).then_some(len)
+    }
+
+    /// Whether the chunks take a whole `block` (of the length [`Self::len`] gave): `Some(true)`
+    /// for a packet to hand out, `Some(false)` for a block without packets (an interface it
+    /// adds to the section), `None` where they stop.
+    pub(super) fn take(&mut self, block: &[u8]) -> Option<bool> {
+        if plain_epb(block, 0, block.len(), self.big_endian, self.ifaces.len()).is_some() {
+            return Some(true);
+        }
+        let parse = if self.big_endian { parse_block_be } else { parse_block_le };
+        let (rest, b) = parse(block).ok()?;
+        if !rest.is_empty() {
+            return None;
+        }
+        match b {
+            Block::InterfaceDescription(idb) => self.ifaces.push(Iface::of(&idb)),
+            Block::SectionHeader(_) | Block::EnhancedPacket(_) | Block::SimplePacket(_) => return None,
+            _ => {}
+        }
+        Some(false)
+    }
+
+    /// Whether the block at the start of `data`, one [`Self::take`] took, is a packet.
+    #[inline]
+    pub(super) fn is_packet(&self, data: &[u8]) -> bool {
+        u32_at(data, 0, self.big_endian) == EPB
+    }
+
+    /// The packet of a whole Enhanced Packet Block that [`Self::take`] took as one, as packet
+    /// `number` of its file.
+    #[inline]
+    pub(super) fn packet<'a>(&self, block: &'a [u8], number: u64) -> Packet<'a> {
+        let big_endian = self.big_endian;
+        let caplen = (u32_at(block, 20, big_endian) as usize).min(block.len().saturating_sub(EPB_HEAD));
+        // Always one of the section's: the chunk's interfaces are those declared by its end.
+        let ifc = self.ifaces.get(u32_at(block, 8, big_endian) as usize).copied().unwrap_or(Iface::UNKNOWN);
+        let ts = u64::from(u32_at(block, 12, big_endian)) << 32 | u64::from(u32_at(block, 16, big_endian));
+        let data = &block[EPB_HEAD..EPB_HEAD + caplen];
+        Packet {
+            linktype: ifc.linktype,
+            ts_micros: ifc.micros(ts),
+            data,
+            wire_len: u32_at(block, 24, big_endian),
+            number,
+        }
+    }
+}
+
+/// Where the chunks of a pcapng file can start: its first packet block, if that is an Enhanced
+/// Packet Block without options and only a section header and blocks without packets come
+/// before it (within the first [`MAX_SECTION`] bytes); with the section there.
+pub(super) fn plain_start(data: &[u8]) -> Option<(usize, Plain)> {
+    if !is_pcapng(data) {
+        return None;
+    }
+    let len = block_len(data.get(..12)?, false)?;
+    // As `blocks` reads a file's first block: the section header tells its own byte order.
+    let Ok((rest, Block::SectionHeader(shb))) = parse_block_le(data.get(..len)?) else { return None };
+    if !rest.is_empty() || len <= 12 {
+        return None;
+    }
+    let mut plain = Plain { big_endian: shb.big_endian(), ifaces: Vec::new() };
+    let mut at = len;
+    while at <= MAX_SECTION {
+        let len = plain.len(data.get(at..at + Plain::HEAD)?)?;
+        match plain.take(data.get(at..at + len)?)? {
+            true => return Some((at, plain)),
+            false => at += len,
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -380,6 +484,10 @@ mod tests {
             outcome(read_slice(data, |p| got.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec()))));
         assert_eq!(a, b, "in place");
         assert_eq!(got, want, "in place");
+        // So must the chunks a parallel scan splits it into, with the walk after them.
+        for (n, chunk) in [(2, 64), (3, 300), (2, 4096)] {
+            crate::pipeline::workers::check_split(data, n, chunk);
+        }
         for step in [1, 3, 7, 64, 1000, usize::MAX] {
             let (mut got, mut later): (Seen, Vec<(u64, Vec<u8>)>) = (Vec::new(), Vec::new());
             let a = outcome(read_buffered_ahead(Trickle(data, step), 64 << 10, |p, ahead| {
@@ -426,9 +534,46 @@ mod tests {
                 v.extend(other.epb(0, n * 1_000_000, &frame(n as usize + 11), &[]));
             }
             let got = same_as_the_parser(&v);
+            // A parallel scan shares out the packets up to the one with options.
+            let options = ng.shb().len()
+                + ng.idb(1, &[]).len()
+                + ng.idb(101, &[(9, &[9]), (14, &100u64.to_le_bytes()[..])]).len()
+                + (0..40u64).map(|n| ng.epb(0, 0, &frame(n as usize), &[]).len()).sum::<usize>();
+            assert_eq!(crate::pipeline::workers::check_split(&v, 2, 256), Some(options), "be = {be}");
             assert_eq!(got.len(), 51, "be = {be}");
             assert_eq!(got[0].2, 1_700_000_000_123_456, "be = {be}: microseconds");
             assert_eq!(got[1].2, 1_700_100_000_123, "be = {be}: 1_700_000.000_123_457 s, 100 s on");
+        }
+    }
+
+    #[test]
+    fn a_parallel_scan_splits_a_section_with_interfaces_and_blocks_between_its_packets() {
+        for be in [false, true] {
+            let ng = Ng { be };
+            let mut v = [ng.shb(), ng.block(0x0000_0bad, b"custom"), ng.idb(1, &[])].concat();
+            for n in 0..300u64 {
+                v.extend(ng.epb((n / 100) as u32 % 3, n * 1_000, &frame(n as usize), &[]));
+                match n {
+                    // Interfaces declared between packets, one in nanoseconds.
+                    99 => v.extend(ng.idb(101, &[(9, &[9])])),
+                    199 => v.extend(ng.idb(113, &[])),
+                    // Blocks without packets: name resolution, interface statistics.
+                    150 => v.extend(ng.block(4, &[0, 0, 0, 0])),
+                    250 => v.extend(ng.block(5, &[0; 12])),
+                    _ => {}
+                }
+            }
+            same_as_the_parser(&v);
+            for (n, chunk) in [(2, 16), (3, 100), (2, 1 << 20)] {
+                let end = crate::pipeline::workers::check_split(&v, n, chunk);
+                assert_eq!(end, Some(v.len()), "be = {be}, {n} workers, chunks of {chunk}: the chunks stopped early");
+            }
+            // A first packet with options: the file is walked whole by every worker instead.
+            let first = [ng.shb(), ng.idb(1, &[]), ng.epb(0, 0, &frame(0), &[(1, b"a comment")])].concat();
+            assert_eq!(
+                crate::pipeline::workers::check_split(&[first, v[ng.shb().len()..].to_vec()].concat(), 2, 64),
+                None
+            );
         }
     }
 
