@@ -32,7 +32,7 @@ use crate::matcher::Matcher;
 use crate::report::evidence::Span;
 use crate::report::summary::Stats;
 use crate::report::{Alert, FlowEvent, Writer};
-use crate::source::capture::{self, Packet};
+use crate::source::capture::{self, Packet, Records};
 use crate::source::flowlog;
 
 /// Jobs queued per worker before the reader waits.
@@ -174,12 +174,14 @@ struct SplitState {
     waiting: usize,
 }
 
+/// A record handed to a worker: its offset in the chunk's buffer, its packet number, and whether
+/// the worker only learns from it (a DNS answer on another worker's connection).
+type Place = (u32, u64, bool);
+
 /// One worker's share of one chunk.
 struct Share {
     chunk: Arc<ChunkBuf>,
-    /// Offset of each record in the chunk's buffer, its packet number, and whether the worker
-    /// only learns from it (a DNS answer on another worker's connection).
-    places: Vec<(u32, u64, bool)>,
+    places: Vec<Place>,
     /// The chunk's last packet time, which the worker's clock moves to after its share.
     last_ts: Option<i64>,
     /// The layout at the chunk's end, which reads every packet in it (a pcapng's interfaces
@@ -318,10 +320,87 @@ impl Split {
 
     /// The packet `number` whose record starts at `at` of a chunk's bytes, one the hop has
     /// taken as a packet (so its length was checked), read by the layout at the chunk's end.
+    #[inline(always)]
+    fn packet<'a, R: Records>(records: &R, data: &'a [u8], at: usize, number: u64) -> capture::Packet<'a> {
+        let (len, _) = records.taken(&data[at..at + records.head()]);
+        records.packet(&data[at..at + len], number)
+    }
+
+    /// The hop over chunk `base`'s buffer: the whole records that start in the chunk, from `start`
+    /// on, reading on past its end for the last one. It stops early at a record that does not
+    /// fit (or the end of the file), and at a pcapng block the chunks do not take. Returns
+    /// where it stopped, the packets it passed, and whether it stopped early.
     #[inline]
-    fn packet<'a>(layout: &capture::Layout, data: &'a [u8], at: usize, number: u64) -> capture::Packet<'a> {
-        let (len, _) = layout.taken(&data[at..at + layout.head()]);
-        layout.packet(&data[at..at + len], number)
+    fn hop<R: Records>(
+        &self,
+        records: &mut R,
+        base: usize,
+        buf: &mut [u8],
+        start: usize,
+        filled: &mut usize,
+    ) -> (usize, u64, bool) {
+        let (mut at, mut count) = (start, 0u64);
+        let head = records.head();
+        while at < base + self.chunk {
+            let off = at - base;
+            if off + head > *filled {
+                *filled = self.fill(base, buf, *filled, off + head);
+            }
+            let Some(len) = buf.get(off..off + head).filter(|_| off + head <= *filled).and_then(|h| records.len(h))
+            else {
+                return (at, count, true);
+            };
+            if off + len > *filled {
+                *filled = self.fill(base, buf, *filled, off + len);
+                if off + len > *filled {
+                    return (at, count, true);
+                }
+            }
+            match records.take(&buf[off..off + len]) {
+                Some(packet) => count += u64::from(packet),
+                None => return (at, count, true),
+            }
+            at += len;
+        }
+        (at, count, false)
+    }
+
+    /// The split of the `count` packets the hop passed in `buf[within]` (the first of them
+    /// packet `before + 1`): each goes to the worker of its connection, and DNS answers to every
+    /// worker. Returns each worker's places, and the last packet's time.
+    #[inline]
+    fn owners<R: Records>(
+        &self,
+        records: &R,
+        buf: &[u8],
+        within: std::ops::Range<usize>,
+        before: u64,
+        count: u64,
+    ) -> (Vec<Vec<Place>>, Option<i64>) {
+        // Sized for an even split with room to spare: growing them cost 3 % of a run.
+        let room = count as usize / self.n + count as usize / 8 + 8;
+        let mut shares: Vec<Vec<Place>> = (0..self.n).map(|_| Vec::with_capacity(room)).collect();
+        let (mut off, mut number, mut last_ts) = (within.start, before, None);
+        let head = records.head();
+        while off < within.end {
+            let (len, packet) = records.taken(&buf[off..off + head]);
+            if packet {
+                number += 1;
+                let p = records.packet(&buf[off..off + len], number);
+                let (w, dns) = super::shard::owner(p.linktype, p.data, self.n);
+                shares[w].push((off as u32, number, false));
+                if dns {
+                    for (j, s) in shares.iter_mut().enumerate() {
+                        if j != w {
+                            s.push((off as u32, number, true));
+                        }
+                    }
+                }
+                last_ts = Some(p.ts_micros);
+            }
+            off += len;
+        }
+        (shares, last_ts)
     }
 
     /// Reads what follows the chunks, once they have ended: the records after the one they
@@ -382,37 +461,10 @@ impl Split {
         };
         let Some(Pending { buf: mut page, mut filled, .. }) = pending.take() else { return Step::Wait };
         let buf = page.bytes_mut();
-        // The hop: whole records that start in this chunk, reading on past its end for the
-        // last one. It stops early at a record that does not fit (or the end of the file), and
-        // at a pcapng block the chunks do not take.
-        let (mut at, mut count, mut stopped) = (start, 0u64, false);
-        let head = layout.head();
-        while at < base + self.chunk && !stopped {
-            let off = at - base;
-            if off + head > filled {
-                filled = self.fill(base, buf, filled, off + head);
-            }
-            let Some(len) = buf.get(off..off + head).filter(|_| off + head <= filled).and_then(|h| layout.len(h))
-            else {
-                stopped = true;
-                break;
-            };
-            if off + len > filled {
-                filled = self.fill(base, buf, filled, off + len);
-                if off + len > filled {
-                    stopped = true;
-                    break;
-                }
-            }
-            match layout.take(&buf[off..off + len]) {
-                Some(packet) => count += u64::from(packet),
-                None => {
-                    stopped = true;
-                    break;
-                }
-            }
-            at += len;
-        }
+        let (at, count, stopped) = match &mut layout {
+            capture::Layout::Legacy(l) => self.hop(l, base, buf, start, &mut filled),
+            capture::Layout::Ng(p) => self.hop(Arc::make_mut(p), base, buf, start, &mut filled),
+        };
         // No record may start in a chunk (one longer than the chunk runs across it): its shares
         // are empty, and the chain goes on.
         let ended = stopped || at >= self.len;
@@ -434,33 +486,12 @@ impl Split {
             pool.lock().map(|mut p| p.push(page)).ok();
             return Step::End;
         }
-        // The split: each record goes to the worker of its connection; DNS answers to all. A
-        // second pass over the records, on bytes just read: the chain was published first, so
-        // the owner of the next chunk need not wait for this one's split.
-        // Sized for an even split with room to spare: growing them cost 3 % of a run.
-        let room = count as usize / self.n + count as usize / 8 + 8;
-        let mut shares: Vec<Vec<(u32, u64, bool)>> = (0..self.n).map(|_| Vec::with_capacity(room)).collect();
-        let (mut off, mut number, mut last_ts) = (start - base, before, None);
-        while off < at - base {
-            let (len, packet) = layout.taken(&buf[off..off + head]);
-            if !packet {
-                off += len;
-                continue;
-            }
-            number += 1;
-            let p = layout.packet(&buf[off..off + len], number);
-            let (w, dns) = super::shard::owner(p.linktype, p.data, self.n);
-            shares[w].push((off as u32, number, false));
-            if dns {
-                for (j, s) in shares.iter_mut().enumerate() {
-                    if j != w {
-                        s.push((off as u32, number, true));
-                    }
-                }
-            }
-            last_ts = Some(p.ts_micros);
-            off += len;
-        }
+        // The split: a second pass over the records, on bytes just read: the chain was
+        // published first, so the owner of the next chunk need not wait for this one's split.
+        let (shares, last_ts) = match &layout {
+            capture::Layout::Legacy(l) => self.owners(l, buf, start - base..at - base, before, count),
+            capture::Layout::Ng(p) => self.owners(&**p, buf, start - base..at - base, before, count),
+        };
         walked.fetch_add((at - start) as u64, Relaxed);
         let chunk = Arc::new(ChunkBuf { data: page, pool: pool.clone() });
         self.publish(|st| {
@@ -534,27 +565,12 @@ fn split_file<S: Sink>(
         };
         let Some(share) = share else { break };
         let data = share.chunk.data.bytes();
-        let places = &share.places;
-        for (i, &(at, number, learn)) in places.iter().enumerate() {
-            if super::stopped() {
-                return Ok(Default::default());
-            }
-            // The share says which records come next: start loading them, and the connections
-            // of the nearer ones, while this one is inspected.
-            if let Some(&(ahead, _, _)) = places.get(i + PREFETCH_AHEAD) {
-                capture::prefetch_record(data, ahead as usize);
-            }
-            if let Some(&(ahead, number, false)) = places.get(i + capture::LOOK_AHEAD) {
-                let p = Split::packet(&share.layout, data, ahead as usize, number);
-                engine.hint(p.linktype, p.data, number);
-            }
-            let p = Split::packet(&share.layout, data, at as usize, number);
-            if learn {
-                engine.advance(p.ts_micros);
-                engine.learn_packet(&p);
-            } else {
-                engine.packet(&p);
-            }
+        let done = match &share.layout {
+            capture::Layout::Legacy(l) => inspect_share(engine, l, data, &share.places),
+            capture::Layout::Ng(p) => inspect_share(engine, &**p, data, &share.places),
+        };
+        if !done {
+            return Ok(Default::default());
         }
         if let Some(ts) = share.last_ts {
             engine.advance(ts);
@@ -563,6 +579,34 @@ fn split_file<S: Sink>(
     }
     leave.1 = true;
     run.read_rest(super::stopped, |p| route(engine, &p, index, n))
+}
+
+/// Inspects a worker's share of a chunk (the records at `places` of `data`), in order; false if
+/// the scan was stopped.
+#[inline]
+fn inspect_share<S: Sink, R: Records>(engine: &mut Engine<'_, S>, records: &R, data: &[u8], places: &[Place]) -> bool {
+    for (i, &(at, number, learn)) in places.iter().enumerate() {
+        if super::stopped() {
+            return false;
+        }
+        // The share says which records come next: start loading them, and the connections of
+        // the nearer ones, while this one is inspected.
+        if let Some(&(ahead, _, _)) = places.get(i + PREFETCH_AHEAD) {
+            capture::prefetch_record(data, ahead as usize);
+        }
+        if let Some(&(ahead, number, false)) = places.get(i + capture::LOOK_AHEAD) {
+            let p = Split::packet(records, data, ahead as usize, number);
+            engine.hint(p.linktype, p.data, number);
+        }
+        let p = Split::packet(records, data, at as usize, number);
+        if learn {
+            engine.advance(p.ts_micros);
+            engine.learn_packet(&p);
+        } else {
+            engine.packet(&p);
+        }
+    }
+    true
 }
 
 type Outcome = (Stats, Vec<Span>, usize);
@@ -811,7 +855,10 @@ pub fn check_split(data: &[u8], n: usize, chunk: usize) -> Option<usize> {
         let mut mine = Vec::new();
         for (j, share) in shares.iter().enumerate() {
             for &(at, number, learn) in &share.places {
-                let p = Split::packet(&share.layout, share.chunk.data.bytes(), at as usize, number);
+                let p = match &share.layout {
+                    capture::Layout::Legacy(l) => Split::packet(l, share.chunk.data.bytes(), at as usize, number),
+                    capture::Layout::Ng(r) => Split::packet(&**r, share.chunk.data.bytes(), at as usize, number),
+                };
                 let (owner, dns) = super::shard::owner(p.linktype, p.data, n);
                 assert_eq!(learn, owner != j, "chunk {c}: packet {number} handed to worker {j}, owned by {owner}");
                 assert!(!learn || dns, "chunk {c}: packet {number} handed to learn from is no DNS answer");

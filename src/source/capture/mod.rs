@@ -543,15 +543,6 @@ impl Layout {
         Some((Layout::Ng(Arc::new(plain)), at))
     }
 
-    /// Bytes of a record to read its length from.
-    #[inline]
-    pub fn head(&self) -> usize {
-        match self {
-            Layout::Legacy(_) => 16,
-            Layout::Ng(_) => pcapng::Plain::HEAD,
-        }
-    }
-
     /// The longest record the chunks take.
     pub fn max_record(&self) -> usize {
         match self {
@@ -559,46 +550,52 @@ impl Layout {
             Layout::Ng(_) => pcapng::Plain::MAX_BLOCK,
         }
     }
+}
+
+/// The records of one [`Layout`], for the loops that walk chunks of them: generic, so that each
+/// layout's loop is compiled for it, with no choice between layouts per record.
+pub trait Records {
+    /// Bytes of a record to read its length from.
+    fn head(&self) -> usize;
 
     /// The length of the record whose first [`Self::head`] bytes are `head`, if the chunks could
     /// take it.
-    #[inline]
-    pub fn len(&self, head: &[u8]) -> Option<usize> {
-        match self {
-            Layout::Legacy(l) => l.record_len(head),
-            Layout::Ng(p) => p.len(head),
-        }
-    }
+    fn len(&self, head: &[u8]) -> Option<usize>;
 
     /// Whether the chunks take the whole `record` (of the length [`Self::len`] gave): `Some(true)`
     /// for a packet, `Some(false)` for a pcapng block without one (an interface description adds
-    /// to the layout), `None` where the chunks stop.
-    #[inline]
-    pub fn take(&mut self, record: &[u8]) -> Option<bool> {
-        match self {
-            Layout::Legacy(_) => Some(true),
-            Layout::Ng(p) => Arc::make_mut(p).take(record),
-        }
-    }
+    /// to the section), `None` where the chunks stop.
+    fn take(&mut self, record: &[u8]) -> Option<bool>;
 
     /// The length of a record [`Self::take`] took, read from its first [`Self::head`] bytes,
     /// and whether it holds a packet.
-    #[inline]
-    pub fn taken(&self, head: &[u8]) -> (usize, bool) {
-        match self {
-            Layout::Legacy(l) => (l.record_len(head).unwrap_or(16), true),
-            Layout::Ng(p) => (p.len(head).unwrap_or(12), p.is_packet(head)),
-        }
-    }
+    fn taken(&self, head: &[u8]) -> (usize, bool);
 
-    /// The packet of a whole record that [`Self::take`] took as one (by this layout, or one it
-    /// grew into), as packet `number` of its file.
-    #[inline]
-    pub fn packet<'a>(&self, record: &'a [u8], number: u64) -> Packet<'a> {
-        match self {
-            Layout::Legacy(l) => l.packet(record, number),
-            Layout::Ng(p) => p.packet(record, number),
-        }
+    /// The packet of a whole record that [`Self::take`] took as one (by these records, or by
+    /// those they grew into), as packet `number` of its file.
+    fn packet<'a>(&self, record: &'a [u8], number: u64) -> Packet<'a>;
+}
+
+impl Records for Legacy {
+    #[inline(always)]
+    fn head(&self) -> usize {
+        16
+    }
+    #[inline(always)]
+    fn len(&self, head: &[u8]) -> Option<usize> {
+        self.record_len(head)
+    }
+    #[inline(always)]
+    fn take(&mut self, _: &[u8]) -> Option<bool> {
+        Some(true)
+    }
+    #[inline(always)]
+    fn taken(&self, head: &[u8]) -> (usize, bool) {
+        (self.record_len(head).unwrap_or(16), true)
+    }
+    #[inline(always)]
+    fn packet<'a>(&self, record: &'a [u8], number: u64) -> Packet<'a> {
+        Legacy::packet(self, record, number)
     }
 }
 

@@ -22,7 +22,7 @@ use std::io::Read;
 use pcap_parser::pcapng::{parse_block_be, parse_block_le};
 use pcap_parser::Block;
 
-use super::{u32_at, FileStats, Iface, Packet, Start, LOOK_AHEAD, MAX_FRAME};
+use super::{u32_at, FileStats, Iface, Packet, Records, Start, LOOK_AHEAD, MAX_FRAME};
 
 const SHB: u32 = 0x0a0d_0d0a;
 const EPB: u32 = 6;
@@ -285,16 +285,22 @@ pub struct Plain {
 }
 
 impl Plain {
-    /// Bytes of a block to read its length from.
-    pub(super) const HEAD: usize = 12;
     /// The longest block the chunks take: an Enhanced Packet Block of the longest frame.
     pub(super) const MAX_BLOCK: usize = EPB_HEAD + MAX_FRAME + 4;
+}
 
-    /// The length of the block whose first [`Self::HEAD`] bytes are `head`, if the chunks
+impl Records for Plain {
+    /// Bytes of a block to read its length from.
+    #[inline(always)]
+    fn head(&self) -> usize {
+        12
+    }
+
+    /// The length of the block whose first [`Self::head`] bytes are `head`, if the chunks
     /// could take it: not a section header, longer than an empty block, and no longer than
     /// [`Self::MAX_BLOCK`].
     #[inline]
-    pub(super) fn len(&self, head: &[u8]) -> Option<usize> {
+    fn len(&self, head: &[u8]) -> Option<usize> {
         if u32_at(head, 0, self.big_endian) == SHB {
             return None;
         }
@@ -305,7 +311,7 @@ impl Plain {
     /// Whether the chunks take a whole `block` (of the length [`Self::len`] gave): `Some(true)`
     /// for a packet to hand out, `Some(false)` for a block without packets (an interface it
     /// adds to the section), `None` where they stop.
-    pub(super) fn take(&mut self, block: &[u8]) -> Option<bool> {
+    fn take(&mut self, block: &[u8]) -> Option<bool> {
         if plain_epb(block, 0, block.len(), self.big_endian, self.ifaces.len()).is_some() {
             return Some(true);
         }
@@ -322,16 +328,16 @@ impl Plain {
         Some(false)
     }
 
-    /// Whether the block at the start of `data`, one [`Self::take`] took, is a packet.
+    /// The length of a block [`Self::take`] took, and whether it is a packet.
     #[inline]
-    pub(super) fn is_packet(&self, data: &[u8]) -> bool {
-        u32_at(data, 0, self.big_endian) == EPB
+    fn taken(&self, head: &[u8]) -> (usize, bool) {
+        ((u32_at(head, 4, self.big_endian) as usize).max(12), u32_at(head, 0, self.big_endian) == EPB)
     }
 
     /// The packet of a whole Enhanced Packet Block that [`Self::take`] took as one, as packet
     /// `number` of its file.
     #[inline]
-    pub(super) fn packet<'a>(&self, block: &'a [u8], number: u64) -> Packet<'a> {
+    fn packet<'a>(&self, block: &'a [u8], number: u64) -> Packet<'a> {
         let big_endian = self.big_endian;
         let caplen = (u32_at(block, 20, big_endian) as usize).min(block.len().saturating_sub(EPB_HEAD));
         // Always one of the section's: the chunk's interfaces are those declared by its end.
@@ -364,7 +370,7 @@ pub(super) fn plain_start(data: &[u8]) -> Option<(usize, Plain)> {
     let mut plain = Plain { big_endian: shb.big_endian(), ifaces: Vec::new() };
     let mut at = len;
     while at <= MAX_SECTION {
-        let len = plain.len(data.get(at..at + Plain::HEAD)?)?;
+        let len = plain.len(data.get(at..at + plain.head())?)?;
         match plain.take(data.get(at..at + len)?)? {
             true => return Some((at, plain)),
             false => at += len,
