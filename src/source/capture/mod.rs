@@ -129,6 +129,10 @@ impl Iface {
 const BUFFER: usize = 1 << 20;
 /// Largest frame we accept: a record claiming more is a corrupt length.
 pub const MAX_FRAME: usize = 256 * 1024;
+/// What a record claiming more than [`MAX_FRAME`] is reported as. The streaming reader finds it
+/// too long for its buffer and the in-place one too long for the file; both say the same, so a
+/// scan with workers reports it as one without does.
+const TOO_LONG: &str = "corrupt record length (a record claims more than the largest frame, 256 KiB)";
 
 /// Turns the first read error into an end of file, keeping the error for the caller: a
 /// compressed stream cut short fails in the decompressor, and the packets decoded before the
@@ -749,7 +753,7 @@ fn walk<'r>(
             Err(PcapError::Incomplete(needed)) => {
                 if stalled || needed > MAX_FRAME {
                     let reason = if needed > MAX_FRAME {
-                        format!("corrupt record length (a record claims {needed} more bytes)")
+                        TOO_LONG.into()
                     } else {
                         "file is truncated: the last record is cut short".into()
                     };
@@ -766,7 +770,7 @@ fn walk<'r>(
                 return Err(err(&stats, offset, "file is truncated: the last record is cut short".into()));
             }
             Err(PcapError::BufferTooSmall) => {
-                return Err(err(&stats, offset, "corrupt record length (larger than any frame)".into()));
+                return Err(err(&stats, offset, TOO_LONG.into()));
             }
             Err(e) => {
                 let reason = match e {
