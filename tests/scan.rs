@@ -421,9 +421,9 @@ fn workers_split_a_large_capture_exactly_as_one_engine_reads_it() {
         at += 16 + u32::from_le_bytes(damaged[at + 8..at + 12].try_into().unwrap()) as usize;
     }
     damaged[at + 8..at + 12].copy_from_slice(&(1u32 << 30).to_le_bytes());
-    // The same packets as pcapng, with a block of name resolution half way (the chunks read
-    // past it); and again with a comment on the packet half way (the chunks stop at it, and every
-    // worker walks the rest).
+    // The same packets as pcapng, with a block of name resolution half way, and again with a
+    // comment on the packet half way (the chunks read on past both); and with a new section half
+    // way (the chunks stop at it, and every worker walks the rest).
     let mut ng = iocmatch::report::evidence::PcapngWriter::new(Vec::new()).unwrap();
     iocmatch::source::capture::read_slice(&whole, |p| ng.packet(p.linktype, p.ts_micros, p.data, p.wire_len).unwrap())
         .unwrap();
@@ -448,9 +448,15 @@ fn workers_split_a_large_capture_exactly_as_one_engine_reads_it() {
         &ng[half + len..],
     ]
     .concat();
-    for (name, bytes) in
-        [("whole.pcap", &whole), ("damaged.pcap", &damaged), ("named.pcapng", &named), ("commented.pcapng", &commented)]
-    {
+    let section = [&ng[..28], &ng[28..48]].concat(); // the section header and the interface
+    let resectioned = [&ng[..half], &section, &ng[half..]].concat();
+    for (name, bytes) in [
+        ("whole.pcap", &whole),
+        ("damaged.pcap", &damaged),
+        ("named.pcapng", &named),
+        ("commented.pcapng", &commented),
+        ("resectioned.pcapng", &resectioned),
+    ] {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let args = ["scan", "--no-default-set", "--indicators", ind.to_str().unwrap(), path.to_str().unwrap()];

@@ -1,7 +1,7 @@
 //! Capture files: classic pcap (µs and ns, either byte order), pcapng (several interfaces with
 //! their own link types and time resolutions, Enhanced and Simple Packet Blocks), gzip and zstd,
 //! standard input. Pure Rust, so no system library is needed: the common records (a classic
-//! pcap's, a pcapng's Enhanced Packet Blocks without options, see [`pcapng`]) are read by our
+//! pcap's, a pcapng's Enhanced Packet Blocks, see [`pcapng`]) are read by our
 //! own record loops, and everything else by `pcap-parser`'s streaming reader.
 //!
 //! Packets are handed to a callback as borrowed slices of the read buffer: nothing is copied.
@@ -203,7 +203,7 @@ pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result
 }
 
 /// [`read`], handing `sink` with each packet the frame [`LOOK_AHEAD`] records further on when
-/// the reader knows it (a classic pcap; a pcapng's blocks without options): a consumer can start loading what
+/// the reader knows it (a classic pcap; a pcapng's Enhanced Packet Blocks): a consumer can start loading what
 /// that frame will need while it works on this one.
 pub fn read_ahead(
     input: impl Read + Send,

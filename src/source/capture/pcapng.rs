@@ -6,12 +6,14 @@
 //! generic block parser (options into a vector included), and the reader could not show the
 //! engine the packets ahead, so the connection table's look-ahead was lost.
 //!
-//! Here an Enhanced Packet Block without options, the block that carries nearly every packet
-//! (dumpcap, Wireshark and tcpdump write no per-packet options by default), is read in place,
-//! with the frames [`LOOK_AHEAD`] blocks further on handed out as a classic pcap's are. Every
-//! other block, and any such block whose fields `pcap-parser` would refuse, is read by
-//! `pcap-parser`'s own block parser, one block at a time, so that what each block means is
-//! decided in one place. At the first block the loop cannot take (an error, an interface it
+//! Here an Enhanced Packet Block, the block that carries nearly every packet, is read in place,
+//! with the frames [`LOOK_AHEAD`] blocks further on handed out as a classic pcap's are. Its
+//! options are passed over: dumpcap, Wireshark and tcpdump write none per packet, but some
+//! converters put a direction flag on every one (Microsoft's etl2pcapng), and nothing in them
+//! changes a packet. [`packet_block`] takes exactly the blocks `pcap-parser` reads, and reads
+//! them as it does. Every other block, and any such block whose fields `pcap-parser` would
+//! refuse, is read by `pcap-parser`'s own block parser, one block at a time, so that what each
+//! block means is decided in one place. At the first block the loop cannot take (an error, an interface it
 //! has not seen, a block longer than the buffer, the end of the input inside a block) it stops,
 //! and `walk` goes on from there, knowing the section (a stream's header and interfaces are
 //! read to it again; a mapped file's are passed in `Start`), so it reports exactly what it
@@ -46,7 +48,7 @@ struct Section {
     blocks: Vec<u8>,
 }
 
-/// An Enhanced Packet Block without options, as [`plain_epb`] read it.
+/// An Enhanced Packet Block, as [`packet_block`] read it.
 #[derive(Clone, Copy)]
 struct Epb {
     at: usize,
@@ -63,18 +65,21 @@ impl Epb {
     }
 }
 
-/// An Enhanced Packet Block without options at `at` of `buf[..end]`, whole, on one of the
-/// section's `ifaces` interfaces, that `pcap-parser` reads as this does.
+/// An Enhanced Packet Block at `at` of `buf[..end]`, whole, on one of the section's `ifaces`
+/// interfaces, with a frame no longer than [`MAX_FRAME`]. `pcap-parser` reads such a block as
+/// this does: it takes one whose frame (padded to 4 bytes) fits before the trailing length,
+/// which matches the leading one, and reads the rest as options until one does not fit, which
+/// never fails.
 #[inline]
-fn plain_epb(buf: &[u8], at: usize, end: usize, big_endian: bool, ifaces: usize) -> Option<Epb> {
+fn packet_block(buf: &[u8], at: usize, end: usize, big_endian: bool, ifaces: usize) -> Option<Epb> {
     let h = buf.get(at..at + EPB_HEAD).filter(|_| at + EPB_HEAD <= end)?;
     if u32_at(h, 0, big_endian) != EPB {
         return None;
     }
     let len = u32_at(h, 4, big_endian) as usize;
     let caplen = u32_at(h, 20, big_endian) as usize;
-    // No options: the block is its header, the frame padded to 4 bytes, and the trailing length.
-    if caplen > MAX_FRAME || len != EPB_HEAD + caplen.next_multiple_of(4) + 4 || at + len > end {
+    // The header, the frame padded to 4 bytes, any options, and the trailing length.
+    if caplen > MAX_FRAME || len < EPB_HEAD + caplen.next_multiple_of(4) + 4 || at + len > end {
         return None;
     }
     if u32_at(buf, at + len - 4, big_endian) as usize != len {
@@ -132,7 +137,7 @@ fn blocks(
             let mut read: [Option<Epb>; LOOK_AHEAD + 1] = [None; LOOK_AHEAD + 1];
             let (mut at, mut more) = (*start, true);
             for slot in read.iter_mut() {
-                *slot = plain_epb(buf, at, end, s.big_endian, s.ifaces.len());
+                *slot = packet_block(buf, at, end, s.big_endian, s.ifaces.len());
                 match slot {
                     Some(e) => at += e.len,
                     None => {
@@ -144,7 +149,7 @@ fn blocks(
             let mut k = 0;
             while let Some(e) = read[k % read.len()].take() {
                 if more {
-                    let next = plain_epb(buf, at, end, s.big_endian, s.ifaces.len());
+                    let next = packet_block(buf, at, end, s.big_endian, s.ifaces.len());
                     match next {
                         Some(n) => at += n.len,
                         None => more = false,
@@ -274,10 +279,10 @@ pub(super) fn in_place(
 
 /// A pcapng section as the chunks of a parallel scan read it (see `pipeline::workers`): its
 /// byte order and the interfaces declared so far. The chunks take the blocks the in-place loop
-/// reads the same way whatever surrounds them: Enhanced Packet Blocks without options, and the
-/// blocks that carry no packet and start no section, of which interface descriptions extend
-/// this. At anything else (a new section, a packet block with options, one `pcap-parser`
-/// refuses) they stop, and the mapped walk goes on from there.
+/// reads the same way whatever surrounds them: Enhanced Packet Blocks, and the blocks that carry
+/// no packet and start no section, of which interface descriptions extend this. At anything
+/// else (a new section, a Simple Packet Block, one `pcap-parser` refuses, one longer than any
+/// packet block) they stop, and the mapped walk goes on from there.
 #[derive(Clone, Debug)]
 pub struct Plain {
     big_endian: bool,
@@ -310,9 +315,10 @@ impl Records for Plain {
 
     /// Whether the chunks take a whole `block` (of the length [`Self::len`] gave): `Some(true)`
     /// for a packet to hand out, `Some(false)` for a block without packets (an interface it
-    /// adds to the section), `None` where they stop.
+    /// adds to the section), `None` where they stop. Packet blocks are read here, as the
+    /// in-place loop reads them; any other block goes through `pcap-parser`, as there.
     fn take(&mut self, block: &[u8]) -> Option<bool> {
-        if plain_epb(block, 0, block.len(), self.big_endian, self.ifaces.len()).is_some() {
+        if packet_block(block, 0, block.len(), self.big_endian, self.ifaces.len()).is_some() {
             return Some(true);
         }
         let parse = if self.big_endian { parse_block_be } else { parse_block_le };
@@ -322,6 +328,8 @@ impl Records for Plain {
         }
         match b {
             Block::InterfaceDescription(idb) => self.ifaces.push(Iface::of(&idb)),
+            // A packet block `packet_block` did not take (a frame longer than any, an interface
+            // not declared) is the mapped walk's to judge.
             Block::SectionHeader(_) | Block::EnhancedPacket(_) | Block::SimplePacket(_) => return None,
             _ => {}
         }
@@ -334,8 +342,8 @@ impl Records for Plain {
         ((u32_at(head, 4, self.big_endian) as usize).max(12), u32_at(head, 0, self.big_endian) == EPB)
     }
 
-    /// The packet of a whole Enhanced Packet Block that [`Self::take`] took as one, as packet
-    /// `number` of its file.
+    /// The packet of a whole Enhanced Packet Block that [`Self::take`] took as one (its options,
+    /// if any, after the frame), as packet `number` of its file.
     #[inline]
     fn packet<'a>(&self, block: &'a [u8], number: u64) -> Packet<'a> {
         let big_endian = self.big_endian;
@@ -355,8 +363,8 @@ impl Records for Plain {
 }
 
 /// Where the chunks of a pcapng file can start: its first packet block, if that is an Enhanced
-/// Packet Block without options and only a section header and blocks without packets come
-/// before it (within the first [`MAX_SECTION`] bytes); with the section there.
+/// Packet Block and only a section header and blocks without packets come before it (within the
+/// first [`MAX_SECTION`] bytes); with the section there.
 pub(super) fn plain_start(data: &[u8]) -> Option<(usize, Plain)> {
     if !is_pcapng(data) {
         return None;
@@ -525,6 +533,18 @@ mod tests {
             // Options on a packet (a comment), blocks that carry none, and an interface
             // declared after packets.
             v.extend(ng.epb(0, 5, &frame(3), &[(1, b"a comment")]));
+            // Bytes after the frame that are no options: one that runs past the block, and a
+            // stray word. pcap-parser reads options until one does not fit, and takes the block.
+            for tail in [&[1u8, 0, 0, 1, 0, 0, 0, 0][..], &[0xff; 4][..]] {
+                let mut body = Vec::new();
+                for w in [0u32, 0, 6, 13, 13] {
+                    ng.w32(&mut body, w);
+                }
+                body.extend_from_slice(&frame(0)[..13]);
+                body.resize(body.len().next_multiple_of(4), 0);
+                body.extend_from_slice(tail);
+                v.extend(ng.block(EPB, &body));
+            }
             v.extend(ng.block(4, &[0, 0, 0, 0])); // name resolution, empty
             v.extend(ng.block(5, &[0; 12])); // interface statistics
             v.extend(ng.block(0x0000_0bad, b"custom"));
@@ -533,6 +553,7 @@ mod tests {
                 v.extend(ng.epb(2, n, &frame(n as usize + 7), &[]));
             }
             // A second section, in the other byte order.
+            let second = v.len();
             let other = Ng { be: !be };
             v.extend(other.shb());
             v.extend(other.idb(1, &[]));
@@ -540,13 +561,9 @@ mod tests {
                 v.extend(other.epb(0, n * 1_000_000, &frame(n as usize + 11), &[]));
             }
             let got = same_as_the_parser(&v);
-            // A parallel scan shares out the packets up to the one with options.
-            let options = ng.shb().len()
-                + ng.idb(1, &[]).len()
-                + ng.idb(101, &[(9, &[9]), (14, &100u64.to_le_bytes()[..])]).len()
-                + (0..40u64).map(|n| ng.epb(0, 0, &frame(n as usize), &[]).len()).sum::<usize>();
-            assert_eq!(crate::pipeline::workers::check_split(&v, 2, 256), Some(options), "be = {be}");
-            assert_eq!(got.len(), 51, "be = {be}");
+            // A parallel scan shares out the packets of the first section.
+            assert_eq!(crate::pipeline::workers::check_split(&v, 2, 256), Some(second), "be = {be}");
+            assert_eq!(got.len(), 53, "be = {be}");
             assert_eq!(got[0].2, 1_700_000_000_123_456, "be = {be}: microseconds");
             assert_eq!(got[1].2, 1_700_100_000_123, "be = {be}: 1_700_000.000_123_457 s, 100 s on");
         }
@@ -558,7 +575,13 @@ mod tests {
             let ng = Ng { be };
             let mut v = [ng.shb(), ng.block(0x0000_0bad, b"custom"), ng.idb(1, &[])].concat();
             for n in 0..300u64 {
-                v.extend(ng.epb((n / 100) as u32 % 3, n * 1_000, &frame(n as usize), &[]));
+                // Now and then a packet with options: a comment, direction flags.
+                let opts: &[(u16, &[u8])] = match n % 7 {
+                    0 => &[(1, b"a comment")],
+                    3 => &[(2, &[1, 0, 0, 0])],
+                    _ => &[],
+                };
+                v.extend(ng.epb((n / 100) as u32 % 3, n * 1_000, &frame(n as usize), opts));
                 match n {
                     // Interfaces declared between packets, one in nanoseconds.
                     99 => v.extend(ng.idb(101, &[(9, &[9])])),
@@ -574,8 +597,8 @@ mod tests {
                 let end = crate::pipeline::workers::check_split(&v, n, chunk);
                 assert_eq!(end, Some(v.len()), "be = {be}, {n} workers, chunks of {chunk}: the chunks stopped early");
             }
-            // A first packet with options: the file is walked whole by every worker instead.
-            let first = [ng.shb(), ng.idb(1, &[]), ng.epb(0, 0, &frame(0), &[(1, b"a comment")])].concat();
+            // A Simple Packet Block first: the file is walked whole by every worker instead.
+            let first = [ng.shb(), ng.idb(1, &[]), ng.spb(&frame(0))].concat();
             assert_eq!(
                 crate::pipeline::workers::check_split(&[first, v[ng.shb().len()..].to_vec()].concat(), 2, 64),
                 None
