@@ -2,9 +2,10 @@
 //! of [`super::shard`] as the live sensor shards them.
 //!
 //! Every worker sees every input, in order, and keeps only its share:
-//! - a classic pcap file is cut into chunks that the workers claim in order to read and walk, each
-//!   handing every worker the places of its packets (see [`Split`]), so every record is read
-//!   once; other capture files (pcapng) are mapped and walked by every worker in place; a
+//! - a classic pcap or pcapng file is cut into chunks that the workers claim in order to read
+//!   and walk, each handing every worker the places of its packets (see [`Split`]), so every
+//!   record is read once; where the chunks stop (a pcapng block they do not take, a record that
+//!   does not fit), and in other capture files, every worker walks the mapped file in place; a
 //!   compressed capture or standard input is read once, on the calling thread, into batches
 //!   that every worker shares;
 //! - a flow log is parsed by every worker, each keeping the records of its address pairs;
@@ -116,7 +117,7 @@ const SPLIT_LAG: usize = 16;
 /// Packets of its share a worker starts loading ahead of the one it inspects.
 const PREFETCH_AHEAD: usize = 8;
 
-/// A classic pcap shared out by chunks. Chunk `c` (the records that start in bytes
+/// A classic pcap or pcapng shared out by chunks. Chunk `c` (the records that start in bytes
 /// `c * CHUNK..(c + 1) * CHUNK`) is read by the worker that claims it into its own buffer,
 /// walked once, and split: each worker is handed the places of its packets in that buffer, and
 /// of the DNS answers every worker learns from. Each worker then inspects its shares of the
@@ -254,8 +255,9 @@ enum Step {
 }
 
 impl Split {
-    /// A split of the classic pcap at `path` (mapped as `map`) among `n` workers; the map back
-    /// for other captures, which each worker walks whole.
+    /// A split of the classic pcap or pcapng at `path` (mapped as `map`) among `n` workers; the
+    /// map back for a capture the chunks cannot start in (see [`capture::Layout::of`]), which
+    /// each worker walks whole.
     fn new(map: memmap2::Mmap, path: &std::path::Path, n: usize, chunk: usize) -> Result<Split, memmap2::Mmap> {
         let Some((layout, first)) = capture::Layout::of(&map) else { return Err(map) };
         let Ok(file) = std::fs::File::open(path) else { return Err(map) };

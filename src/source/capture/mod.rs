@@ -527,7 +527,7 @@ impl Legacy {
 }
 
 /// How the records of a capture that a parallel scan shares out in chunks are laid out (see
-/// `pipeline::workers`): a classic pcap's, or a pcapng section's (see [`pcapng::Plain`]). It
+/// `pipeline::workers`): a classic pcap's, or a pcapng section's (see `pcapng::Plain`). It
 /// tells where each record ends and reads its packet, as the in-place record loops do, so that
 /// the chunks hand out exactly what [`read_slice`] reads, up to where they stop.
 #[derive(Clone, Debug)]
