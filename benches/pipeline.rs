@@ -4,7 +4,7 @@
 //!
 //! `cargo bench --bench pipeline`: divan prints bytes/s or items/s per stage. Inputs are built
 //! in memory by the project's own generators: the sample captures' frames repeated to 300k
-//! packets, a 200k-SYN flood of new connections, and 200k generated flows rendered as a Zeek
+//! packets (also as pcapng, with and without a direction flag on every packet), a 200k-SYN flood of new connections, and 200k generated flows rendered as a Zeek
 //! conn.log, AWS VPC lines and EVE flow events.
 
 use std::sync::{Arc, OnceLock};
@@ -21,6 +21,9 @@ use iocmatch::synth::{self, flows, PcapWriter};
 struct Fixture {
     /// The samples' frames, repeated (Ethernet).
     mixed: Vec<u8>,
+    /// The same packets as pcapng, without options and with a direction flag on every packet.
+    mixed_ng: Vec<u8>,
+    mixed_ng_flags: Vec<u8>,
     mixed_packets: usize,
     flood: Vec<u8>,
     frames: Vec<Vec<u8>>,
@@ -50,6 +53,8 @@ fn fixture() -> &'static Fixture {
                 n += 1;
             }
         }
+        let mixed = w.into_inner();
+        let (mixed_ng, mixed_ng_flags) = (pcapng(&mixed, false), pcapng(&mixed, true));
         let flood = synth::syn_flood(Vec::new(), 200_000, 1).expect("flood");
         let mut set = IndicatorSet::new();
         let csv_text =
@@ -62,8 +67,39 @@ fn fixture() -> &'static Fixture {
             ("aws_vpc", flowlog::Format::AwsVpc, flows::aws_v2(&s, &all).data),
             ("eve_flow", flowlog::Format::EveJson, flows::eve(&s, &all, flows::EveKind::Flow, false).data),
         ];
-        Fixture { mixed: w.into_inner(), mixed_packets: n, flood, frames, matcher: Matcher::new(set), logs }
+        Fixture { mixed, mixed_ng, mixed_ng_flags, mixed_packets: n, flood, frames, matcher: Matcher::new(set), logs }
     })
+}
+
+/// A classic pcap's packets as pcapng (one interface, µs), each in an Enhanced Packet Block,
+/// with `flags` a direction flag on each (as Microsoft's etl2pcapng writes them).
+fn pcapng(pcap: &[u8], flags: bool) -> Vec<u8> {
+    fn block(out: &mut Vec<u8>, ty: u32, body: &[u8]) {
+        let len = (12 + body.len().next_multiple_of(4)) as u32;
+        out.extend(ty.to_le_bytes());
+        out.extend(len.to_le_bytes());
+        out.extend(body);
+        out.resize(out.len() + body.len().next_multiple_of(4) - body.len(), 0);
+        out.extend(len.to_le_bytes());
+    }
+    let mut out = Vec::new();
+    block(&mut out, 0x0a0d_0d0a, &[&0x1a2b_3c4du32.to_le_bytes()[..], &[1, 0, 0, 0], &[0xff; 8]].concat());
+    block(&mut out, 1, &[&(packet::LINKTYPE_ETHERNET as u16).to_le_bytes()[..], &[0, 0], &[0, 0, 4, 0]].concat());
+    capture::read_slice(pcap, |p| {
+        let ts = p.ts_micros as u64;
+        let mut body = Vec::with_capacity(32 + p.data.len());
+        for w in [0, (ts >> 32) as u32, ts as u32, p.data.len() as u32, p.wire_len] {
+            body.extend(w.to_le_bytes());
+        }
+        body.extend(p.data);
+        if flags {
+            body.resize(body.len().next_multiple_of(4), 0);
+            body.extend([2, 0, 4, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        block(&mut out, 6, &body);
+    })
+    .expect("pcap");
+    out
 }
 
 fn main() {
@@ -90,6 +126,19 @@ fn reader_streaming(b: divan::Bencher) {
         capture::read(&f.mixed[..], |p| {
             divan::black_box(p.data.len());
         })
+    });
+}
+
+/// The streaming reader over the same packets as pcapng, without options and with a flag on
+/// every packet.
+#[divan::bench(sample_count = 10, args = ["plain", "flags"])]
+fn reader_streaming_pcapng(b: divan::Bencher, form: &str) {
+    let f = fixture();
+    let data = if form == "flags" { &f.mixed_ng_flags } else { &f.mixed_ng };
+    b.counter(BytesCount::new(data.len())).bench(|| {
+        let mut n = 0usize;
+        capture::read(&data[..], |p| n += p.data.len()).expect("pcapng");
+        divan::black_box(n)
     });
 }
 
