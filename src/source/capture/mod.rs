@@ -527,13 +527,13 @@ impl Legacy {
 }
 
 /// How the records of a capture that a parallel scan shares out in chunks are laid out (see
-/// `pipeline::workers`): a classic pcap's, or a pcapng section's (see `pcapng::Plain`). It
+/// `pipeline::workers`): a classic pcap's, or a pcapng section's (see `pcapng::ChunkSection`). It
 /// tells where each record ends and reads its packet, as the in-place record loops do, so that
 /// the chunks hand out exactly what [`read_slice`] reads, up to where they stop.
 #[derive(Clone, Debug)]
 pub enum Layout {
     Legacy(Legacy),
-    Ng(Arc<pcapng::Plain>),
+    Ng(Arc<pcapng::ChunkSection>),
 }
 
 impl Layout {
@@ -543,15 +543,15 @@ impl Layout {
         if let Some(legacy) = Legacy::of(data) {
             return Some((Layout::Legacy(legacy), Legacy::HEADER));
         }
-        let (at, plain) = pcapng::plain_start(data)?;
-        Some((Layout::Ng(Arc::new(plain)), at))
+        let (at, section) = pcapng::chunk_start(data)?;
+        Some((Layout::Ng(Arc::new(section)), at))
     }
 
     /// The longest record the chunks take.
     pub fn max_record(&self) -> usize {
         match self {
             Layout::Legacy(_) => 16 + MAX_FRAME,
-            Layout::Ng(_) => pcapng::Plain::MAX_BLOCK,
+            Layout::Ng(_) => pcapng::ChunkSection::MAX_BLOCK,
         }
     }
 }
@@ -625,10 +625,10 @@ pub fn read_mapped_from(
             reader.header_sent = true;
             Start { stats: FileStats { packets, bytes: 0 }, offset: offset as u64, legacy, section: None }
         }
-        (Layout::Ng(plain), None) => {
+        (Layout::Ng(section), None) => {
             // The pcapng record loop goes on in the section, as far as it reads.
             let (data, mut pos, mut last) = (reader.data, offset, offset);
-            let start = pcapng::in_place(data, &mut pos, Some((plain, packets)), &stop, &mut sink, &mut |at| {
+            let start = pcapng::in_place(data, &mut pos, Some((section, packets)), &stop, &mut sink, &mut |at| {
                 reader.consume_noshift(at - last);
                 last = at;
             });

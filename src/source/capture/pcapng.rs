@@ -13,11 +13,11 @@
 //! changes a packet. [`packet_block`] takes exactly the blocks `pcap-parser` reads, and reads
 //! them as it does. Every other block, and any such block whose fields `pcap-parser` would
 //! refuse, is read by `pcap-parser`'s own block parser, one block at a time, so that what each
-//! block means is decided in one place. At the first block the loop cannot take (an error, an interface it
-//! has not seen, a block longer than the buffer, the end of the input inside a block) it stops,
-//! and `walk` goes on from there, knowing the section (a stream's header and interfaces are
-//! read to it again; a mapped file's are passed in `Start`), so it reports exactly what it
-//! reports on its own.
+//! block means is decided in one place. At the first block the loop cannot take (an error, an
+//! interface it has not seen, a block longer than the buffer, the end of the input inside a
+//! block) it stops, and `walk` goes on from there, knowing the section (a stream's header and
+//! interfaces are read to it again; a mapped file's are passed in `Start`), so it reports
+//! exactly what it reports on its own.
 
 use std::io::Read;
 
@@ -200,7 +200,7 @@ fn blocks(
                 s.blocks.extend_from_slice(block);
             }
             Block::EnhancedPacket(epb) => {
-                // One with options, or with fields the plain reading leaves to the parser:
+                // One `packet_block` leaves to the parser (a frame longer than any it takes):
                 // delivered as `walk` delivers it, without a look-ahead.
                 let Some(ifc) = section.as_ref().and_then(|s| s.ifaces.get(epb.if_id as usize)) else {
                     return Stopped::HandOver;
@@ -265,7 +265,7 @@ pub(super) fn stream(
 pub(super) fn in_place(
     data: &[u8],
     pos: &mut usize,
-    within: Option<(&Plain, u64)>,
+    within: Option<(&ChunkSection, u64)>,
     stop: &impl Fn() -> bool,
     sink: &mut impl FnMut(Packet<'_>),
     at_block: &mut impl FnMut(usize),
@@ -281,20 +281,21 @@ pub(super) fn in_place(
 /// byte order and the interfaces declared so far. The chunks take the blocks the in-place loop
 /// reads the same way whatever surrounds them: Enhanced Packet Blocks, and the blocks that carry
 /// no packet and start no section, of which interface descriptions extend this. At anything
-/// else (a new section, a Simple Packet Block, one `pcap-parser` refuses, one longer than any
-/// packet block) they stop, and the mapped walk goes on from there.
+/// else (a new section, a Simple Packet Block, one `pcap-parser` refuses, one longer than
+/// [`ChunkSection::MAX_BLOCK`]) they stop, and the mapped walk goes on from there.
 #[derive(Clone, Debug)]
-pub struct Plain {
+pub struct ChunkSection {
     big_endian: bool,
     ifaces: Vec<Iface>,
 }
 
-impl Plain {
-    /// The longest block the chunks take: an Enhanced Packet Block of the longest frame.
+impl ChunkSection {
+    /// The longest block the chunks take: an Enhanced Packet Block of the longest frame, without
+    /// options.
     pub(super) const MAX_BLOCK: usize = EPB_HEAD + MAX_FRAME + 4;
 }
 
-impl Records for Plain {
+impl Records for ChunkSection {
     /// Bytes of a block to read its length from.
     #[inline(always)]
     fn head(&self) -> usize {
@@ -365,7 +366,7 @@ impl Records for Plain {
 /// Where the chunks of a pcapng file can start: its first packet block, if that is an Enhanced
 /// Packet Block and only a section header and blocks without packets come before it (within the
 /// first [`MAX_SECTION`] bytes); with the section there.
-pub(super) fn plain_start(data: &[u8]) -> Option<(usize, Plain)> {
+pub(super) fn chunk_start(data: &[u8]) -> Option<(usize, ChunkSection)> {
     if !is_pcapng(data) {
         return None;
     }
@@ -375,12 +376,12 @@ pub(super) fn plain_start(data: &[u8]) -> Option<(usize, Plain)> {
     if !rest.is_empty() || len <= 12 {
         return None;
     }
-    let mut plain = Plain { big_endian: shb.big_endian(), ifaces: Vec::new() };
+    let mut section = ChunkSection { big_endian: shb.big_endian(), ifaces: Vec::new() };
     let mut at = len;
     while at <= MAX_SECTION {
-        let len = plain.len(data.get(at..at + plain.head())?)?;
-        match plain.take(data.get(at..at + len)?)? {
-            true => return Some((at, plain)),
+        let len = section.len(data.get(at..at + section.head())?)?;
+        match section.take(data.get(at..at + len)?)? {
+            true => return Some((at, section)),
             false => at += len,
         }
     }
