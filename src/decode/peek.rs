@@ -69,11 +69,26 @@ pub fn endpoints(linktype: u32, data: &[u8]) -> Option<(u8, Endpoint, Endpoint)>
     }
 }
 
-/// A TCP segment read at a glance (see [`plain_tcp`]).
+/// An address as one integer: an IPv6 address as it is, an IPv4 address mapped into IPv6
+/// (`::ffff:a.b.c.d`). The connection table keys connections by such integers, and
+/// [`plain_tcp`] reads them straight from the header.
+#[inline]
+pub fn ip_int(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// An address (as [`ip_int`] gives it) and a port.
+pub type IntEndpoint = (u128, u16);
+
+/// A TCP segment read at a glance (see [`plain_tcp`]). Its addresses are integers, as
+/// [`ip_int`] gives them, which is all the connection table needs of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlainTcp {
-    pub src: Endpoint,
-    pub dst: Endpoint,
+    pub src: IntEndpoint,
+    pub dst: IntEndpoint,
     pub flags: u8,
     /// Whether the segment carries data.
     pub payload: bool,
@@ -104,7 +119,7 @@ pub fn plain_tcp(linktype: u32, data: &[u8]) -> Option<PlainTcp> {
         LINKTYPE_IPV6 => (data, 6),
         _ => return None,
     };
-    let (src, dst, l4): (IpAddr, IpAddr, &[u8]) = match *ip.first()? >> 4 {
+    let (src, dst, l4): (u128, u128, &[u8]) = match *ip.first()? >> 4 {
         4 if version != 6 => {
             let h: &[u8; 20] = ip.get(..20)?.try_into().ok()?;
             let ihl = usize::from(h[0] & 0x0f) * 4;
@@ -119,9 +134,9 @@ pub fn plain_tcp(linktype: u32, data: &[u8]) -> Option<PlainTcp> {
             }
             // A total of 0 (segmentation offload) or past the frame: what is there.
             let end = if total == 0 || total > ip.len() { ip.len() } else { total };
-            let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
-            let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-            (src.into(), dst.into(), &ip[ihl..end])
+            // As `ip_int` maps them.
+            let v4 = |b: &[u8]| 0xffff << 32 | u128::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            (v4(&h[12..16]), v4(&h[16..20]), &ip[ihl..end])
         }
         6 if version != 4 => {
             let h: &[u8; 40] = ip.get(..40)?.try_into().ok()?;
@@ -130,9 +145,9 @@ pub fn plain_tcp(linktype: u32, data: &[u8]) -> Option<PlainTcp> {
             }
             let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
             let end = if plen == 0 || 40 + plen > ip.len() { ip.len() } else { 40 + plen };
-            let src = Ipv6Addr::from(<[u8; 16]>::try_from(&h[8..24]).ok()?);
-            let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&h[24..40]).ok()?);
-            (src.into(), dst.into(), &ip[40..end])
+            let src = u128::from_be_bytes(h[8..24].try_into().ok()?);
+            let dst = u128::from_be_bytes(h[24..40].try_into().ok()?);
+            (src, dst, &ip[40..end])
         }
         _ => return None,
     };
@@ -158,8 +173,8 @@ pub fn check_plain_tcp(linktype: u32, frame: &[u8]) {
     let decoded = super::packet::decode(linktype, frame, true, &mut d);
     let inner = d.innermost().copied();
     let full = inner.filter(|_| decoded.is_ok() && d.depth == 1 && d.fragment.is_none()).map(|l| PlainTcp {
-        src: (l.src, d.sport),
-        dst: (l.dst, d.dport),
+        src: (ip_int(l.src), d.sport),
+        dst: (ip_int(l.dst), d.dport),
         flags: d.tcp.map_or(!0, |t| t.flags),
         payload: !d.payload.is_empty(),
     });
@@ -204,7 +219,9 @@ mod tests {
         qinq.splice(12..12, [0x81, 0x00, 0x00, 0x03]);
         frames.push((1, qinq));
 
-        let want = |src, dst, payload| Some(PlainTcp { src: (src, 40000), dst: (dst, 443), flags: 0x18, payload });
+        let want = |src, dst, payload| {
+            Some(PlainTcp { src: (ip_int(src), 40000), dst: (ip_int(dst), 443), flags: 0x18, payload })
+        };
         assert_eq!(plain_tcp(1, &frames[0].1), want(a4, b4, true));
         assert_eq!(plain_tcp(1, &frames[1].1), want(a4, b4, true));
         assert_eq!(plain_tcp(1, &frames[2].1), want(a6, b6, false));

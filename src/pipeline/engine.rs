@@ -150,9 +150,21 @@ pub struct Engine<'m, S: Sink> {
     /// Packets and records since the last sweep.
     since_sweep: usize,
     /// What [`Engine::hint`] read of the plain TCP segments it was shown, for when they come:
-    /// which frame (packet number, and where its bytes are), the reading, the connection's key
-    /// and its hash in the table.
-    ahead: [Option<(Seen, PlainTcp, ConnKey, u64)>; AHEAD_SLOTS],
+    /// which frame (packet number, and where its bytes are) and what [`Engine::established`]
+    /// needs of it.
+    ahead: [Option<(Seen, Segment)>; AHEAD_SLOTS],
+}
+
+/// What the fast path needs of a plain TCP segment: its connection's key and hash in the
+/// table, which side of the key sent it, its flags and whether it carries data. Kept small:
+/// it is written and read for every such segment.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    key: ConnKey,
+    hash: u64,
+    src_hi: bool,
+    flags: u8,
+    payload: bool,
 }
 
 /// Segments read ahead and kept for [`Engine::packet`] (more than the readers' look-ahead).
@@ -387,28 +399,28 @@ impl<'m, S: Sink> Engine<'m, S> {
     #[inline]
     pub fn hint(&mut self, linktype: u32, data: &[u8], number: u64) {
         if let Some(t) = peek::plain_tcp(linktype, data) {
-            let key = ConnKey::new(6, t.src, t.dst).0;
+            let (key, src_hi) = ConnKey::of_ints(6, t.src, t.dst);
             let hash = self.conns.hint(&key);
-            self.ahead[number as usize % AHEAD_SLOTS] = Some((seen(data, number), t, key, hash));
+            let s = Segment { key, hash, src_hi, flags: t.flags, payload: t.payload };
+            self.ahead[number as usize % AHEAD_SLOTS] = Some((seen(data, number), s));
         } else if let Some((proto, a, b)) = peek::endpoints(linktype, data) {
             self.conns.hint(&ConnKey::new(proto, a, b).0);
         }
     }
 
-    /// The plain TCP segment packet `p` is, with its connection's key and hash: as the hint
-    /// read it, or read now.
+    /// The plain TCP segment packet `p` is: as the hint read it, or read now.
     #[inline]
-    fn plain_tcp(&mut self, p: &Packet<'_>) -> Option<(PlainTcp, ConnKey, u64)> {
+    fn plain_tcp(&mut self, p: &Packet<'_>) -> Option<Segment> {
         let slot = &mut self.ahead[p.number as usize % AHEAD_SLOTS];
-        if let Some((frame, t, key, hash)) = *slot {
+        if let Some((frame, s)) = *slot {
             if frame == seen(p.data, p.number) {
                 *slot = None;
-                return Some((t, key, hash));
+                return Some(s);
             }
         }
-        let t = peek::plain_tcp(p.linktype, p.data)?;
-        let key = ConnKey::new(6, t.src, t.dst).0;
-        Some((t, key, self.conns.hash(&key)))
+        let t: PlainTcp = peek::plain_tcp(p.linktype, p.data)?;
+        let (key, src_hi) = ConnKey::of_ints(6, t.src, t.dst);
+        Some(Segment { key, hash: self.conns.hash(&key), src_hi, flags: t.flags, payload: t.payload })
     }
 
     /// Inspects one captured frame.
@@ -423,11 +435,11 @@ impl<'m, S: Sink> Engine<'m, S> {
         let decap = true;
         // Most frames are segments of a TCP connection already known: those need no decoder.
         let plain = if self.core.opts.decode_every_frame { None } else { self.plain_tcp(p) };
-        if let Some((t, key, hash)) = plain {
+        if let Some(seg) = plain {
             let st = &mut self.core.stats;
             st.decoded += 1;
             self.tick(p.ts_micros);
-            if !self.established(&t, &key, hash, p.data.len()) {
+            if !self.established(&seg, p.data.len()) {
                 let mut d = Decoded::default();
                 let decoded = packet::decode(p.linktype, p.data, decap, &mut d);
                 debug_assert!(decoded.is_ok() && d.depth == 1 && d.fragment.is_none() && d.tcp.is_some());
@@ -473,14 +485,14 @@ impl<'m, S: Sink> Engine<'m, S> {
     /// flags, counted as [`Self::inspect`] would; false (and nothing changed) for anything else:
     /// a new connection, an old one to end or restart, a SYN, or data still to be read.
     #[inline]
-    fn established(&mut self, t: &PlainTcp, key: &ConnKey, hash: u64, wire: usize) -> bool {
+    fn established(&mut self, t: &Segment, wire: usize) -> bool {
         let now = self.core.ts;
         let limits = self.core.opts.limits;
-        let Some(conn) = self.conns.get_mut_hashed(key, hash) else { return false };
+        let Some(conn) = self.conns.get_mut_hashed(&t.key, t.hash) else { return false };
         if t.flags & 0x02 != 0 || conn.closed_at.is_some() || limits.expired(conn, now).is_some() {
             return false;
         }
-        let dir = conn.dir(t.src);
+        let dir = conn.dir_of_side(t.src_hi);
         if t.payload && !conn.app_done[dir] {
             return false;
         }
@@ -491,7 +503,7 @@ impl<'m, S: Sink> Engine<'m, S> {
     fn inspect(&mut self, d: &Decoded<'_>, wire: usize) {
         let Some(inner) = d.innermost().copied() else { return };
         let (src, dst) = ((inner.src, d.sport), (inner.dst, d.dport));
-        let (key, _) = ConnKey::new(inner.proto, src, dst);
+        let (key, src_hi) = ConnKey::new(inner.proto, src, dst);
         let now = self.core.ts;
         let tcp = d.tcp;
         if self.conns.len() >= self.core.opts.limits.max_conns && !self.conns.contains_key(&key) {
@@ -540,7 +552,7 @@ impl<'m, S: Sink> Engine<'m, S> {
                 return self.inspect(d, wire);
             }
         }
-        let dir = conn.dir(src);
+        let dir = conn.dir_of_side(src_hi);
         conn.count(dir, wire, now, tcp.map(|t| t.flags));
         if is_new {
             self.core.stats.conns += 1;

@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use super::stream::Stream;
+use crate::decode::peek::{ip_int, IntEndpoint};
 use crate::report::alert::{Field, Tunnel};
 
 /// Both directions of a connection map to the same key. Addresses are stored as integers
@@ -20,18 +21,16 @@ pub struct ConnKey {
     pub proto: u8,
 }
 
-fn int(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
-        IpAddr::V6(a) => u128::from(a),
-    }
-}
-
 impl ConnKey {
     /// The key of a packet from `a` to `b`, and whether `a` is the higher endpoint.
     #[inline]
     pub fn new(proto: u8, a: (IpAddr, u16), b: (IpAddr, u16)) -> (ConnKey, bool) {
-        let (ai, bi) = ((int(a.0), a.1), (int(b.0), b.1));
+        Self::of_ints(proto, (ip_int(a.0), a.1), (ip_int(b.0), b.1))
+    }
+
+    /// [`ConnKey::new`] of addresses already integers ([`ip_int`]).
+    #[inline]
+    pub fn of_ints(proto: u8, ai: IntEndpoint, bi: IntEndpoint) -> (ConnKey, bool) {
         if ai <= bi {
             (ConnKey { lo: ai.0, hi: bi.0, ports: (ai.1 as u32) << 16 | bi.1 as u32, proto }, false)
         } else {
@@ -94,6 +93,9 @@ pub struct Conn {
     pub app: Option<Box<App>>,
     /// Carries NetFlow/IPFIX export packets.
     pub netflow: bool,
+    /// Whether the client is the higher endpoint of the connection's key. The table sets it
+    /// when it files the connection (see [`Conn::dir_of_side`]).
+    pub client_hi: bool,
 }
 
 impl Conn {
@@ -118,6 +120,7 @@ impl Conn {
             app_done: [true; 2],
             app: None,
             netflow: false,
+            client_hi: false,
         }
     }
 
@@ -125,10 +128,18 @@ impl Conn {
         !self.alerted.is_empty()
     }
 
-    /// Direction index of a packet from `src`: 0 = from the client.
+    /// Direction index of a packet from `src`: 0 = from the client. Endpoints compare as the
+    /// key does (as integers, [`ip_int`]), so this agrees with [`Conn::dir_of_side`].
     #[inline]
     pub fn dir(&self, src: (IpAddr, u16)) -> usize {
-        usize::from(src != self.client)
+        usize::from((ip_int(src.0), src.1) != (ip_int(self.client.0), self.client.1))
+    }
+
+    /// Direction index of a packet whose source is the higher endpoint of the key or not (the
+    /// second half of [`ConnKey::new`]'s answer): [`Conn::dir`] without the addresses.
+    #[inline]
+    pub fn dir_of_side(&self, src_hi: bool) -> usize {
+        usize::from(src_hi != self.client_hi)
     }
 
     /// Counts a packet of `wire` bytes from side `dir` at `now`, and, for TCP (`flags`), the

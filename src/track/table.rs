@@ -125,7 +125,9 @@ impl ConnTable {
                     self.grow();
                     at = self.find(&key, hash).expect_err("not present");
                 }
-                let entry = Some((key, make()));
+                let mut conn = make();
+                conn.client_hi = ConnKey::new(conn.proto, conn.client, conn.server).1;
+                let entry = Some((key, conn));
                 let slot = match self.free.pop() {
                     Some(s) => {
                         self.slots[s as usize] = entry;
@@ -340,5 +342,34 @@ mod tests {
         }
         assert_eq!(t.slots.len(), 100_000);
         assert_eq!(t.len(), 100_000);
+    }
+
+    /// The fast path knows only which side of the key a segment came from; the table files
+    /// each connection with its client's side, so that both ways of telling a packet's
+    /// direction agree, for either order of the endpoints, equal endpoints, and an IPv4
+    /// address met again mapped into IPv6.
+    #[test]
+    fn a_packets_side_of_the_key_tells_its_direction_as_its_source_does() {
+        let ep = |s: &str, port: u16| (s.parse::<IpAddr>().unwrap(), port);
+        let ends = [ep("10.0.0.1", 40000), ep("192.0.2.9", 443), ep("2001:db8::1", 443), ep("10.0.0.1", 443)];
+        let mapped = ep("::ffff:10.0.0.1", 40000);
+        for client in ends {
+            for server in ends {
+                let mut t = ConnTable::default();
+                let (key, _) = ConnKey::new(6, client, server);
+                let c = t.get_or_insert_with(key, || Conn { client, server, proto: 6, ..Conn::blank() }).0;
+                for (src, dst) in [(client, server), (server, client)] {
+                    let (k, src_hi) = ConnKey::new(6, src, dst);
+                    assert_eq!(k, key);
+                    assert_eq!(c.dir_of_side(src_hi), c.dir(src), "{client:?} -> {server:?}, from {src:?}");
+                }
+                let want = usize::from(client != ends[0]);
+                if server != client && (client == ends[0] || server == ends[0]) {
+                    let (_, hi) = ConnKey::new(6, mapped, if client == ends[0] { server } else { client });
+                    assert_eq!(c.dir_of_side(hi), want, "{client:?} -> {server:?}, from {mapped:?}");
+                    assert_eq!(c.dir(mapped), want);
+                }
+            }
+        }
     }
 }
