@@ -115,6 +115,8 @@ struct Core<'m, S: Sink> {
     /// Reading DNS answers only to learn resolved addresses (another worker owns the packet).
     learn_only: bool,
     namebuf: dns::NameBuf,
+    /// What [`Core::dns`] read of the last message (kept for its buffers).
+    dns_read: DnsRead,
     scratch: Vec<u8>,
     hits: Vec<Hit>,
     flagged: Vec<crate::report::evidence::Span>,
@@ -122,6 +124,58 @@ struct Core<'m, S: Sink> {
     retired: Vec<String>,
     /// See [`Core::alert_text`].
     texts: HashMap<(Id, Field), Arc<AlertText>, foldhash::fast::RandomState>,
+}
+
+/// The names, addresses and CNAME (or DNAME) targets of one DNS message.
+#[derive(Default)]
+struct DnsRead {
+    names: Names,
+    /// Addresses answered, with their TTLs.
+    addrs: Vec<(IpAddr, u32)>,
+    /// Which of `names` are CNAME or DNAME targets.
+    cnames: Vec<usize>,
+}
+
+impl DnsRead {
+    fn clear(&mut self) {
+        self.names.clear();
+        self.addrs.clear();
+        self.cnames.clear();
+    }
+}
+
+/// Names, each with the field it was read from, in one string.
+#[derive(Default)]
+struct Names {
+    text: String,
+    /// Where each name ends in `text` (it starts where the one before ends).
+    ends: Vec<(usize, Field)>,
+}
+
+impl Names {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn push(&mut self, name: &str, field: Field) {
+        self.text.push_str(name);
+        self.ends.push((self.text.len(), field));
+    }
+
+    fn get(&self, i: usize) -> (&str, Field) {
+        let start = if i == 0 { 0 } else { self.ends[i - 1].0 };
+        let (end, field) = self.ends[i];
+        (&self.text[start..end], field)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, Field)> {
+        (0..self.len()).map(|i| self.get(i))
+    }
 }
 
 /// What every alert on one indicator in one field says the same way.
@@ -224,6 +278,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             learn_only: false,
             ts: 0,
             namebuf: dns::NameBuf::default(),
+            dns_read: DnsRead::default(),
             scratch: Vec::new(),
             hits: Vec::new(),
             flagged: Vec::new(),
@@ -862,22 +917,25 @@ impl<S: Sink> Core<'_, S> {
             return;
         };
         self.stats.dns_messages += 1;
-        let names = std::cell::RefCell::new(Vec::<(String, Field)>::new());
-        let mut addrs: Vec<(IpAddr, u32)> = Vec::new();
-        let mut cnames: Vec<String> = Vec::new();
+        // Buffers kept from message to message: most messages hold a name or two, and nothing
+        // read here outlives the message unless it matches.
+        let mut read = std::mem::take(&mut self.dns_read);
+        read.clear();
+        let DnsRead { names, addrs, cnames } = &mut read;
+        let names = std::cell::RefCell::new(names);
         let mut namebuf = std::mem::take(&mut self.namebuf);
         let r = parsed.walk(
             &mut namebuf,
             |q| {
                 if let Some(n) = q.name.as_str() {
-                    names.borrow_mut().push((n.to_string(), Field::DnsQuery));
+                    names.borrow_mut().push(n, Field::DnsQuery);
                 }
             },
             |a| {
+                let mut names = names.borrow_mut();
                 if let Some(n) = a.name.as_str() {
-                    let mut names = names.borrow_mut();
                     if !names.iter().any(|(x, _)| x == n) {
-                        names.push((n.to_string(), Field::DnsAnswer));
+                        names.push(n, Field::DnsAnswer);
                     }
                 }
                 match &a.data {
@@ -885,8 +943,8 @@ impl<S: Sink> Core<'_, S> {
                     dns::Rdata::Aaaa(ip) => addrs.push((IpAddr::V6(*ip), a.ttl)),
                     dns::Rdata::Cname(t) | dns::Rdata::Dname(t) => {
                         if let Some(t) = t.as_str() {
-                            names.borrow_mut().push((t.to_string(), Field::DnsAnswer));
-                            cnames.push(t.to_string());
+                            cnames.push(names.len());
+                            names.push(t, Field::DnsAnswer);
                         }
                     }
                     _ => {}
@@ -894,29 +952,28 @@ impl<S: Sink> Core<'_, S> {
             },
         );
         self.namebuf = namebuf;
-        let names = names.into_inner();
         if r.is_err() {
             self.stats.dns_errors += 1;
         }
         let mut hits = std::mem::take(&mut self.hits);
         let mut flagged_ids: Vec<Id> = Vec::new();
         let mut origin: Option<Arc<str>> = None;
-        for (name, field) in &names {
+        for (name, field) in read.names.iter() {
             if name.is_empty() {
                 continue;
             }
             let before = hits.len();
-            self.m.lookup_domain(name, &mut |id| hits.push((id, *field, name.clone(), None, None)));
+            self.m.lookup_domain(name, &mut |id| hits.push((id, field, name.to_string(), None, None)));
             if hits.len() > before {
                 flagged_ids.extend(hits[before..].iter().map(|h| h.0));
-                origin.get_or_insert_with(|| Arc::from(name.as_str()));
+                origin.get_or_insert_with(|| Arc::from(name));
             } else if let Some(r) = self.dns.name(name, self.ts) {
                 // A CNAME target of a flagged name, queried on its own.
                 flagged_ids.extend(r.ids.iter().copied());
                 origin.get_or_insert_with(|| r.name.clone());
             }
         }
-        for (ip, _) in &addrs {
+        for (ip, _) in &read.addrs {
             self.m.lookup_ip(*ip, 0, &mut |id| hits.push((id, Field::DnsAnswer, ip.to_string(), None, None)));
         }
         for (id, f, v, l, via) in hits.drain(..) {
@@ -928,7 +985,7 @@ impl<S: Sink> Core<'_, S> {
             flagged_ids.dedup();
             let ids: Arc<[Id]> = Arc::from(flagged_ids);
             let name = origin.unwrap_or_else(|| Arc::from(""));
-            for (ip, ttl) in addrs {
+            for &(ip, ttl) in &read.addrs {
                 let until = if self.opts.honour_ttl {
                     self.ts.saturating_add(ttl.clamp(60, 86_400) as i64 * 1_000_000)
                 } else {
@@ -941,10 +998,12 @@ impl<S: Sink> Core<'_, S> {
                 }
                 self.dns.insert_addr(ip, r);
             }
-            for c in cnames {
-                self.dns.insert_name(&c, Resolved { ids: ids.clone(), name: name.clone(), until: i64::MAX });
+            for &c in &read.cnames {
+                let target = read.names.get(c).0;
+                self.dns.insert_name(target, Resolved { ids: ids.clone(), name: name.clone(), until: i64::MAX });
             }
         }
+        self.dns_read = read;
     }
 
     /// Raises one alert, unless this connection already raised it for that indicator and field.
