@@ -16,6 +16,7 @@
 //! Alerts go through one writer under a lock (they are few), so their order across
 //! connections is not the packets' order; within a connection it is.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::sync::atomic::{
     AtomicBool, AtomicU64, AtomicUsize,
@@ -33,7 +34,7 @@ use crate::matcher::Matcher;
 use crate::report::evidence::Span;
 use crate::report::summary::Stats;
 use crate::report::{Alert, FlowEvent, Writer};
-use crate::source::capture::{self, Packet, Records};
+use crate::source::capture::{self, Packet, Records, Take};
 use crate::source::flowlog;
 
 /// Jobs queued per worker before the reader waits.
@@ -137,8 +138,9 @@ pub struct Split {
     file: std::fs::File,
     /// The same file mapped, for the records after the chunks stop (see `SplitState::end`).
     map: memmap2::Mmap,
-    /// How the records are laid out where the chunks start.
-    layout: capture::Layout,
+    /// The longest record the chunks take ([`capture::Layout::max_record`]): a chunk's buffer
+    /// holds one past the chunk's end.
+    max_record: usize,
     len: usize,
     n: usize,
     /// Bytes per chunk ([`CHUNK`]).
@@ -262,11 +264,12 @@ impl Split {
         let Some((layout, first)) = capture::Layout::of(&map) else { return Err(map) };
         let Ok(file) = std::fs::File::open(path) else { return Err(map) };
         let len = map.len();
-        let state = SplitState { starts: vec![(first, 0, layout.clone())], ..Default::default() };
+        let max_record = layout.max_record();
+        let state = SplitState { starts: vec![(first, 0, layout)], ..Default::default() };
         Ok(Split {
             file,
             map,
-            layout,
+            max_record,
             len,
             n,
             chunk: chunk.max(1),
@@ -333,9 +336,9 @@ impl Split {
     /// fit (or the end of the file), and at a pcapng block the chunks do not take. Returns
     /// where it stopped, the packets it passed, and whether it stopped early.
     #[inline]
-    fn hop<R: Records>(
+    fn hop<R: Records + Clone>(
         &self,
-        records: &mut R,
+        records: &mut Cow<'_, R>,
         base: usize,
         buf: &mut [u8],
         start: usize,
@@ -358,8 +361,11 @@ impl Split {
                     return (at, count, true);
                 }
             }
-            match records.take(&buf[off..off + len]) {
-                Some(packet) => count += u64::from(packet),
+            let record = &buf[off..off + len];
+            match records.take(record) {
+                Some(Take::Packet) => count += 1,
+                Some(Take::Other) => {}
+                Some(Take::Grows) => records.to_mut().grow(record),
                 None => return (at, count, true),
             }
             at += len;
@@ -447,7 +453,7 @@ impl Split {
         let pool = &self.pools[index];
         if pending.as_ref().is_none_or(|p| p.chunk != c) {
             let buf = pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
-            let mut buf = buf.with_len(self.chunk + self.layout.max_record());
+            let mut buf = buf.with_len(self.chunk + self.max_record);
             let filled = if base < self.len { self.fill(base, buf.bytes_mut(), 0, self.chunk) } else { 0 };
             *pending = Some(Pending { chunk: c, buf, filled });
         }
@@ -463,9 +469,17 @@ impl Split {
         };
         let Some(Pending { buf: mut page, mut filled, .. }) = pending.take() else { return Step::Wait };
         let buf = page.bytes_mut();
-        let (at, count, stopped) = match &mut layout {
-            capture::Layout::Legacy(l) => self.hop(l, base, buf, start, &mut filled),
-            capture::Layout::Ng(p) => self.hop(Arc::make_mut(p), base, buf, start, &mut filled),
+        // The section is copied only if the chunk adds to it.
+        let (at, count, stopped) = match &layout {
+            capture::Layout::Legacy(l) => self.hop(&mut Cow::Borrowed(l), base, buf, start, &mut filled),
+            capture::Layout::Ng(p) => {
+                let mut section = Cow::Borrowed(&**p);
+                let hop = self.hop(&mut section, base, buf, start, &mut filled);
+                if let Cow::Owned(grown) = section {
+                    layout = capture::Layout::Ng(Arc::new(grown));
+                }
+                hop
+            }
         };
         // No record may start in a chunk (one longer than the chunk runs across it): its shares
         // are empty, and the chain goes on.

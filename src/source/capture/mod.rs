@@ -558,6 +558,19 @@ impl Layout {
 
 /// The records of one [`Layout`], for the loops that walk chunks of them: generic, so that each
 /// layout's loop is compiled for it, with no choice between layouts per record.
+/// What a record the chunks take is (see [`Records::take`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// A packet.
+    Packet,
+    /// A pcapng block without a packet, which changes nothing.
+    Other,
+    /// A pcapng interface description: it adds to the section ([`Records::grow`]). Only
+    /// then is a section copied, so the chunks of a section that declares its interfaces up
+    /// front all share it.
+    Grows,
+}
+
 pub trait Records {
     /// Bytes of a record to read its length from.
     fn head(&self) -> usize;
@@ -566,10 +579,12 @@ pub trait Records {
     /// take it.
     fn len(&self, head: &[u8]) -> Option<usize>;
 
-    /// Whether the chunks take the whole `record` (of the length [`Self::len`] gave): `Some(true)`
-    /// for a packet, `Some(false)` for a pcapng block without one (an interface description adds
-    /// to the section), `None` where the chunks stop.
-    fn take(&mut self, record: &[u8]) -> Option<bool>;
+    /// Whether the chunks take the whole `record` (of the length [`Self::len`] gave), and as
+    /// what; `None` where the chunks stop.
+    fn take(&self, record: &[u8]) -> Option<Take>;
+
+    /// Adds what a record [`Self::take`] called [`Take::Grows`] declares.
+    fn grow(&mut self, record: &[u8]);
 
     /// The length of a record [`Self::take`] took, read from its first [`Self::head`] bytes,
     /// and whether it holds a packet.
@@ -590,9 +605,10 @@ impl Records for Legacy {
         self.record_len(head)
     }
     #[inline(always)]
-    fn take(&mut self, _: &[u8]) -> Option<bool> {
-        Some(true)
+    fn take(&self, _: &[u8]) -> Option<Take> {
+        Some(Take::Packet)
     }
+    fn grow(&mut self, _: &[u8]) {}
     #[inline(always)]
     fn taken(&self, head: &[u8]) -> (usize, bool) {
         (self.record_len(head).unwrap_or(16), true)

@@ -24,7 +24,7 @@ use std::io::Read;
 use pcap_parser::pcapng::{parse_block_be, parse_block_le};
 use pcap_parser::Block;
 
-use super::{u32_at, FileStats, Iface, Packet, Records, Start, LOOK_AHEAD, MAX_FRAME};
+use super::{u32_at, FileStats, Iface, Packet, Records, Start, Take, LOOK_AHEAD, MAX_FRAME};
 
 const SHB: u32 = 0x0a0d_0d0a;
 const EPB: u32 = 6;
@@ -295,6 +295,15 @@ impl ChunkSection {
     pub(super) const MAX_BLOCK: usize = EPB_HEAD + MAX_FRAME + 4;
 }
 
+impl ChunkSection {
+    /// A whole block, read by `pcap-parser`; `None` if it refuses it or it holds more.
+    fn parse<'a>(&self, block: &'a [u8]) -> Option<Block<'a>> {
+        let parse = if self.big_endian { parse_block_be } else { parse_block_le };
+        let (rest, b) = parse(block).ok()?;
+        rest.is_empty().then_some(b)
+    }
+}
+
 impl Records for ChunkSection {
     /// Bytes of a block to read its length from.
     #[inline(always)]
@@ -314,27 +323,27 @@ impl Records for ChunkSection {
         (len > 12 && len <= Self::MAX_BLOCK).then_some(len)
     }
 
-    /// Whether the chunks take a whole `block` (of the length [`Self::len`] gave): `Some(true)`
-    /// for a packet to hand out, `Some(false)` for a block without packets (an interface it
-    /// adds to the section), `None` where they stop. Packet blocks are read here, as the
-    /// in-place loop reads them; any other block goes through `pcap-parser`, as there.
-    fn take(&mut self, block: &[u8]) -> Option<bool> {
+    /// Whether the chunks take a whole `block` (of the length [`Self::len`] gave), and as what:
+    /// a packet to hand out, a block without packets, or an interface description that adds to
+    /// the section; `None` where they stop. Packet blocks are read here, as the in-place loop
+    /// reads them; any other block goes through `pcap-parser`, as there.
+    fn take(&self, block: &[u8]) -> Option<Take> {
         if packet_block(block, 0, block.len(), self.big_endian, self.ifaces.len()).is_some() {
-            return Some(true);
+            return Some(Take::Packet);
         }
-        let parse = if self.big_endian { parse_block_be } else { parse_block_le };
-        let (rest, b) = parse(block).ok()?;
-        if !rest.is_empty() {
-            return None;
-        }
-        match b {
-            Block::InterfaceDescription(idb) => self.ifaces.push(Iface::of(&idb)),
+        match self.parse(block)? {
+            Block::InterfaceDescription(_) => Some(Take::Grows),
             // A packet block `packet_block` did not take (a frame longer than any, an interface
             // not declared) is the mapped walk's to judge.
-            Block::SectionHeader(_) | Block::EnhancedPacket(_) | Block::SimplePacket(_) => return None,
-            _ => {}
+            Block::SectionHeader(_) | Block::EnhancedPacket(_) | Block::SimplePacket(_) => None,
+            _ => Some(Take::Other),
         }
-        Some(false)
+    }
+
+    fn grow(&mut self, block: &[u8]) {
+        if let Some(Block::InterfaceDescription(idb)) = self.parse(block) {
+            self.ifaces.push(Iface::of(&idb));
+        }
     }
 
     /// The length of a block [`Self::take`] took, and whether it is a packet.
@@ -380,10 +389,13 @@ pub(super) fn chunk_start(data: &[u8]) -> Option<(usize, ChunkSection)> {
     let mut at = len;
     while at <= MAX_SECTION {
         let len = section.len(data.get(at..at + section.head())?)?;
-        match section.take(data.get(at..at + len)?)? {
-            true => return Some((at, section)),
-            false => at += len,
+        let block = data.get(at..at + len)?;
+        match section.take(block)? {
+            Take::Packet => return Some((at, section)),
+            Take::Grows => section.grow(block),
+            Take::Other => {}
         }
+        at += len;
     }
     None
 }
