@@ -22,6 +22,19 @@ fn both(data: &[u8]) -> (Run, Run) {
     (run(false), run(true))
 }
 
+/// What one engine reads of an uncompressed classic pcap file: by windows of its mapping
+/// (`None` for any other file).
+fn by_windows(path: &Path) -> Option<Run> {
+    let map = iocmatch::source::map(path).ok()??;
+    let file = std::fs::File::open(path).ok()?;
+    let mut seen = Seen::new();
+    let sink = |p: capture::Packet<'_>, _: Option<&[u8]>| {
+        seen.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec()))
+    };
+    let (r, _) = capture::read_windows(&file, &map, || false, sink)?;
+    Some((seen, r.map(|s| s.packets).map_err(|e| e.after_packet)))
+}
+
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     for e in rd.flatten() {
@@ -46,6 +59,7 @@ fn streaming_and_in_place_readers_agree_on_every_capture() {
         files(Path::new(d), &mut paths);
     }
     let mut compared = 0;
+    let mut windowed = 0;
     let mut packets = 0;
     for p in &paths {
         let Ok(raw) = capture::open(p) else { continue };
@@ -56,12 +70,18 @@ fn streaming_and_in_place_readers_agree_on_every_capture() {
         let ((a, ra), (b, rb)) = both(&data);
         assert_eq!(ra, rb, "{}: outcome differs (streaming {ra:?}, in place {rb:?})", p.display());
         assert!(a == b, "{}: packets differ ({} streaming, {} in place)", p.display(), a.len(), b.len());
+        if let Some((c, rc)) = by_windows(p) {
+            assert_eq!(rc, rb, "{}: outcome differs (by windows {rc:?}, in place {rb:?})", p.display());
+            assert!(c == b, "{}: packets differ ({} by windows, {} in place)", p.display(), c.len(), b.len());
+            windowed += 1;
+        }
         compared += 1;
         packets += a.len();
     }
     assert!(compared >= 10, "only {compared} captures found under {}", root.display());
+    assert!(windowed >= 5, "only {windowed} classic pcap files read by windows");
     assert!(packets > 100, "only {packets} packets compared");
-    eprintln!("{compared} captures, {packets} packets: the readers agree");
+    eprintln!("{compared} captures ({windowed} also by windows), {packets} packets: the readers agree");
 }
 
 /// A capture several times the streaming reader's buffer, so that records straddle its

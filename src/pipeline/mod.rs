@@ -255,7 +255,17 @@ trait Backend {
     fn text(&mut self, format: flowlog::Format, data: Bytes, name: &Arc<str>);
     /// An uncompressed capture file, memory-mapped.
     fn mapped(&mut self, map: memmap2::Mmap, path: &Path, name: &Arc<str>, progress: &mut dyn FnMut(u64));
-    /// A capture stream (compressed, standard input, or `--no-mmap`).
+    /// An uncompressed capture file for one engine, memory-mapped: read window by window
+    /// ([`capture::read_windows`]); `None` if it is not a classic pcap (it is streamed then).
+    fn windows(
+        &mut self,
+        _map: &memmap2::Mmap,
+        _path: &Path,
+        _progress: &mut dyn FnMut(u64),
+    ) -> Option<Result<(), capture::ReadError>> {
+        None
+    }
+    /// A capture stream (compressed, standard input, `--no-mmap`, or not a classic pcap).
     fn stream(
         &mut self,
         reader: Box<dyn Read + Send>,
@@ -387,8 +397,27 @@ impl<S: Sink> Backend for Single<'_, S> {
     fn text(&mut self, f: flowlog::Format, data: Bytes, name: &Arc<str>) {
         parse_text_reporting(&mut self.engine, f, &data, name, |e, r| e.record(r));
     }
-    // `drive` maps captures only for workers today (see there why); this stays correct for
-    // a caller that maps one anyway.
+    fn windows(
+        &mut self,
+        map: &memmap2::Mmap,
+        path: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Option<Result<(), capture::ReadError>> {
+        let file = std::fs::File::open(path).ok()?;
+        let (engine, mut n) = (&mut self.engine, 0u64);
+        let (res, _) = capture::read_windows(&file, map, stopped, |p, ahead| {
+            if !stopped() {
+                if let Some(frame) = ahead {
+                    engine.hint(p.linktype, frame, p.number + capture::LOOK_AHEAD as u64);
+                }
+                inspect_counting(engine, &p, &mut n, progress);
+            }
+        })?;
+        progress(n);
+        Some(res.map(|_| ()))
+    }
+    // `drive` maps captures for one engine only to read them by windows (see there why); this
+    // stays correct for a caller that maps one anyway.
     fn mapped(&mut self, map: memmap2::Mmap, _: &Path, name: &Arc<str>, progress: &mut dyn FnMut(u64)) {
         let shared = capture::SharedMap::new(map, 1);
         let (engine, mut n) = (&mut self.engine, 0u64);
@@ -517,16 +546,23 @@ fn drive(
             Some(InputKind::Capture) => {
                 // Workers get the file mapped: they split a classic pcap into chunks each reads
                 // once (the map only serves what follows a damaged record), and walk a pcapng
-                // in place. One engine reads through a buffer: mapping costs the kernel as much
-                // as the copy (0.17 s for W1's 1.7 GB in 4 KiB pages), and then every frame is a
-                // miss to memory where the copy leaves it in cache. On W1 both take 0.81 s on a
-                // quiet machine; when other guests load the memory bus the buffer is 10-15 %
-                // faster, and it keeps 40 MB fewer pages resident.
-                let map = if par.mmap && par.workers > 1 { crate::source::map(path).ok().flatten() } else { None };
-                if let Some(map) = map {
-                    drop(reader);
-                    backend.mapped(map, path, &name, progress);
-                } else if let Err(e) = backend.stream(reader, &name, progress) {
+                // in place. One engine reads a classic pcap window by window, in place where
+                // the kernel maps the pages cheaply and through a buffer where it does not
+                // (see `capture::read_windows`); anything else goes through the buffer.
+                let map = if par.mmap { crate::source::map(path).ok().flatten() } else { None };
+                let res = match map {
+                    Some(map) if par.workers > 1 => {
+                        drop(reader);
+                        backend.mapped(map, path, &name, progress);
+                        Ok(())
+                    }
+                    Some(map) => match backend.windows(&map, path, progress) {
+                        Some(res) => res,
+                        None => backend.stream(reader, &name, progress),
+                    },
+                    None => backend.stream(reader, &name, progress),
+                };
+                if let Err(e) = res {
                     // A stream cut short by the stop is not a broken file.
                     if stopped() {
                         continue;

@@ -19,6 +19,9 @@ use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{Block, LegacyPcapBlock, PcapBlockOwned, PcapError, PcapHeader};
 
 mod pcapng;
+mod windows;
+
+pub use windows::{read_windows, Windows};
 
 /// One captured frame.
 #[derive(Debug, Clone, Copy)]
@@ -311,29 +314,8 @@ fn stream_legacy(
     let mut buf = vec![0u8; buffer.max(MAX_FRAME + 16)];
     // Bytes of the file before `buf[0]`; the unread records are `buf[start..end]`.
     let (mut base, mut start, mut end) = (24u64, 0, 0);
-    // The length of the record at `at`, if it is whole in `buf[..end]` and could be a frame.
-    let record = |buf: &[u8], at: usize, end: usize| -> Option<usize> {
-        let len = file.record_len(buf.get(at..at + 16).filter(|_| at + 16 <= end)?)?;
-        (at + len <= end).then_some(len)
-    };
     let done = loop {
-        // Records `LOOK_AHEAD` further on, within what is buffered.
-        let mut ahead = start;
-        for _ in 0..LOOK_AHEAD {
-            match record(&buf, ahead, end) {
-                Some(len) => ahead += len,
-                None => break,
-            }
-        }
-        while let Some(len) = record(&buf, start, end) {
-            let next = record(&buf, ahead, end);
-            let later = next.map(|n| &buf[ahead + 16..ahead + n]);
-            sink(file.read(&buf[start..start + 16], &buf[start + 16..start + len], &mut stats), later);
-            start += len;
-            if let Some(n) = next {
-                ahead += n;
-            }
-        }
+        start = legacy_loop::<false>(&file, &buf[..end], start, usize::MAX, &mut stats, sink);
         // A record too long for any frame: the parser says so.
         if end - start >= 16 && file.record_len(&buf[start..start + 16]).is_none() {
             break false;
@@ -355,6 +337,51 @@ fn stream_legacy(
         rest.extend_from_slice(&buf[start..end]);
     }
     (rest, Start { stats, offset: base + start as u64 - 24, ..Default::default() })
+}
+
+/// The record loop of the classic pcap readers that show their consumer what comes next (the
+/// stream's, and [`windows`]' in place or through its buffer): hands `sink` each whole record
+/// of `buf` from `start` on that starts before `limit`, with the frame [`LOOK_AHEAD`] records
+/// further on when `buf` holds it. Returns where it stopped: at `limit`, at the end of `buf`,
+/// or at a record that is cut short there or too long to be a frame.
+///
+/// `MAPPED`: `buf` is mapped, not freshly copied, so its bytes are pulled into the cache
+/// ahead of the reader ([`PREFETCH`] bytes on).
+#[inline(always)]
+fn legacy_loop<const MAPPED: bool>(
+    file: &Legacy,
+    buf: &[u8],
+    mut start: usize,
+    limit: usize,
+    stats: &mut FileStats,
+    sink: &mut impl FnMut(Packet<'_>, Option<&[u8]>),
+) -> usize {
+    // The length of the record at `at`, if it is whole in `buf` and could be a frame.
+    let record = |at: usize| -> Option<usize> {
+        let len = file.record_len(buf.get(at..at + 16)?)?;
+        (at + len <= buf.len()).then_some(len)
+    };
+    let mut ahead = start;
+    for _ in 0..LOOK_AHEAD {
+        match record(ahead) {
+            Some(len) => ahead += len,
+            None => break,
+        }
+    }
+    while start < limit {
+        let Some(len) = record(start) else { break };
+        if MAPPED {
+            prefetch(buf, start + PREFETCH, start + len + PREFETCH);
+        }
+        let next = record(ahead);
+        let later = next.map(|n| &buf[ahead + 16..ahead + n]);
+        sink(file.read(&buf[start..start + 16], &buf[start + 16..start + len], stats), later);
+        start += len;
+        if let Some(n) = next {
+            ahead += n;
+        }
+    }
+    start
 }
 
 /// Reads every packet of a capture held in memory (a memory-mapped file), handing out slices

@@ -1,0 +1,347 @@
+//! One engine reading a classic pcap file window by window: each window in place from the
+//! file's mapping when the kernel maps its pages cheaply, else copied through a buffer.
+//!
+//! Why both: how fast a mapping is depends on how the page cache holds the file, which the
+//! reader cannot be told.
+//! - A file read from disk sits mostly in large folios (up to 2 MiB). The kernel maps a whole
+//!   folio at a time, and this CPU caches the translation of contiguous pages as one. Read in
+//!   place, with the next bytes prefetched, W1 takes 0.45-0.47 s on one core against 0.52-0.54 s
+//!   through a buffer: the copy (0.10-0.14 s of system time) is gone.
+//! - A file just written in small pieces sits in 4 KiB pages. Every page is then mapped and
+//!   translated on its own, and the mapping is the slower one: 0.61 s against 0.56 s.
+//!
+//! A file can hold both (the start of a cold read is often in small folios), so the choice is
+//! made again for every [`WINDOW`]: mapping its first eighth (2 MiB) ahead of time
+//! (`MADV_POPULATE_READ`) takes about 2 µs in large folios and 100-200 µs in small ones. A
+//! wrong guess costs about one window's copy. Pages behind the reader are handed back, so the
+//! file does not stay resident.
+//!
+//! Records are read by the same loop as the stream's ([`super::legacy_loop`]); from the first
+//! record it cannot take (too long for a frame, or cut short by the end of the file), the rest
+//! of the file is read as [`super::read_mapped_from`] reads it, so errors read as [`super::read`]
+//! reports them.
+
+use std::time::{Duration, Instant};
+
+use super::{legacy_loop, read_mapped_from, FileStats, Layout, Legacy, Packet, ReadError, MAX_FRAME};
+
+/// Bytes of the file each choice between mapping and copying covers (a power of two).
+const WINDOW: usize = 16 << 20;
+/// The share of a window mapped ahead to time it (2 MiB).
+const PROBES: usize = 8;
+/// Mapping 2 MiB any slower than this means small pages (or pages not yet read from
+/// disk, which the buffer's reads bring in as well as faults would).
+const SLOW_PROBE: Duration = Duration::from_micros(30);
+/// Windows copied without a probe after slow probes in a row, at most.
+const MAX_BACKOFF: usize = 8;
+/// Bytes read through the buffer at a time.
+const BUFFER: usize = 1 << 20;
+const PAGE: usize = 4096;
+
+/// How many windows were read in place and how many through the buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Windows {
+    pub mapped: usize,
+    pub copied: usize,
+}
+
+/// Reads the classic pcap `file` (mapped as `map`) as [`super::read_ahead`] would, handing
+/// `sink` each packet with the frame [`super::LOOK_AHEAD`] records on when it is known. `None`
+/// if `map` is not a classic pcap (the caller streams it instead). `stop` is asked at every
+/// window: when it says so, the file ends there, without error.
+pub fn read_windows(
+    file: &std::fs::File,
+    map: &memmap2::Mmap,
+    stop: impl Fn() -> bool,
+    sink: impl FnMut(Packet<'_>, Option<&[u8]>),
+) -> Option<(Result<FileStats, ReadError>, Windows)> {
+    read_by(file, map, WINDOW, probe, stop, sink)
+}
+
+/// [`read_windows`] with windows of `window` bytes, each judged by `probe` (the tests choose
+/// both).
+fn read_by(
+    file: &std::fs::File,
+    map: &memmap2::Mmap,
+    window: usize,
+    mut probe: impl FnMut(&memmap2::Mmap, usize, usize) -> Probe,
+    stop: impl Fn() -> bool,
+    mut sink: impl FnMut(Packet<'_>, Option<&[u8]>),
+) -> Option<(Result<FileStats, ReadError>, Windows)> {
+    let data: &[u8] = map;
+    let layout = Legacy::of(data)?;
+    let len = data.len();
+    let mut stats = FileStats::default();
+    let mut windows = Windows::default();
+    let mut buf = Buf::default();
+    let (mut at, mut released) = (Legacy::HEADER, 0);
+    // Whether the loop stopped at a record it cannot take.
+    let mut stuck = false;
+    // Windows to copy without a probe, and how many the next slow probe skips: a file in small
+    // pages is usually small throughout, and each slow probe costs a tenth of a window's copy.
+    let (mut skip, mut backoff) = (0, 1);
+    while at < len && !stuck && !stop() {
+        let window_end = ((at / window + 1) * window).min(len);
+        let probe = if skip > 0 {
+            skip -= 1;
+            Probe::Skipped
+        } else {
+            probe(map, at, window / PROBES)
+        };
+        match probe {
+            Probe::Fast => backoff = 1,
+            Probe::Slow => (skip, backoff) = (backoff, (backoff * 2).min(MAX_BACKOFF)),
+            Probe::Skipped => {}
+        }
+        if probe == Probe::Fast {
+            windows.mapped += 1;
+            let next = legacy_loop::<true>(&layout, data, at, window_end, &mut stats, &mut sink);
+            stuck = next < window_end;
+            at = next;
+        } else {
+            windows.copied += 1;
+            if probe == Probe::Slow {
+                // What the probe mapped is read in place: it is paid for.
+                let probed = ((at & !(PAGE - 1)) + window / PROBES).min(window_end);
+                at = legacy_loop::<true>(&layout, data, at, probed, &mut stats, &mut sink);
+            }
+            while at < window_end {
+                // The buffer starts at the same offset in its page as the file position: the
+                // kernel's copy is several times slower between different offsets.
+                let from = at & !(PAGE - 1);
+                let Ok(bytes) = buf.fill(file, from as u64) else { break };
+                let skip = at - from;
+                let next = legacy_loop::<false>(&layout, bytes, skip, window_end - from, &mut stats, &mut sink);
+                if next == skip {
+                    break;
+                }
+                at = from + next;
+            }
+            stuck = at < window_end;
+        }
+        released = release(map, released, at);
+    }
+    if stop() || at >= len {
+        return Some((Ok(stats), windows));
+    }
+    // A record too long, cut short, or unreadable: the in-place reader goes on from it.
+    let packets = stats.packets;
+    let rest = read_mapped_from(data, &Layout::Legacy(layout), at, packets, &stop, |p| sink(p, None));
+    let _ = release(map, released, len);
+    Some((rest, windows))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probe {
+    /// The window maps cheaply: it is read in place.
+    Fast,
+    /// It does not: what the probe mapped is read in place, the rest copied.
+    Slow,
+    /// Not probed (after a slow probe): copied.
+    Skipped,
+}
+
+/// Times mapping `len` bytes of the window at `at`, from there. Without `MADV_POPULATE_READ`
+/// (Linux before 5.14, other systems) every window is slow.
+fn probe(map: &memmap2::Mmap, at: usize, len: usize) -> Probe {
+    #[cfg(target_os = "linux")]
+    {
+        let from = at & !(PAGE - 1);
+        let len = len.min(map.len() - from);
+        let t = Instant::now();
+        if map.advise_range(memmap2::Advice::PopulateRead, from, len).is_ok() && t.elapsed() <= SLOW_PROBE {
+            return Probe::Fast;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (map, at, len, Instant::now(), SLOW_PROBE);
+    Probe::Slow
+}
+
+/// Hands back the mapped pages from `released` to the page before `at`; returns the new mark.
+fn release(map: &memmap2::Mmap, released: usize, at: usize) -> usize {
+    let to = at.min(map.len()) & !(PAGE - 1);
+    if to <= released {
+        return released;
+    }
+    #[cfg(unix)]
+    // SAFETY: the mapping is read-only and backed by the file, so dropped pages come back from
+    // the page cache if read again; the reader is past them, and no packet handed out from
+    // them outlives its call to the sink.
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, released, to - released) };
+    to
+}
+
+/// The copying path's buffer: page-aligned, and large enough for the longest record after a
+/// partial page.
+#[derive(Default)]
+struct Buf {
+    mem: Vec<u8>,
+}
+
+impl Buf {
+    /// Reads the file from `offset` (a page boundary) into the buffer, as much as it holds or
+    /// the file has; returns what it read.
+    fn fill(&mut self, file: &std::fs::File, offset: u64) -> std::io::Result<&[u8]> {
+        let cap = BUFFER.max(PAGE + 16 + MAX_FRAME);
+        if self.mem.len() < cap + PAGE {
+            self.mem = vec![0; cap + PAGE];
+        }
+        let skew = self.mem.as_ptr().align_offset(PAGE).min(PAGE);
+        let buf = &mut self.mem[skew..skew + cap];
+        let mut got = 0;
+        while got < buf.len() {
+            match read_at(file, &mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if got == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(&self.mem[skew..skew + got])
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{PcapWriter, XorShift};
+    use std::io::Write;
+
+    /// Number, time, wire length and bytes of each packet.
+    type Seen = Vec<(u64, i64, u32, Vec<u8>)>;
+
+    /// A capture of `n` frames, mostly small, some of tens of KiB, so that records straddle
+    /// windows, probes and the buffer's refills.
+    fn capture(n: u32, rng: &mut XorShift) -> Vec<u8> {
+        let mut w = PcapWriter::new(Vec::new(), 1).unwrap();
+        for i in 0..n {
+            let len = if rng.below(40) == 0 { 14 + rng.below(80_000) } else { 14 + rng.below(1500) } as usize;
+            let frame: Vec<u8> = (0..len).map(|b| (b as u32 ^ i.wrapping_mul(7)) as u8).collect();
+            w.frame(i64::from(i) * 1000, &frame).unwrap();
+        }
+        w.into_inner()
+    }
+
+    fn by_slice(data: &[u8]) -> (Seen, Result<u64, ReadError>) {
+        let mut seen = Seen::new();
+        let r = super::super::read_slice(data, |p| seen.push((p.number, p.ts_micros, p.wire_len, p.data.to_vec())));
+        (seen, r.map(|s| s.packets))
+    }
+
+    /// Reads `data` from a file by windows of `window` bytes, each probe answered by `script` in
+    /// turn; checks every look-ahead frame against the packet it announces.
+    fn by_windows(data: &[u8], window: usize, script: &[Probe]) -> (Seen, Result<u64, ReadError>, Windows) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(data).unwrap();
+        let file = f.reopen().unwrap();
+        // SAFETY: a file of this test's own, not changed while mapped.
+        let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+        let mut next = script.iter().cycle();
+        let mut seen = Seen::new();
+        let mut ahead: Vec<(u64, Vec<u8>)> = Vec::new();
+        let (r, w) = read_by(
+            &file,
+            &map,
+            window,
+            |_, _, _| *next.next().unwrap(),
+            || false,
+            |p, later| {
+                if let Some(l) = later {
+                    ahead.push((p.number + super::super::LOOK_AHEAD as u64, l.to_vec()));
+                }
+                seen.push((p.number, p.ts_micros, p.wire_len, p.data.to_vec()));
+            },
+        )
+        .expect("a classic pcap");
+        for (n, frame) in ahead {
+            assert_eq!(seen.get(n as usize - 1).map(|s| &s.3), Some(&frame), "look-ahead to packet {n}");
+        }
+        (seen, r.map(|s| s.packets), w)
+    }
+
+    const SCRIPTS: [&[Probe]; 3] = [
+        &[Probe::Fast],
+        &[Probe::Slow],
+        &[Probe::Fast, Probe::Slow, Probe::Fast, Probe::Fast, Probe::Slow, Probe::Slow],
+    ];
+
+    /// Windows smaller than a record, and larger than the buffer; mapped, copied and mixed: the
+    /// packets are the in-place reader's, each with the right look-ahead.
+    #[test]
+    fn windows_read_what_the_in_place_reader_reads() {
+        let data = capture(6_000, &mut XorShift(0x51de));
+        assert!(data.len() > 4 << 20, "{} bytes", data.len());
+        let (want, outcome) = by_slice(&data);
+        assert_eq!(outcome, Ok(6_000));
+        for window in [4096, 100_000, 3 << 20] {
+            for script in SCRIPTS {
+                let (got, r, w) = by_windows(&data, window, script);
+                assert_eq!(r, Ok(6_000), "window {window}, {script:?}");
+                assert!(got == want, "window {window}, {script:?}: {} packets", got.len());
+                // A window a record runs across whole is not visited.
+                assert!(w.mapped + w.copied <= data.len().div_ceil(window), "{w:?}");
+                match script {
+                    [Probe::Fast] => assert!(w.mapped > 0 && w.copied == 0, "{w:?}"),
+                    [Probe::Slow] => assert!(w.mapped == 0 && w.copied > 0, "{w:?}"),
+                    _ => assert!(w.mapped > 0 && w.copied > 0, "{w:?}"),
+                }
+            }
+        }
+    }
+
+    /// A file cut short, or with a record too long to be a frame, anywhere: the same packets
+    /// before it and the same error as the in-place reader, however the windows went.
+    #[test]
+    fn windows_stop_where_the_in_place_reader_stops() {
+        let mut rng = XorShift(0xda3a6e);
+        let data = capture(3_000, &mut rng);
+        let mut starts = Vec::new();
+        let mut at = 24;
+        while at + 16 <= data.len() {
+            starts.push(at);
+            at += 16 + u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
+        }
+        for _ in 0..25 {
+            let k = rng.below(starts.len() as u64) as usize;
+            let cut = data[..starts[k] + 1 + rng.below(40) as usize].to_vec();
+            let mut broken = data.clone();
+            broken[starts[k] + 10] = 0x7f;
+            for damaged in [cut, broken] {
+                let (want, outcome) = by_slice(&damaged);
+                assert_eq!(outcome.as_ref().map_err(|e| e.after_packet), Err(k as u64));
+                for window in [4096, 100_000] {
+                    for script in SCRIPTS {
+                        let (got, r, _) = by_windows(&damaged, window, script);
+                        assert_eq!(r, outcome, "record {}, window {window}, {script:?}", k + 1);
+                        assert!(got == want, "record {}, window {window}, {script:?}", k + 1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What is not a classic pcap is left to the caller; an empty capture reads as one.
+    #[test]
+    fn only_a_classic_pcap_is_read_by_windows() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&[0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a]).unwrap();
+        let file = f.reopen().unwrap();
+        // SAFETY: a file of this test's own, not changed while mapped.
+        let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+        assert!(read_windows(&file, &map, || false, |_, _| {}).is_none());
+        let (got, r, _) = by_windows(&capture(0, &mut XorShift(1)), 4096, &[Probe::Fast]);
+        assert_eq!((got.len(), r), (0, Ok(0)));
+    }
+}
