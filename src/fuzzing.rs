@@ -121,7 +121,8 @@ const FUZZ_BUFFER: usize = 64 << 10;
 /// `source::capture::read` over the bytes, after undoing gzip/zstd as `capture::open` does
 /// (so a stream that breaks part way runs too); then both readers over the decompressed bytes
 /// in memory: the in-place one (`read_slice`, what mapped files and workers use) must deliver
-/// the same packets as the streaming one.
+/// the same packets as the streaming one, and so must the chunks of `-j` and the windows one
+/// engine reads a mapped file by.
 pub fn capture(data: &[u8]) {
     let Ok(r) = capture::decompress(Box::new(Cursor::new(data.to_vec()))) else { return };
     let mut n = 0u64;
@@ -170,6 +171,8 @@ pub fn capture(data: &[u8]) {
     // many of their boundaries: they must hand out what the in-place reader reads.
     let chunk = 16 + usize::from(data.first().copied().unwrap_or(0));
     crate::pipeline::workers::check_split(&whole, 2 + usize::from(data.last().copied().unwrap_or(0) % 2), chunk);
+    // One engine's reader by windows, as small and mapped or copied as the input's ends say.
+    capture::check_windows(&whole, 64 * chunk, data.get(1).copied().unwrap_or(0));
 }
 
 /// Splits the `packet` target's input: byte 0 picks the link type, then frames follow, each

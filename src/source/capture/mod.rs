@@ -21,6 +21,8 @@ use pcap_parser::{Block, LegacyPcapBlock, PcapBlockOwned, PcapError, PcapHeader}
 mod pcapng;
 mod windows;
 
+#[doc(hidden)]
+pub use windows::check_windows;
 pub use windows::{read_windows, Windows};
 
 /// One captured frame.

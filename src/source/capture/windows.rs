@@ -213,14 +213,57 @@ fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
+/// Number, time, wire length and bytes of each packet.
+type Seen = Vec<(u64, i64, u32, Vec<u8>)>;
+
+/// Reads `data` from a file by windows of `window` bytes, each probe answered by `script` in
+/// turn; checks every look-ahead frame against the packet it announces. `None` if `data` is
+/// not a classic pcap, or no file could be made.
+fn read_scripted(data: &[u8], window: usize, script: &[Probe]) -> Option<(Seen, Result<u64, ReadError>, Windows)> {
+    use std::io::Write;
+    let mut file = tempfile::tempfile().ok()?;
+    file.write_all(data).ok()?;
+    // SAFETY: a file of our own, not changed while mapped.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let mut next = script.iter().cycle();
+    let mut seen = Seen::new();
+    let mut ahead: Vec<(u64, Vec<u8>)> = Vec::new();
+    let (r, w) = read_by(
+        &file,
+        &map,
+        window.max(1),
+        |_, _, _| *next.next().unwrap_or(&Probe::Slow),
+        || false,
+        |p, later| {
+            if let Some(l) = later {
+                ahead.push((p.number + super::LOOK_AHEAD as u64, l.to_vec()));
+            }
+            seen.push((p.number, p.ts_micros, p.wire_len, p.data.to_vec()));
+        },
+    )?;
+    for (n, frame) in ahead {
+        assert_eq!(seen.get(n as usize - 1).map(|s| &s.3), Some(&frame), "look-ahead to packet {n}");
+    }
+    Some((seen, r.map(|s| s.packets), w))
+}
+
+/// Panics unless reading `data` by windows of `window` bytes, mapped or copied as `script`'s
+/// bits say, gives what [`super::read_slice`] gives: the same packets, each with the right
+/// look-ahead, and the same end (count, or the error and where). For the capture fuzz target.
+#[doc(hidden)]
+pub fn check_windows(data: &[u8], window: usize, script: u8) {
+    let script: Vec<Probe> = (0..8).map(|b| if script >> b & 1 == 1 { Probe::Fast } else { Probe::Slow }).collect();
+    let Some((got, r, _)) = read_scripted(data, window, &script) else { return };
+    let mut want = Seen::new();
+    let w = super::read_slice(data, |p| want.push((p.number, p.ts_micros, p.wire_len, p.data.to_vec())));
+    assert_eq!(r, w.map(|s| s.packets), "reading by windows ends differently");
+    assert!(got == want, "reading by windows gives other packets");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::synth::{PcapWriter, XorShift};
-    use std::io::Write;
-
-    /// Number, time, wire length and bytes of each packet.
-    type Seen = Vec<(u64, i64, u32, Vec<u8>)>;
 
     /// A capture of `n` frames, mostly small, some of tens of KiB, so that records straddle
     /// windows, probes and the buffer's refills.
@@ -240,35 +283,8 @@ mod tests {
         (seen, r.map(|s| s.packets))
     }
 
-    /// Reads `data` from a file by windows of `window` bytes, each probe answered by `script` in
-    /// turn; checks every look-ahead frame against the packet it announces.
     fn by_windows(data: &[u8], window: usize, script: &[Probe]) -> (Seen, Result<u64, ReadError>, Windows) {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(data).unwrap();
-        let file = f.reopen().unwrap();
-        // SAFETY: a file of this test's own, not changed while mapped.
-        let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
-        let mut next = script.iter().cycle();
-        let mut seen = Seen::new();
-        let mut ahead: Vec<(u64, Vec<u8>)> = Vec::new();
-        let (r, w) = read_by(
-            &file,
-            &map,
-            window,
-            |_, _, _| *next.next().unwrap(),
-            || false,
-            |p, later| {
-                if let Some(l) = later {
-                    ahead.push((p.number + super::super::LOOK_AHEAD as u64, l.to_vec()));
-                }
-                seen.push((p.number, p.ts_micros, p.wire_len, p.data.to_vec()));
-            },
-        )
-        .expect("a classic pcap");
-        for (n, frame) in ahead {
-            assert_eq!(seen.get(n as usize - 1).map(|s| &s.3), Some(&frame), "look-ahead to packet {n}");
-        }
-        (seen, r.map(|s| s.packets), w)
+        read_scripted(data, window, script).expect("a classic pcap")
     }
 
     const SCRIPTS: [&[Probe]; 3] = [
@@ -335,6 +351,7 @@ mod tests {
     /// What is not a classic pcap is left to the caller; an empty capture reads as one.
     #[test]
     fn only_a_classic_pcap_is_read_by_windows() {
+        use std::io::Write;
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&[0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a]).unwrap();
         let file = f.reopen().unwrap();
