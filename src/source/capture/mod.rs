@@ -191,6 +191,17 @@ fn short_block(data: &[u8], big_endian: bool) -> bool {
     u32_at(h, 4, big_endian) < 12
 }
 
+/// [`u32_at`] in a byte order chosen at compile time.
+#[inline(always)]
+fn u32_in<const BE: bool>(b: &[u8], at: usize) -> u32 {
+    let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+    if BE {
+        u32::from_be_bytes(w)
+    } else {
+        u32::from_le_bytes(w)
+    }
+}
+
 /// The 32-bit field at `at` (the caller has checked the length), in the file's byte order.
 #[inline]
 fn u32_at(b: &[u8], at: usize, big_endian: bool) -> u32 {
@@ -353,6 +364,23 @@ fn stream_legacy(
 fn legacy_loop<const MAPPED: bool>(
     file: &Legacy,
     buf: &[u8],
+    start: usize,
+    limit: usize,
+    stats: &mut FileStats,
+    sink: &mut impl FnMut(Packet<'_>, Option<&[u8]>),
+) -> usize {
+    if file.big_endian {
+        legacy_records::<MAPPED, true>(file, buf, start, limit, stats, sink)
+    } else {
+        legacy_records::<MAPPED, false>(file, buf, start, limit, stats, sink)
+    }
+}
+
+/// [`legacy_loop`] in the file's byte order (`BE`), known at compile time.
+#[inline(always)]
+fn legacy_records<const MAPPED: bool, const BE: bool>(
+    file: &Legacy,
+    buf: &[u8],
     mut start: usize,
     limit: usize,
     stats: &mut FileStats,
@@ -360,7 +388,7 @@ fn legacy_loop<const MAPPED: bool>(
 ) -> usize {
     // The length of the record at `at`, if it is whole in `buf` and could be a frame.
     let record = |at: usize| -> Option<usize> {
-        let len = file.record_len(buf.get(at..at + 16)?)?;
+        let len = file.record_len_in::<BE>(buf.get(at..at + 16)?)?;
         (at + len <= buf.len()).then_some(len)
     };
     let mut ahead = start;
@@ -377,7 +405,7 @@ fn legacy_loop<const MAPPED: bool>(
         }
         let next = record(ahead);
         let later = next.map(|n| &buf[ahead + 16..ahead + n]);
-        sink(file.read(&buf[start..start + 16], &buf[start + 16..start + len], stats), later);
+        sink(file.read_in::<BE>(&buf[start..start + 16], &buf[start + 16..start + len], stats), later);
         start += len;
         if let Some(n) = next {
             ahead += n;
@@ -534,7 +562,18 @@ impl Legacy {
     /// hold a frame; a longer one is a corrupt length.
     #[inline]
     pub fn record_len(&self, head: &[u8]) -> Option<usize> {
-        let caplen = frame_len(head, self.big_endian);
+        if self.big_endian {
+            self.record_len_in::<true>(head)
+        } else {
+            self.record_len_in::<false>(head)
+        }
+    }
+
+    /// [`Self::record_len`] in a byte order chosen at compile time (`BE`: big-endian, which
+    /// must be the file's), for the loops that choose it once per file rather than per field.
+    #[inline(always)]
+    fn record_len_in<const BE: bool>(&self, head: &[u8]) -> Option<usize> {
+        let caplen = u32_in::<BE>(head, 8) as usize;
         (caplen <= MAX_FRAME).then_some(16 + caplen)
     }
 
@@ -549,9 +588,19 @@ impl Legacy {
     /// record loops hand out.
     #[inline]
     fn read<'a>(&self, head: &[u8], frame: &'a [u8], stats: &mut FileStats) -> Packet<'a> {
-        let (secs, frac) = (u32_at(head, 0, self.big_endian) as i64, u32_at(head, 4, self.big_endian) as i64);
+        if self.big_endian {
+            self.read_in::<true>(head, frame, stats)
+        } else {
+            self.read_in::<false>(head, frame, stats)
+        }
+    }
+
+    /// [`Self::read`] in a byte order chosen at compile time (see [`Self::record_len_in`]).
+    #[inline(always)]
+    fn read_in<'a, const BE: bool>(&self, head: &[u8], frame: &'a [u8], stats: &mut FileStats) -> Packet<'a> {
+        let (secs, frac) = (u32_in::<BE>(head, 0) as i64, u32_in::<BE>(head, 4) as i64);
         let ts_micros = secs * 1_000_000 + if self.nanos { frac / 1000 } else { frac };
-        stats.packet(self.linktype, ts_micros, frame, u32_at(head, 12, self.big_endian))
+        stats.packet(self.linktype, ts_micros, frame, u32_in::<BE>(head, 12))
     }
 }
 
@@ -585,8 +634,6 @@ impl Layout {
     }
 }
 
-/// The records of one [`Layout`], for the loops that walk chunks of them: generic, so that each
-/// layout's loop is compiled for it, with no choice between layouts per record.
 /// What a record the chunks take is (see [`Records::take`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Take {
@@ -600,6 +647,8 @@ pub enum Take {
     Grows,
 }
 
+/// The records of one [`Layout`], for the loops that walk chunks of them: generic, so that each
+/// layout's loop is compiled for it, with no choice between layouts per record.
 pub trait Records {
     /// Bytes of a record to read its length from.
     fn head(&self) -> usize;
