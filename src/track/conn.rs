@@ -28,6 +28,14 @@ impl ConnKey {
         Self::of_ints(proto, (ip_int(a.0), a.1), (ip_int(b.0), b.1))
     }
 
+    /// Whether `end` is the higher endpoint of the key, as [`ConnKey::new`] says of a packet
+    /// from it (so not when both endpoints are the same).
+    #[inline]
+    pub fn is_hi(&self, end: (IpAddr, u16)) -> bool {
+        let (lo_port, hi_port) = ((self.ports >> 16) as u16, self.ports as u16);
+        (ip_int(end.0), end.1) == (self.hi, hi_port) && (self.lo, lo_port) != (self.hi, hi_port)
+    }
+
     /// [`ConnKey::new`] of addresses already integers ([`ip_int`]).
     #[inline]
     pub fn of_ints(proto: u8, ai: IntEndpoint, bi: IntEndpoint) -> (ConnKey, bool) {

@@ -126,7 +126,7 @@ impl ConnTable {
                     at = self.find(&key, hash).expect_err("not present");
                 }
                 let mut conn = make();
-                conn.client_hi = ConnKey::new(conn.proto, conn.client, conn.server).1;
+                conn.client_hi = key.is_hi(conn.client);
                 let entry = Some((key, conn));
                 let slot = match self.free.pop() {
                     Some(s) => {
