@@ -109,10 +109,20 @@ fn read_by(
                 // The buffer starts at the same offset in its page as the file position: the
                 // kernel's copy is several times slower between different offsets.
                 let from = at & !(PAGE - 1);
-                let Ok(bytes) = buf.fill(file, from as u64) else { break };
-                let skip = at - from;
-                let next = legacy_loop::<false>(&layout, bytes, skip, window_end - from, &mut stats, &mut sink);
-                if next == skip {
+                let bytes = match buf.fill(file, from as u64) {
+                    Ok(bytes) => bytes,
+                    // Not from the mapping, where the same error would be a SIGBUS.
+                    Err(e) => {
+                        let reason = format!("read error: {e}");
+                        let e =
+                            ReadError { after_packet: stats.packets, offset: at as u64, reason, not_a_capture: false };
+                        release(map, released, len);
+                        return Some((Err(e), windows));
+                    }
+                };
+                let offset = at - from;
+                let next = legacy_loop::<false>(&layout, bytes, offset, window_end - from, &mut stats, &mut sink);
+                if next == offset {
                     break;
                 }
                 at = from + next;
@@ -124,7 +134,7 @@ fn read_by(
     if stop() || at >= len {
         return Some((Ok(stats), windows));
     }
-    // A record too long, cut short, or unreadable: the in-place reader goes on from it.
+    // A record too long or cut short: the in-place reader goes on from it, and says which.
     let packets = stats.packets;
     let rest = read_mapped_from(data, &Layout::Legacy(layout), at, packets, &stop, |p| sink(p, None));
     let _ = release(map, released, len);
