@@ -353,16 +353,28 @@ fn read_stream<S: Sink>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), capture::ReadError> {
     let mut n = 0u64;
-    let res = capture::read_ahead(Stoppable(reader), |p, ahead| {
-        if !stopped() {
-            if let Some(frame) = ahead {
-                engine.hint(p.linktype, frame, p.number + capture::LOOK_AHEAD as u64);
-            }
-            inspect_counting(engine, &p, &mut n, progress);
-        }
-    });
+    let res = capture::read_ahead(Stoppable(reader), |p, ahead| inspect_ahead(engine, p, ahead, &mut n, progress));
     progress(n);
     res.map(|_| ())
+}
+
+/// The per-packet step of the readers that show what comes next: the connection table starts
+/// loading the entry of the frame `ahead` (the packet [`capture::LOOK_AHEAD`] on), then the
+/// packet is inspected and counted ([`inspect_counting`]). Nothing once the scan is stopped.
+#[inline(always)]
+fn inspect_ahead<S: Sink>(
+    engine: &mut Engine<'_, S>,
+    p: capture::Packet<'_>,
+    ahead: Option<&[u8]>,
+    n: &mut u64,
+    progress: &mut dyn FnMut(u64),
+) {
+    if !stopped() {
+        if let Some(frame) = ahead {
+            engine.hint(p.linktype, frame, p.number + capture::LOOK_AHEAD as u64);
+        }
+        inspect_counting(engine, &p, n, progress);
+    }
 }
 
 /// Inspects a packet, counting its bytes (with its record header) into `n` and reporting them
@@ -405,14 +417,8 @@ impl<S: Sink> Backend for Single<'_, S> {
     ) -> Option<Result<(), capture::ReadError>> {
         let file = std::fs::File::open(path).ok()?;
         let (engine, mut n) = (&mut self.engine, 0u64);
-        let (res, _) = capture::read_windows(&file, map, stopped, |p, ahead| {
-            if !stopped() {
-                if let Some(frame) = ahead {
-                    engine.hint(p.linktype, frame, p.number + capture::LOOK_AHEAD as u64);
-                }
-                inspect_counting(engine, &p, &mut n, progress);
-            }
-        })?;
+        let (res, _) =
+            capture::read_windows(&file, map, stopped, |p, ahead| inspect_ahead(engine, p, ahead, &mut n, progress))?;
         progress(n);
         Some(res.map(|_| ()))
     }
