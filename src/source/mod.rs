@@ -2,6 +2,7 @@
 
 pub mod capture;
 pub mod flowlog;
+pub(crate) mod pread;
 
 use std::path::{Path, PathBuf};
 

@@ -24,6 +24,7 @@
 use std::time::{Duration, Instant};
 
 use super::{legacy_loop, read_mapped_from, FileStats, Layout, Legacy, Packet, ReadError, MAX_FRAME};
+use crate::source::pread::{read_at_most, PageBuf};
 
 /// Bytes of the file each choice between mapping and copying covers (a power of two).
 const WINDOW: usize = 16 << 20;
@@ -36,7 +37,7 @@ const SLOW_PROBE: Duration = Duration::from_micros(30);
 const MAX_BACKOFF: usize = 8;
 /// Bytes read through the buffer at a time.
 const BUFFER: usize = 1 << 20;
-const PAGE: usize = 4096;
+const PAGE: usize = PageBuf::PAGE;
 
 /// How many windows were read in place and how many through the buffer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,7 +74,10 @@ fn read_by(
     let len = data.len();
     let mut stats = FileStats::default();
     let mut windows = Windows::default();
-    let mut buf = Buf::default();
+    // The copying path's buffer, made at the first window copied: large enough for the longest
+    // record after a partial page.
+    let mut buf: Option<PageBuf> = None;
+    let cap = BUFFER.max(PAGE + 16 + MAX_FRAME);
     let (mut at, mut released) = (Legacy::HEADER, 0);
     // Whether the loop stopped at a record it cannot take.
     let mut stuck = false;
@@ -109,8 +113,9 @@ fn read_by(
                 // The buffer starts at the same offset in its page as the file position: the
                 // kernel's copy is several times slower between different offsets.
                 let from = at & !(PAGE - 1);
-                let bytes = match buf.fill(file, from as u64) {
-                    Ok(bytes) => bytes,
+                let page = buf.get_or_insert_with(|| PageBuf::default().with_len(cap));
+                let bytes = match read_at_most(file, &mut page.bytes_mut()[..cap], from as u64) {
+                    Ok(got) => &page.bytes()[..got],
                     // Not from the mapping, where the same error would be a SIGBUS.
                     Err(e) => {
                         let reason = format!("read error: {e}");
@@ -180,47 +185,6 @@ fn release(map: &memmap2::Mmap, released: usize, at: usize) -> usize {
     // them outlives its call to the sink.
     let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, released, to - released) };
     to
-}
-
-/// The copying path's buffer: page-aligned, and large enough for the longest record after a
-/// partial page.
-#[derive(Default)]
-struct Buf {
-    mem: Vec<u8>,
-}
-
-impl Buf {
-    /// Reads the file from `offset` (a page boundary) into the buffer, as much as it holds or
-    /// the file has; returns what it read.
-    fn fill(&mut self, file: &std::fs::File, offset: u64) -> std::io::Result<&[u8]> {
-        let cap = BUFFER.max(PAGE + 16 + MAX_FRAME);
-        if self.mem.len() < cap + PAGE {
-            self.mem = vec![0; cap + PAGE];
-        }
-        let skew = self.mem.as_ptr().align_offset(PAGE).min(PAGE);
-        let buf = &mut self.mem[skew..skew + cap];
-        let mut got = 0;
-        while got < buf.len() {
-            match read_at(file, &mut buf[got..], offset + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if got == 0 => return Err(e),
-                Err(_) => break,
-            }
-        }
-        Ok(&self.mem[skew..skew + got])
-    }
-}
-
-#[cfg(unix)]
-fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
 /// Number, time, wire length and bytes of each packet.
