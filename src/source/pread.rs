@@ -20,7 +20,12 @@ impl PageBuf {
     /// This memory (reused when it is large enough) with at least `len` bytes from a page
     /// boundary on.
     pub fn with_len(mut self, len: usize) -> PageBuf {
-        self.mem.resize(len + Self::PAGE, 0);
+        if self.mem.is_empty() {
+            // Zeroed by the allocator (fresh pages), not written over.
+            self.mem = vec![0; len + Self::PAGE];
+        } else {
+            self.mem.resize(len + Self::PAGE, 0);
+        }
         // `align_offset` may answer `usize::MAX` (it is allowed to give up); then the bytes are
         // merely off their page, and slower to fill.
         self.at = self.mem.as_ptr().align_offset(Self::PAGE).min(Self::PAGE);

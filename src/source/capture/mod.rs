@@ -205,11 +205,10 @@ fn u32_in<const BE: bool>(b: &[u8], at: usize) -> u32 {
 /// The 32-bit field at `at` (the caller has checked the length), in the file's byte order.
 #[inline]
 fn u32_at(b: &[u8], at: usize, big_endian: bool) -> u32 {
-    let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
     if big_endian {
-        u32::from_be_bytes(w)
+        u32_in::<true>(b, at)
     } else {
-        u32::from_le_bytes(w)
+        u32_in::<false>(b, at)
     }
 }
 

@@ -293,9 +293,7 @@ impl ChunkSection {
     /// The longest block the chunks take: an Enhanced Packet Block of the longest frame, without
     /// options.
     pub(super) const MAX_BLOCK: usize = EPB_HEAD + MAX_FRAME + 4;
-}
 
-impl ChunkSection {
     /// A whole block, read by `pcap-parser`; `None` if it refuses it or it holds more.
     fn parse<'a>(&self, block: &'a [u8]) -> Option<Block<'a>> {
         let parse = if self.big_endian { parse_block_be } else { parse_block_le };
