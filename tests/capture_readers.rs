@@ -22,7 +22,7 @@ fn both(data: &[u8]) -> (Run, Run) {
     (run(false), run(true))
 }
 
-/// What one engine reads of an uncompressed classic pcap file: by windows of its mapping
+/// What one engine reads of an uncompressed classic pcap or pcapng file: by windows of its mapping
 /// (`None` for any other file).
 fn by_windows(path: &Path) -> Option<Run> {
     let map = iocmatch::source::map(path).ok()??;
@@ -79,7 +79,7 @@ fn streaming_and_in_place_readers_agree_on_every_capture() {
         packets += a.len();
     }
     assert!(compared >= 10, "only {compared} captures found under {}", root.display());
-    assert!(windowed >= 5, "only {windowed} classic pcap files read by windows");
+    assert!(windowed >= 5, "only {windowed} classic pcap or pcapng files read by windows");
     assert!(packets > 100, "only {packets} packets compared");
     eprintln!("{compared} captures ({windowed} also by windows), {packets} packets: the readers agree");
 }

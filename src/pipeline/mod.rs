@@ -256,7 +256,8 @@ trait Backend {
     /// An uncompressed capture file, memory-mapped.
     fn mapped(&mut self, map: memmap2::Mmap, path: &Path, name: &Arc<str>, progress: &mut dyn FnMut(u64));
     /// An uncompressed capture file for one engine, memory-mapped: read window by window
-    /// ([`capture::read_windows`]); `None` if it is not a classic pcap (it is streamed then).
+    /// ([`capture::read_windows`]); `None` if it is neither a classic pcap nor a pcapng (it is
+    /// streamed then).
     fn windows(
         &mut self,
         _map: &memmap2::Mmap,
@@ -552,9 +553,9 @@ fn drive(
             Some(InputKind::Capture) => {
                 // Workers get the file mapped: they split a classic pcap into chunks each reads
                 // once (the map only serves what follows a damaged record), and walk a pcapng
-                // in place. One engine reads a classic pcap window by window, in place where
-                // the kernel maps the pages cheaply and through a buffer where it does not
-                // (see `capture::read_windows`); anything else goes through the buffer.
+                // in place. One engine reads a classic pcap or a pcapng window by window, in
+                // place where the kernel maps the pages cheaply and through a buffer where it
+                // does not (see `capture::read_windows`); anything else goes through the buffer.
                 let map = if par.mmap { crate::source::map(path).ok().flatten() } else { None };
                 let res = match map {
                     Some(map) if par.workers > 1 => {

@@ -113,15 +113,22 @@ enum Stopped {
     NeedMore,
     /// The block at `start` is `walk`'s to read, or the caller asked to stop.
     HandOver,
+    /// The block at `start` starts at or past the limit.
+    Limit,
 }
 
 /// Reads the blocks of `buf[*start..end]`, handing out their packets (with the look-ahead) and
-/// keeping the section's state, until one is not whole or is one to hand over. `at_block` is
-/// told where each block ends.
-fn blocks(
+/// keeping the section's state, until one is not whole or is one to hand over, or the next
+/// starts at or past `limit`. `at_block` is told where each block ends.
+///
+/// `MAPPED`: `buf` is mapped, not freshly copied, so each block's bytes are pulled into the
+/// cache ahead of the reader, as the classic pcap's loop does.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn blocks<const MAPPED: bool>(
     buf: &[u8],
     start: &mut usize,
-    end: usize,
+    (end, limit): (usize, usize),
     (section, stats): (&mut Option<Section>, &mut FileStats),
     stop: &impl Fn() -> bool,
     sink: &mut impl FnMut(Packet<'_>, Option<&[u8]>),
@@ -130,6 +137,9 @@ fn blocks(
     loop {
         if stop() {
             return Stopped::HandOver;
+        }
+        if *start >= limit {
+            return Stopped::Limit;
         }
         if let Some(s) = section.as_ref() {
             // The blocks from `start` on, each read once: the one handed out next, then up to
@@ -157,6 +167,9 @@ fn blocks(
                     read[k % read.len()] = next;
                 }
                 k += 1;
+                if MAPPED {
+                    super::prefetch(buf, e.at + super::PREFETCH, e.at + e.len + super::PREFETCH);
+                }
                 let later = read[(k + LOOK_AHEAD - 1) % read.len()].map(|n| n.frame(buf));
                 let ifc = &s.ifaces[e.iface];
                 sink(stats.packet(ifc.linktype, ifc.micros(e.ts), e.frame(buf), e.wire), later);
@@ -164,6 +177,9 @@ fn blocks(
                 at_block(*start);
                 if stop() {
                     return Stopped::HandOver;
+                }
+                if *start >= limit {
+                    return Stopped::Limit;
                 }
             }
         }
@@ -235,7 +251,15 @@ pub(super) fn stream(
     let mut section: Option<Section> = None;
     let mut ended = false;
     loop {
-        match blocks(&buf, &mut start, end, (&mut section, &mut stats), &|| false, sink, &mut |_| {}) {
+        match blocks::<false>(
+            &buf,
+            &mut start,
+            (end, usize::MAX),
+            (&mut section, &mut stats),
+            &|| false,
+            sink,
+            &mut |_| {},
+        ) {
             Stopped::NeedMore if !ended => {}
             // Handed over, or the input ended (at a block's end, or inside one, for `walk` to
             // report).
@@ -273,8 +297,41 @@ pub(super) fn in_place(
     let mut stats = FileStats { packets: within.map_or(0, |w| w.1), bytes: 0 };
     let mut section =
         within.map(|(p, _)| Section { big_endian: p.big_endian, ifaces: p.ifaces.clone(), blocks: Vec::new() });
-    blocks(data, pos, data.len(), (&mut section, &mut stats), stop, &mut |p, _| sink(p), at_block);
+    let ends = (data.len(), usize::MAX);
+    blocks::<false>(data, pos, ends, (&mut section, &mut stats), stop, &mut |p, _| sink(p), at_block);
     Start { stats, offset: *pos as u64, legacy: None, section: section.map(|s| (s.big_endian, s.ifaces)) }
+}
+
+/// The same loop as one engine's windows drive it (see `windows`): over a window of the
+/// mapping in place, or over a copy of part of it, keeping the section between calls.
+#[derive(Default)]
+pub(super) struct Windowed {
+    section: Option<Section>,
+}
+
+impl Windowed {
+    /// Reads the blocks of `buf` from `start`, up to the first that starts at or past `limit`
+    /// or that the loop hands over or that is not whole in `buf`; returns where it stopped.
+    #[inline(always)]
+    pub(super) fn records<const MAPPED: bool>(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        limit: usize,
+        stats: &mut FileStats,
+        sink: &mut impl FnMut(Packet<'_>, Option<&[u8]>),
+    ) -> usize {
+        let mut at = start;
+        blocks::<MAPPED>(buf, &mut at, (buf.len(), limit), (&mut self.section, stats), &|| false, sink, &mut |_| {});
+        at
+    }
+
+    /// The section the loop is in, for the in-place reader to go on in; `None` before the
+    /// first section header.
+    pub(super) fn section(&self) -> Option<ChunkSection> {
+        let s = self.section.as_ref()?;
+        Some(ChunkSection { big_endian: s.big_endian, ifaces: s.ifaces.clone() })
+    }
 }
 
 /// A pcapng section as the chunks of a parallel scan read it (see `pipeline::workers`): its

@@ -1,5 +1,5 @@
-//! One engine reading a classic pcap file window by window: each window in place from the
-//! file's mapping when the kernel maps its pages cheaply, else copied through a buffer.
+//! One engine reading a classic pcap or pcapng file window by window: each window in place
+//! from the file's mapping when the kernel maps its pages cheaply, else copied through a buffer.
 //!
 //! Why both: how fast a mapping is depends on how the page cache holds the file, which the
 //! reader cannot be told.
@@ -16,13 +16,16 @@
 //! wrong guess costs about one window's copy. Pages behind the reader are handed back, so the
 //! file does not stay resident.
 //!
-//! Records are read by the same loop as the stream's ([`super::legacy_loop`]); from the first
-//! record it cannot take (too long for a frame, or cut short by the end of the file), the rest
-//! of the file is read as [`super::read_mapped_from`] reads it, so errors read as [`super::read`]
-//! reports them.
+//! Records are read by the same loops as the stream's ([`super::legacy_loop`], pcapng's
+//! `blocks`); from the first record they cannot take (too long for a frame, cut short by the end
+//! of the file, a pcapng block they leave to `pcap-parser`'s reader), the rest of the file is
+//! read as [`super::read_mapped_from`] reads it, so errors read as [`super::read`] reports them.
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use super::pcapng::{self, Windowed};
 use super::{legacy_loop, read_mapped_from, FileStats, Layout, Legacy, Packet, ReadError, MAX_FRAME};
 use crate::source::pread::{read_at_most, PageBuf};
 
@@ -46,9 +49,72 @@ pub struct Windows {
     pub copied: usize,
 }
 
-/// Reads the classic pcap `file` (mapped as `map`) as [`super::read_ahead`] would, handing
-/// `sink` each packet with the frame [`super::LOOK_AHEAD`] records on when it is known. `None`
-/// if `map` is not a classic pcap (the caller streams it instead). `stop` is asked at every
+/// The record loop a file's windows are read with.
+enum Format {
+    Legacy(Legacy),
+    Ng(Windowed),
+}
+
+impl Format {
+    fn of(data: &[u8]) -> Option<Format> {
+        match Legacy::of(data) {
+            Some(layout) => Some(Format::Legacy(layout)),
+            None => pcapng::is_pcapng(data).then(|| Format::Ng(Windowed::default())),
+        }
+    }
+
+    /// Where the first record starts.
+    fn first(&self) -> usize {
+        match self {
+            Format::Legacy(_) => Legacy::HEADER,
+            Format::Ng(_) => 0,
+        }
+    }
+
+    /// Reads the records of `buf` from `start` on that start before `limit`; returns where it
+    /// stopped: `limit` or past it, or at a record not whole in `buf` or that the loop does not
+    /// take.
+    #[inline(always)]
+    fn records<const MAPPED: bool>(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        limit: usize,
+        stats: &mut FileStats,
+        sink: &mut impl FnMut(Packet<'_>, Option<&[u8]>),
+    ) -> usize {
+        match self {
+            Format::Legacy(layout) => legacy_loop::<MAPPED>(layout, buf, start, limit, stats, sink),
+            Format::Ng(ng) => ng.records::<MAPPED>(buf, start, limit, stats, sink),
+        }
+    }
+
+    /// Reads the rest of `data` from the record at `at` (which the loop did not take), as the
+    /// in-place reader does.
+    fn rest(
+        &self,
+        data: &[u8],
+        at: usize,
+        packets: u64,
+        stop: &impl Fn() -> bool,
+        mut sink: impl FnMut(Packet<'_>, Option<&[u8]>),
+    ) -> Result<FileStats, ReadError> {
+        let layout = match self {
+            Format::Legacy(layout) => Layout::Legacy(*layout),
+            Format::Ng(ng) => match ng.section() {
+                Some(section) => Layout::Ng(Arc::new(section)),
+                // The first block is no section header: no packet was handed out, and the
+                // in-place reader says what is wrong from the start.
+                None => return super::read_slice(data, |p| sink(p, None)),
+            },
+        };
+        read_mapped_from(data, &layout, at, packets, stop, |p| sink(p, None))
+    }
+}
+
+/// Reads the classic pcap or pcapng `file` (mapped as `map`) as [`super::read_ahead`] would,
+/// handing `sink` each packet with the frame [`super::LOOK_AHEAD`] records on when it is known.
+/// `None` if `map` is neither (the caller streams it instead). `stop` is asked at every
 /// window: when it says so, the file ends there, without error.
 pub fn read_windows(
     file: &std::fs::File,
@@ -70,7 +136,7 @@ fn read_by(
     mut sink: impl FnMut(Packet<'_>, Option<&[u8]>),
 ) -> Option<(Result<FileStats, ReadError>, Windows)> {
     let data: &[u8] = map;
-    let layout = Legacy::of(data)?;
+    let mut format = Format::of(data)?;
     let len = data.len();
     let mut stats = FileStats::default();
     let mut windows = Windows::default();
@@ -78,7 +144,7 @@ fn read_by(
     // record after a partial page.
     let mut buf: Option<PageBuf> = None;
     let cap = BUFFER.max(PAGE + 16 + MAX_FRAME);
-    let (mut at, mut released) = (Legacy::HEADER, 0);
+    let (mut at, mut released) = (format.first(), 0);
     // Whether the loop stopped at a record it cannot take.
     let mut stuck = false;
     // Windows to copy without a probe, and how many the next slow probe skips: a file in small
@@ -99,7 +165,7 @@ fn read_by(
         }
         if probe == Probe::Fast {
             windows.mapped += 1;
-            let next = legacy_loop::<true>(&layout, data, at, window_end, &mut stats, &mut sink);
+            let next = format.records::<true>(data, at, window_end, &mut stats, &mut sink);
             stuck = next < window_end;
             at = next;
         } else {
@@ -107,7 +173,7 @@ fn read_by(
             if probe == Probe::Slow {
                 // What the probe mapped is read in place: it is paid for.
                 let probed = ((at & !(PAGE - 1)) + window / PROBES).min(window_end);
-                at = legacy_loop::<true>(&layout, data, at, probed, &mut stats, &mut sink);
+                at = format.records::<true>(data, at, probed, &mut stats, &mut sink);
             }
             while at < window_end {
                 // The buffer starts at the same offset in its page as the file position: the
@@ -126,7 +192,7 @@ fn read_by(
                     }
                 };
                 let offset = at - from;
-                let next = legacy_loop::<false>(&layout, bytes, offset, window_end - from, &mut stats, &mut sink);
+                let next = format.records::<false>(bytes, offset, window_end - from, &mut stats, &mut sink);
                 if next == offset {
                     break;
                 }
@@ -141,7 +207,7 @@ fn read_by(
     }
     // A record too long or cut short: the in-place reader goes on from it, and says which.
     let packets = stats.packets;
-    let rest = read_mapped_from(data, &Layout::Legacy(layout), at, packets, &stop, |p| sink(p, None));
+    let rest = format.rest(data, at, packets, &stop, sink);
     let _ = release(map, released, len);
     Some((rest, windows))
 }
@@ -237,18 +303,38 @@ pub fn check_windows(data: &[u8], window: usize, script: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::evidence::PcapngWriter;
     use crate::synth::{PcapWriter, XorShift};
 
-    /// A capture of `n` frames, mostly small, some of tens of KiB, so that records straddle
-    /// windows, probes and the buffer's refills.
-    fn capture(n: u32, rng: &mut XorShift) -> Vec<u8> {
+    /// Captures of `n` frames, mostly small, some of tens of KiB, so that records straddle
+    /// windows, probes and the buffer's refills: as a classic pcap and as a pcapng, with the
+    /// offset of each record.
+    fn captures(n: u32, rng: &mut XorShift) -> [(Vec<u8>, Vec<usize>); 2] {
         let mut w = PcapWriter::new(Vec::new(), 1).unwrap();
+        let mut ng = PcapngWriter::new(Vec::new()).unwrap();
         for i in 0..n {
             let len = if rng.below(40) == 0 { 14 + rng.below(80_000) } else { 14 + rng.below(1500) } as usize;
             let frame: Vec<u8> = (0..len).map(|b| (b as u32 ^ i.wrapping_mul(7)) as u8).collect();
             w.frame(i64::from(i) * 1000, &frame).unwrap();
+            ng.packet(1, i64::from(i) * 1000, &frame, len as u32).unwrap();
         }
-        w.into_inner()
+        let (data, ng) = (w.into_inner(), ng.finish().unwrap());
+        // Where each record starts.
+        let (mut at, mut at_ng) = (Vec::new(), Vec::new());
+        let mut p = Legacy::HEADER;
+        while p + 16 <= data.len() {
+            at.push(p);
+            p += 16 + u32::from_le_bytes(data[p + 8..p + 12].try_into().unwrap()) as usize;
+        }
+        let mut p = 0;
+        while p + 8 <= ng.len() {
+            let kind = u32::from_le_bytes(ng[p..p + 4].try_into().unwrap());
+            if kind == 6 {
+                at_ng.push(p);
+            }
+            p += u32::from_le_bytes(ng[p + 4..p + 8].try_into().unwrap()) as usize;
+        }
+        [(data, at), (ng, at_ng)]
     }
 
     fn by_slice(data: &[u8]) -> (Seen, Result<u64, ReadError>) {
@@ -258,7 +344,7 @@ mod tests {
     }
 
     fn by_windows(data: &[u8], window: usize, script: &[Probe]) -> (Seen, Result<u64, ReadError>, Windows) {
-        read_scripted(data, window, script).expect("a classic pcap")
+        read_scripted(data, window, script).expect("a classic pcap or pcapng")
     }
 
     const SCRIPTS: [&[Probe]; 3] = [
@@ -268,71 +354,78 @@ mod tests {
     ];
 
     /// Windows smaller than a record, and larger than the buffer; mapped, copied and mixed: the
-    /// packets are the in-place reader's, each with the right look-ahead.
+    /// packets are the in-place reader's, each with the right look-ahead, in either format.
     #[test]
     fn windows_read_what_the_in_place_reader_reads() {
-        let data = capture(6_000, &mut XorShift(0x51de));
-        assert!(data.len() > 4 << 20, "{} bytes", data.len());
-        let (want, outcome) = by_slice(&data);
-        assert_eq!(outcome, Ok(6_000));
-        for window in [4096, 100_000, 3 << 20] {
-            for script in SCRIPTS {
-                let (got, r, w) = by_windows(&data, window, script);
-                assert_eq!(r, Ok(6_000), "window {window}, {script:?}");
-                assert!(got == want, "window {window}, {script:?}: {} packets", got.len());
-                // A window a record runs across whole is not visited.
-                assert!(w.mapped + w.copied <= data.len().div_ceil(window), "{w:?}");
-                match script {
-                    [Probe::Fast] => assert!(w.mapped > 0 && w.copied == 0, "{w:?}"),
-                    [Probe::Slow] => assert!(w.mapped == 0 && w.copied > 0, "{w:?}"),
-                    _ => assert!(w.mapped > 0 && w.copied > 0, "{w:?}"),
-                }
-            }
-        }
-    }
-
-    /// A file cut short, or with a record too long to be a frame, anywhere: the same packets
-    /// before it and the same error as the in-place reader, however the windows went.
-    #[test]
-    fn windows_stop_where_the_in_place_reader_stops() {
-        let mut rng = XorShift(0xda3a6e);
-        let data = capture(3_000, &mut rng);
-        let mut starts = Vec::new();
-        let mut at = 24;
-        while at + 16 <= data.len() {
-            starts.push(at);
-            at += 16 + u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
-        }
-        for _ in 0..25 {
-            let k = rng.below(starts.len() as u64) as usize;
-            let cut = data[..starts[k] + 1 + rng.below(40) as usize].to_vec();
-            let mut broken = data.clone();
-            broken[starts[k] + 10] = 0x7f;
-            for damaged in [cut, broken] {
-                let (want, outcome) = by_slice(&damaged);
-                assert_eq!(outcome.as_ref().map_err(|e| e.after_packet), Err(k as u64));
-                for window in [4096, 100_000] {
-                    for script in SCRIPTS {
-                        let (got, r, _) = by_windows(&damaged, window, script);
-                        assert_eq!(r, outcome, "record {}, window {window}, {script:?}", k + 1);
-                        assert!(got == want, "record {}, window {window}, {script:?}", k + 1);
+        for (data, _) in captures(6_000, &mut XorShift(0x51de)) {
+            assert!(data.len() > 4 << 20, "{} bytes", data.len());
+            let (want, outcome) = by_slice(&data);
+            assert_eq!(outcome, Ok(6_000));
+            for window in [4096, 100_000, 3 << 20] {
+                for script in SCRIPTS {
+                    let (got, r, w) = by_windows(&data, window, script);
+                    assert_eq!(r, Ok(6_000), "window {window}, {script:?}");
+                    assert!(got == want, "window {window}, {script:?}: {} packets", got.len());
+                    // A window a record runs across whole is not visited.
+                    assert!(w.mapped + w.copied <= data.len().div_ceil(window), "{w:?}");
+                    match script {
+                        [Probe::Fast] => assert!(w.mapped > 0 && w.copied == 0, "{w:?}"),
+                        [Probe::Slow] => assert!(w.mapped == 0 && w.copied > 0, "{w:?}"),
+                        _ => assert!(w.mapped > 0 && w.copied > 0, "{w:?}"),
                     }
                 }
             }
         }
     }
 
-    /// What is not a classic pcap is left to the caller; an empty capture reads as one.
+    /// A file cut short, or with a record too long to be a frame (a block longer than the file),
+    /// anywhere: the same packets before it and the same error as the in-place reader, however
+    /// the windows went, in either format.
     #[test]
-    fn only_a_classic_pcap_is_read_by_windows() {
+    fn windows_stop_where_the_in_place_reader_stops() {
+        let mut rng = XorShift(0xda3a6e);
+        for (data, starts) in captures(3_000, &mut rng.clone()) {
+            // The byte that makes a record's length absurd: a classic record's frame length, a
+            // block's total length.
+            let length_byte = if Legacy::of(&data).is_some() { 10 } else { 6 };
+            for _ in 0..25 {
+                let k = rng.below(starts.len() as u64) as usize;
+                let cut = data[..starts[k] + 1 + rng.below(40) as usize].to_vec();
+                let mut broken = data.clone();
+                broken[starts[k] + length_byte] = 0x7f;
+                for damaged in [cut, broken] {
+                    let (want, outcome) = by_slice(&damaged);
+                    assert_eq!(outcome.as_ref().map_err(|e| e.after_packet), Err(k as u64));
+                    for window in [4096, 100_000] {
+                        for script in SCRIPTS {
+                            let (got, r, _) = by_windows(&damaged, window, script);
+                            assert_eq!(r, outcome, "record {}, window {window}, {script:?}", k + 1);
+                            assert!(got == want, "record {}, window {window}, {script:?}", k + 1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// What is not a capture is left to the caller; an empty capture reads as one, and a
+    /// pcapng cut short in its first block fails as the in-place reader says.
+    #[test]
+    fn only_a_capture_is_read_by_windows() {
         use std::io::Write;
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(&[0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a]).unwrap();
+        f.write_all(b"ts,src_ip,dest_ip\n").unwrap();
         let file = f.reopen().unwrap();
         // SAFETY: a file of this test's own, not changed while mapped.
         let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
         assert!(read_windows(&file, &map, || false, |_, _| {}).is_none());
-        let (got, r, _) = by_windows(&capture(0, &mut XorShift(1)), 4096, &[Probe::Fast]);
-        assert_eq!((got.len(), r), (0, Ok(0)));
+        for (empty, _) in captures(0, &mut XorShift(1)) {
+            let (got, r, _) = by_windows(&empty, 4096, &[Probe::Fast]);
+            assert_eq!((got.len(), r), (0, Ok(0)));
+        }
+        let head = [0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a];
+        let (got, r, _) = by_windows(&head, 4096, &[Probe::Fast]);
+        assert!(got.is_empty() && r.is_err(), "{r:?}");
+        assert_eq!(r, by_slice(&head).1);
     }
 }
