@@ -158,6 +158,10 @@ fn read_by(
         } else {
             probe(map, at, window / PROBES)
         };
+        if let Some(e) = shrunk(file, len, at, &stats) {
+            release(map, released, len);
+            return Some((Err(e), windows));
+        }
         match probe {
             Probe::Fast => backoff = 1,
             Probe::Slow => (skip, backoff) = (backoff, (backoff * 2).min(MAX_BACKOFF)),
@@ -206,10 +210,32 @@ fn read_by(
         return Some((Ok(stats), windows));
     }
     // A record too long or cut short: the in-place reader goes on from it, and says which.
+    if let Some(e) = shrunk(file, len, at, &stats) {
+        release(map, released, len);
+        return Some((Err(e), windows));
+    }
     let packets = stats.packets;
     let rest = format.rest(data, at, packets, &stop, sink);
     let _ = release(map, released, len);
     Some((rest, windows))
+}
+
+/// The error that ends a file which is now shorter than the `len` bytes mapped: reading on
+/// through the mapping would end the run with SIGBUS at the first page past its new end (with
+/// `--no-mmap` it is read as a file cut short). Looked at once a window and before the rest
+/// of the file is read in place, which leaves only a truncation in the middle of a window
+/// unseen.
+fn shrunk(file: &std::fs::File, len: usize, at: usize, stats: &FileStats) -> Option<ReadError> {
+    let now = file.metadata().ok()?.len();
+    (now < len as u64).then(|| ReadError {
+        after_packet: stats.packets,
+        offset: at as u64,
+        reason: format!(
+            "the file shrank from {len} to {now} bytes while it was read; scan it again once its writer \
+             is done, or with --no-mmap"
+        ),
+        not_a_capture: false,
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -404,6 +430,47 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// A file truncated while it is read (here at the third window, in place or copied) ends
+    /// with an error that says so, after the packets read until then, not with SIGBUS.
+    #[test]
+    fn a_file_that_shrinks_while_read_ends_with_an_error() {
+        use std::io::Write;
+        for (data, _) in captures(2_000, &mut XorShift(0x5b)) {
+            let (want, _) = by_slice(&data);
+            for script in [Probe::Fast, Probe::Slow] {
+                let mut file = tempfile::tempfile().unwrap();
+                file.write_all(&data).unwrap();
+                // SAFETY: a file of this test's own, which it truncates only where the reader
+                // looks for that.
+                let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+                let mut probes = 0;
+                let mut got = Seen::new();
+                let (r, _) = read_by(
+                    &file,
+                    &map,
+                    100_000,
+                    |_, _, _| {
+                        probes += 1;
+                        if probes == 3 {
+                            file.set_len(data.len() as u64 / 2).unwrap();
+                        }
+                        script
+                    },
+                    || false,
+                    |p, _| got.push((p.number, p.ts_micros, p.wire_len, p.data.to_vec())),
+                )
+                .unwrap();
+                let e = r.expect_err("the file shrank");
+                assert!(
+                    e.reason.starts_with(&format!("the file shrank from {} to {} bytes", data.len(), data.len() / 2)),
+                    "{e:?}"
+                );
+                assert_eq!(e.after_packet, got.len() as u64, "{script:?}");
+                assert!(got.len() > 10 && want.starts_with(&got), "{script:?}: {} packets", got.len());
             }
         }
     }
