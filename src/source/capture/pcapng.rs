@@ -123,8 +123,6 @@ enum Stopped {
 ///
 /// `MAPPED`: `buf` is mapped, not freshly copied, so each block's bytes are pulled into the
 /// cache ahead of the reader, as the classic pcap's loop does.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
 fn blocks<const MAPPED: bool>(
     buf: &[u8],
     start: &mut usize,
