@@ -24,7 +24,7 @@ use std::io::Read;
 use pcap_parser::pcapng::{parse_block_be, parse_block_le};
 use pcap_parser::Block;
 
-use super::{u32_at, FileStats, Iface, Packet, Records, Start, Take, LOOK_AHEAD, MAX_FRAME};
+use super::{u32_at, u32_in, FileStats, Iface, Packet, Records, Start, Take, LOOK_AHEAD, MAX_FRAME};
 
 const SHB: u32 = 0x0a0d_0d0a;
 const EPB: u32 = 6;
@@ -72,25 +72,35 @@ impl Epb {
 /// never fails.
 #[inline]
 fn packet_block(buf: &[u8], at: usize, end: usize, big_endian: bool, ifaces: usize) -> Option<Epb> {
+    if big_endian {
+        packet_block_in::<true>(buf, at, end, ifaces)
+    } else {
+        packet_block_in::<false>(buf, at, end, ifaces)
+    }
+}
+
+/// [`packet_block`] in a byte order chosen at compile time.
+#[inline(always)]
+fn packet_block_in<const BE: bool>(buf: &[u8], at: usize, end: usize, ifaces: usize) -> Option<Epb> {
     let h = buf.get(at..at + EPB_HEAD).filter(|_| at + EPB_HEAD <= end)?;
-    if u32_at(h, 0, big_endian) != EPB {
+    if u32_in::<BE>(h, 0) != EPB {
         return None;
     }
-    let len = u32_at(h, 4, big_endian) as usize;
-    let caplen = u32_at(h, 20, big_endian) as usize;
+    let len = u32_in::<BE>(h, 4) as usize;
+    let caplen = u32_in::<BE>(h, 20) as usize;
     // The header, the frame padded to 4 bytes, any options, and the trailing length.
     if caplen > MAX_FRAME || len < EPB_HEAD + caplen.next_multiple_of(4) + 4 || at + len > end {
         return None;
     }
-    if u32_at(buf, at + len - 4, big_endian) as usize != len {
+    if u32_in::<BE>(buf, at + len - 4) as usize != len {
         return None;
     }
-    let iface = u32_at(h, 8, big_endian) as usize;
+    let iface = u32_in::<BE>(h, 8) as usize;
     if iface >= ifaces {
         return None;
     }
-    let ts = u64::from(u32_at(h, 12, big_endian)) << 32 | u64::from(u32_at(h, 16, big_endian));
-    Some(Epb { at, len, iface, ts, caplen, wire: u32_at(h, 24, big_endian) })
+    let ts = u64::from(u32_in::<BE>(h, 12)) << 32 | u64::from(u32_in::<BE>(h, 16));
+    Some(Epb { at, len, iface, ts, caplen, wire: u32_in::<BE>(h, 24) })
 }
 
 /// The length of the block at the start of `b` (at least 12 bytes), in the byte order of its
@@ -140,45 +150,14 @@ fn blocks<const MAPPED: bool>(
             return Stopped::Limit;
         }
         if let Some(s) = section.as_ref() {
-            // The blocks from `start` on, each read once: the one handed out next, then up to
-            // `LOOK_AHEAD` more, within what is buffered.
-            let mut read: [Option<Epb>; LOOK_AHEAD + 1] = [None; LOOK_AHEAD + 1];
-            let (mut at, mut more) = (*start, true);
-            for slot in read.iter_mut() {
-                *slot = packet_block(buf, at, end, s.big_endian, s.ifaces.len());
-                match slot {
-                    Some(e) => at += e.len,
-                    None => {
-                        more = false;
-                        break;
-                    }
-                }
-            }
-            let mut k = 0;
-            while let Some(e) = read[k % read.len()].take() {
-                if more {
-                    let next = packet_block(buf, at, end, s.big_endian, s.ifaces.len());
-                    match next {
-                        Some(n) => at += n.len,
-                        None => more = false,
-                    }
-                    read[k % read.len()] = next;
-                }
-                k += 1;
-                if MAPPED {
-                    super::prefetch(buf, e.at + super::PREFETCH, e.at + e.len + super::PREFETCH);
-                }
-                let later = read[(k + LOOK_AHEAD - 1) % read.len()].map(|n| n.frame(buf));
-                let ifc = &s.ifaces[e.iface];
-                sink(stats.packet(ifc.linktype, ifc.micros(e.ts), e.frame(buf), e.wire), later);
-                *start += e.len;
-                at_block(*start);
-                if stop() {
-                    return Stopped::HandOver;
-                }
-                if *start >= limit {
-                    return Stopped::Limit;
-                }
+            let ends = (end, limit);
+            let run = if s.big_endian {
+                packets::<MAPPED, true>(buf, start, ends, (s, stats), stop, sink, at_block)
+            } else {
+                packets::<MAPPED, false>(buf, start, ends, (s, stats), stop, sink, at_block)
+            };
+            if let Some(stopped) = run {
+                return stopped;
             }
         }
         // Any other block, or one not yet whole in the buffer.
@@ -230,6 +209,62 @@ fn blocks<const MAPPED: bool>(
         *start += len;
         at_block(*start);
     }
+}
+
+/// The run of Enhanced Packet Blocks at `*start` in section `s` (of byte order `BE`), each read
+/// once, handed out with the look-ahead: `None` at the first other block (or one not whole in
+/// `buf[..end]`), for [`blocks`] to read; else why [`blocks`] is to stop.
+#[inline]
+fn packets<const MAPPED: bool, const BE: bool>(
+    buf: &[u8],
+    start: &mut usize,
+    (end, limit): (usize, usize),
+    (s, stats): (&Section, &mut FileStats),
+    stop: &impl Fn() -> bool,
+    sink: &mut impl FnMut(Packet<'_>, Option<&[u8]>),
+    at_block: &mut impl FnMut(usize),
+) -> Option<Stopped> {
+    // The blocks from `start` on, each read once: the one handed out next, then up to
+    // `LOOK_AHEAD` more, within what is buffered.
+    let mut read: [Option<Epb>; LOOK_AHEAD + 1] = [None; LOOK_AHEAD + 1];
+    let (mut at, mut more) = (*start, true);
+    for slot in read.iter_mut() {
+        *slot = packet_block_in::<BE>(buf, at, end, s.ifaces.len());
+        match slot {
+            Some(e) => at += e.len,
+            None => {
+                more = false;
+                break;
+            }
+        }
+    }
+    let mut k = 0;
+    while let Some(e) = read[k % read.len()].take() {
+        if more {
+            let next = packet_block_in::<BE>(buf, at, end, s.ifaces.len());
+            match next {
+                Some(n) => at += n.len,
+                None => more = false,
+            }
+            read[k % read.len()] = next;
+        }
+        k += 1;
+        if MAPPED {
+            super::prefetch(buf, e.at + super::PREFETCH, e.at + e.len + super::PREFETCH);
+        }
+        let later = read[(k + LOOK_AHEAD - 1) % read.len()].map(|n| n.frame(buf));
+        let ifc = &s.ifaces[e.iface];
+        sink(stats.packet(ifc.linktype, ifc.micros(e.ts), e.frame(buf), e.wire), later);
+        *start += e.len;
+        at_block(*start);
+        if stop() {
+            return Some(Stopped::HandOver);
+        }
+        if *start >= limit {
+            return Some(Stopped::Limit);
+        }
+    }
+    None
 }
 
 /// Reads the records of the pcapng stream whose first bytes, `head`, have been read already;
