@@ -251,6 +251,32 @@ fn user_sets_and_no_default_set() {
     assert!(Path::new(&root("pcaps")).is_dir());
 }
 
+/// A URL indicator flags the HTTP requests for that URL (the sample's `GET /` to
+/// www.example.com), and one for another path on the same host flags nothing.
+#[test]
+fn a_url_indicator_flags_the_request_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("urls.txt");
+    std::fs::write(&list, "hxxp://www[.]example[.]com/\nhttp://www.example.com/gate.php\n").unwrap();
+    let out = run(&[
+        "scan",
+        "-q",
+        "--no-default-set",
+        "--indicators",
+        list.to_str().unwrap(),
+        &root("pcaps/raptor-train-c2.pcap"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "exit 1 when something is flagged");
+    let a = alerts(&out);
+    let u = find(&a, "http.url", "www.example.com/");
+    assert_eq!(u["match"]["value"], "www.example.com/");
+    assert_eq!(u["match"]["type"], "url");
+    assert_eq!(u["dest_port"], 80);
+    // Two hosts of the sample fetch it; nothing asks for the other path.
+    assert_eq!(a.len(), 2, "{a:#?}");
+    assert!(a.iter().all(|x| x["match"]["indicator"] == "www.example.com/"), "{a:#?}");
+}
+
 #[test]
 fn evidence_holds_every_packet_of_flagged_connections_only() {
     let dir = tempfile::tempdir().unwrap();

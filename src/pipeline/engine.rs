@@ -865,9 +865,11 @@ impl<S: Sink> Core<'_, S> {
                                 }),
                             }
                         }
-                        let mut url = String::new();
-                        http::url_of(&req, &mut url);
-                        self.m.lookup_url(&url, &mut |id| hits.push((id, Field::HttpUrl, url.clone(), None, None)));
+                        if self.m.has_urls() {
+                            let mut url = String::new();
+                            http::url_of(&req, &mut url);
+                            self.m.lookup_url(&url, &mut |id| hits.push((id, Field::HttpUrl, url.clone(), None, None)));
+                        }
                         for (id, f, v, l, via) in hits.drain(..) {
                             self.emit(conn, id, f, v, l, via);
                         }
