@@ -117,6 +117,7 @@ if [ "${PCAPNG:-0}" = 1 ]; then
     [ -f "$W.pcapng" ] || python3 benches/to_pcapng.py "$W.pcap" "$W.pcapng"
     cat "$W.pcapng" >/dev/null
     INPUT="$W.pcapng" SIZE=$(stat -L -c %s "$W.pcapng") run "iocmatch, pcapng, one core" 0 "$W.iocset"
+    INPUT="$W.pcapng" SIZE=$(stat -L -c %s "$W.pcapng") run "iocmatch, pcapng, --no-mmap" 0 "$W.iocset" --no-mmap
     INPUT="$W.pcapng" SIZE=$(stat -L -c %s "$W.pcapng") run "iocmatch, pcapng, -j 2" 0,1 "$W.iocset" -j 2
 fi
 # The ratios the performance targets are stated in (issue 6): one core against reading the file

@@ -1,4 +1,5 @@
-//! The stages of the hot path, each on its own: the capture readers (streaming and in place),
+//! The stages of the hot path, each on its own: the capture readers (streaming, in place and
+//! by windows of a mapped file),
 //! the packet decoder, the engine (connection table, application parsers, matching) and the
 //! flow-log parsers.
 //!
@@ -150,6 +151,30 @@ fn reader_in_place(b: divan::Bencher) {
         capture::read_slice(&f.mixed, |p| {
             divan::black_box(p.data.len());
         })
+    });
+}
+
+/// One engine's reader of a capture file: by windows of its mapping, in place where the pages
+/// map cheaply (a file just written here sits in the page cache as the kernel wrote it), as a
+/// classic pcap and as pcapng, without options and with a flag on every packet.
+#[divan::bench(sample_count = 10, args = ["pcap", "pcapng", "pcapng_flags"])]
+fn reader_windows(b: divan::Bencher, form: &str) {
+    use std::io::Write;
+    let f = fixture();
+    let data = match form {
+        "pcap" => &f.mixed,
+        "pcapng" => &f.mixed_ng,
+        _ => &f.mixed_ng_flags,
+    };
+    let mut file = tempfile::tempfile().expect("a temporary file");
+    file.write_all(data).expect("written");
+    // SAFETY: a file of the bench's own, not changed while mapped.
+    let map = unsafe { memmap2::Mmap::map(&file) }.expect("mapped");
+    b.counter(BytesCount::new(data.len())).bench(|| {
+        let mut n = 0usize;
+        let (r, _) = capture::read_windows(&file, &map, || false, |p, _| n += p.data.len()).expect("a capture");
+        r.expect("read whole");
+        divan::black_box(n)
     });
 }
 
