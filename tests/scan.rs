@@ -343,7 +343,7 @@ fn workers_find_exactly_what_one_engine_finds() {
         let one = sorted_run(&[&["scan", "-j", "1"][..], &inputs].concat());
         assert!(one.0.iter().any(|l| l.contains("\"alert\"")), "{inputs:?}: no alerts to compare");
         assert!(one.1.contains("packets") || one.1.contains("records"), "{inputs:?}: no summary: {}", one.1);
-        // One engine maps a classic pcap and reads it by windows; `--no-mmap` streams it.
+        // One engine maps a classic pcap or a pcapng and reads it by windows; `--no-mmap` streams it.
         for extra in [&["-j", "2"][..], &["-j", "3"], &["-j", "3", "--no-mmap"], &["-j", "1", "--no-mmap"]] {
             let many = sorted_run(&[&["scan"][..], extra, &inputs].concat());
             assert_eq!(one.1, many.1, "{inputs:?} {extra:?}: the summary counts differ");

@@ -386,6 +386,11 @@ impl Split {
         if offset >= self.len {
             return Ok(capture::FileStats { packets, bytes: 0 });
         }
+        // The chunks stop where a file cut short under them ends: walking its mapping on
+        // would be a SIGBUS.
+        if let Some(e) = capture::shrunk(&self.file, self.len, offset, packets) {
+            return Err(e);
+        }
         capture::read_mapped_from(&self.map, &layout, offset, packets, stop, sink)
     }
 
@@ -904,6 +909,26 @@ mod tests {
         let map = unsafe { memmap2::Mmap::map(f.as_file()).unwrap() };
         let Ok(run) = Split::new(map, f.path(), n, CHUNK) else { panic!("not split") };
         split_whole(&run)
+    }
+
+    /// A file cut to half its length after it was mapped: the chunks stop at the record cut
+    /// short, and the mapped walk after them ends with an error saying so, not with SIGBUS.
+    #[test]
+    fn a_file_that_shrinks_under_the_chunks_ends_with_an_error() {
+        let (bytes, offsets) = capture(6_000);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        // SAFETY: the test's own temporary file, cut only where the reader looks for that.
+        let map = unsafe { memmap2::Mmap::map(f.as_file()).unwrap() };
+        let Ok(run) = Split::new(map, f.path(), 2, CHUNK) else { panic!("not split") };
+        f.as_file().set_len(bytes.len() as u64 / 2).unwrap();
+        let (_, end) = split_whole(&run);
+        let (_, stopped_at, packets) = end.expect("the chunks end");
+        let whole = offsets.iter().filter(|&&o| o < bytes.len() / 2).count() as u64 - 1;
+        assert!(stopped_at < bytes.len() / 2 && packets >= whole, "{end:?}");
+        let e = run.read_rest(|| false, |_| panic!("no packet past the cut")).expect_err("the file shrank");
+        assert!(e.reason.starts_with("the file shrank from"), "{e:?}");
+        assert_eq!(e.after_packet, packets);
     }
 
     #[test]

@@ -738,6 +738,24 @@ pub fn read_mapped_from(
     walk(Box::new(reader), &Mutex::new(None), stop, sink, start)
 }
 
+/// The error that ends a file which is now shorter than the `len` bytes mapped, at `at` after
+/// `packets` packets: reading on through the mapping would end the run with SIGBUS at the first
+/// page past its new end (with `--no-mmap` it is read as a file cut short). The windows look
+/// once a window and before the rest of the file is read in place, which leaves only a
+/// truncation in the middle of a window unseen; `-j` looks before its mapped walk.
+pub fn shrunk(file: &std::fs::File, len: usize, at: usize, packets: u64) -> Option<ReadError> {
+    let now = file.metadata().ok()?.len();
+    (now < len as u64).then(|| ReadError {
+        after_packet: packets,
+        offset: at as u64,
+        reason: format!(
+            "the file shrank from {len} to {now} bytes while it was read; scan it again once its writer \
+             is done, or with --no-mmap"
+        ),
+        not_a_capture: false,
+    })
+}
+
 /// How many records ahead [`read_ahead`] shows its consumer.
 pub const LOOK_AHEAD: usize = 2;
 

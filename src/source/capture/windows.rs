@@ -21,12 +21,11 @@
 //! of the file, a pcapng block they leave to `pcap-parser`'s reader), the rest of the file is
 //! read as [`super::read_mapped_from`] reads it, so errors read as [`super::read`] reports them.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use super::pcapng::{self, Windowed};
-use super::{legacy_loop, read_mapped_from, FileStats, Layout, Legacy, Packet, ReadError, MAX_FRAME};
+use super::{legacy_loop, read_mapped_from, shrunk, FileStats, Layout, Legacy, Packet, ReadError, MAX_FRAME};
 use crate::source::pread::{read_at_most, PageBuf};
 
 /// Bytes of the file each choice between mapping and copying covers (a power of two).
@@ -158,7 +157,7 @@ fn read_by(
         } else {
             probe(map, at, window / PROBES)
         };
-        if let Some(e) = shrunk(file, len, at, &stats) {
+        if let Some(e) = shrunk(file, len, at, stats.packets) {
             release(map, released, len);
             return Some((Err(e), windows));
         }
@@ -210,7 +209,7 @@ fn read_by(
         return Some((Ok(stats), windows));
     }
     // A record too long or cut short: the in-place reader goes on from it, and says which.
-    if let Some(e) = shrunk(file, len, at, &stats) {
+    if let Some(e) = shrunk(file, len, at, stats.packets) {
         release(map, released, len);
         return Some((Err(e), windows));
     }
@@ -218,24 +217,6 @@ fn read_by(
     let rest = format.rest(data, at, packets, &stop, sink);
     let _ = release(map, released, len);
     Some((rest, windows))
-}
-
-/// The error that ends a file which is now shorter than the `len` bytes mapped: reading on
-/// through the mapping would end the run with SIGBUS at the first page past its new end (with
-/// `--no-mmap` it is read as a file cut short). Looked at once a window and before the rest
-/// of the file is read in place, which leaves only a truncation in the middle of a window
-/// unseen.
-fn shrunk(file: &std::fs::File, len: usize, at: usize, stats: &FileStats) -> Option<ReadError> {
-    let now = file.metadata().ok()?.len();
-    (now < len as u64).then(|| ReadError {
-        after_packet: stats.packets,
-        offset: at as u64,
-        reason: format!(
-            "the file shrank from {len} to {now} bytes while it was read; scan it again once its writer \
-             is done, or with --no-mmap"
-        ),
-        not_a_capture: false,
-    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
