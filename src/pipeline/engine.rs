@@ -203,10 +203,10 @@ pub struct Engine<'m, S: Sink> {
     next_sweep: i64,
     /// Packets and records since the last sweep.
     since_sweep: usize,
-    /// What [`Engine::hint`] read of the plain TCP segments it was shown, for when they come:
-    /// which frame (packet number, and where its bytes are) and what [`Engine::established`]
-    /// needs of it.
-    ahead: [Option<(Seen, Segment)>; AHEAD_SLOTS],
+    /// What [`Engine::hint`] read of the frames it was shown, for when they come: which frame
+    /// (packet number, and where its bytes are) and, for a plain TCP segment, what
+    /// [`Engine::established`] needs of it.
+    ahead: [Option<(Seen, Option<Segment>)>; AHEAD_SLOTS],
 }
 
 /// What the fast path needs of a plain TCP segment: its connection's key and hash in the
@@ -457,20 +457,25 @@ impl<'m, S: Sink> Engine<'m, S> {
             let (key, src_hi) = ConnKey::of_ints(6, t.src, t.dst);
             let hash = self.conns.hint(&key);
             let s = Segment { key, hash, src_hi, flags: t.flags, payload: t.payload };
-            self.ahead[number as usize % AHEAD_SLOTS] = Some((seen(data, number), s));
-        } else if let Some((proto, a, b)) = peek::endpoints(linktype, data) {
-            self.conns.hint(&ConnKey::new(proto, a, b).0);
+            self.ahead[number as usize % AHEAD_SLOTS] = Some((seen(data, number), Some(s)));
+        } else {
+            // Not a plain segment: the decoder reads it when it comes, without a second look.
+            self.ahead[number as usize % AHEAD_SLOTS] = Some((seen(data, number), None));
+            if let Some((proto, a, b)) = peek::endpoints(linktype, data) {
+                self.conns.hint(&ConnKey::new(proto, a, b).0);
+            }
         }
     }
 
-    /// The plain TCP segment packet `p` is: as the hint read it, or read now.
+    /// The plain TCP segment packet `p` is (`None` if it is none): as the hint read it, or
+    /// read now.
     #[inline]
     fn plain_tcp(&mut self, p: &Packet<'_>) -> Option<Segment> {
         let slot = &mut self.ahead[p.number as usize % AHEAD_SLOTS];
         if let Some((frame, s)) = *slot {
             if frame == seen(p.data, p.number) {
                 *slot = None;
-                return Some(s);
+                return s;
             }
         }
         let t: PlainTcp = peek::plain_tcp(p.linktype, p.data)?;
