@@ -218,7 +218,8 @@ pub fn read(input: impl Read + Send, mut sink: impl FnMut(Packet<'_>)) -> Result
 }
 
 /// [`read`], handing `sink` with each packet the frame [`LOOK_AHEAD`] records further on when
-/// the reader knows it (a classic pcap; a pcapng's Enhanced Packet Blocks): a consumer can start loading what
+/// the reader knows it (a classic pcap; a pcapng's Enhanced Packet Blocks) and it has the
+/// packet's link type (a pcapng's interfaces can differ): a consumer can start loading what
 /// that frame will need while it works on this one.
 pub fn read_ahead(
     input: impl Read + Send,

@@ -252,8 +252,11 @@ fn packets<const MAPPED: bool, const BE: bool>(
         if MAPPED {
             super::prefetch(buf, e.at + super::PREFETCH, e.at + e.len + super::PREFETCH);
         }
-        let later = read[(k + LOOK_AHEAD - 1) % read.len()].map(|n| n.frame(buf));
         let ifc = &s.ifaces[e.iface];
+        // Only a frame of the same link type: the consumer reads it as this packet's.
+        let later = read[(k + LOOK_AHEAD - 1) % read.len()]
+            .filter(|n| n.iface == e.iface || s.ifaces[n.iface].linktype == ifc.linktype)
+            .map(|n| n.frame(buf));
         sink(stats.packet(ifc.linktype, ifc.micros(e.ts), e.frame(buf), e.wire), later);
         *start += e.len;
         at_block(*start);

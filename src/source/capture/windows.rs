@@ -112,7 +112,8 @@ impl Format {
 }
 
 /// Reads the classic pcap or pcapng `file` (mapped as `map`) as [`super::read_ahead`] would,
-/// handing `sink` each packet with the frame [`super::LOOK_AHEAD`] records on when it is known.
+/// handing `sink` each packet with the frame [`super::LOOK_AHEAD`] records on when it is known
+/// and of the packet's link type.
 /// `None` if `map` is neither (the caller streams it instead). `stop` is asked at every
 /// window: when it says so, the file ends there, without error.
 pub fn read_windows(
@@ -126,6 +127,7 @@ pub fn read_windows(
 
 /// [`read_windows`] with windows of `window` bytes, each judged by `probe` (the tests choose
 /// both).
+#[inline]
 fn read_by(
     file: &std::fs::File,
     map: &memmap2::Mmap,
@@ -264,7 +266,7 @@ fn release(map: &memmap2::Mmap, released: usize, at: usize) -> usize {
 type Seen = Vec<(u64, i64, u32, Vec<u8>)>;
 
 /// Reads `data` from a file by windows of `window` bytes, each probe answered by `script` in
-/// turn; checks every look-ahead frame against the packet it announces. `None` if `data` is
+/// turn; checks every look-ahead frame against the packet it announces (bytes and link type). `None` if `data` is
 /// not a classic pcap, or no file could be made.
 fn read_scripted(data: &[u8], window: usize, script: &[Probe]) -> Option<(Seen, Result<u64, ReadError>, Windows)> {
     use std::io::Write;
@@ -273,8 +275,8 @@ fn read_scripted(data: &[u8], window: usize, script: &[Probe]) -> Option<(Seen, 
     // SAFETY: a file of our own, not changed while mapped.
     let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
     let mut next = script.iter().cycle();
-    let mut seen = Seen::new();
-    let mut ahead: Vec<(u64, Vec<u8>)> = Vec::new();
+    let (mut seen, mut linktypes) = (Seen::new(), Vec::new());
+    let mut ahead: Vec<(u64, u32, Vec<u8>)> = Vec::new();
     let (r, w) = read_by(
         &file,
         &map,
@@ -283,13 +285,16 @@ fn read_scripted(data: &[u8], window: usize, script: &[Probe]) -> Option<(Seen, 
         || false,
         |p, later| {
             if let Some(l) = later {
-                ahead.push((p.number + super::LOOK_AHEAD as u64, l.to_vec()));
+                ahead.push((p.number + super::LOOK_AHEAD as u64, p.linktype, l.to_vec()));
             }
             seen.push((p.number, p.ts_micros, p.wire_len, p.data.to_vec()));
+            linktypes.push(p.linktype);
         },
     )?;
-    for (n, frame) in ahead {
+    for (n, linktype, frame) in ahead {
         assert_eq!(seen.get(n as usize - 1).map(|s| &s.3), Some(&frame), "look-ahead to packet {n}");
+        // The consumer reads the frame as the packet it came with.
+        assert_eq!(linktypes[n as usize - 1], linktype, "look-ahead to packet {n} of another link type");
     }
     Some((seen, r.map(|s| s.packets), w))
 }
@@ -383,6 +388,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A pcapng whose interfaces have different link types (Ethernet and raw IP, in runs of
+    /// 1 to 4): a look-ahead frame comes only with a packet of its own link type, which the
+    /// consumer reads it as. Read by windows, mapped and copied, and as a stream.
+    #[test]
+    fn the_look_ahead_keeps_to_the_packets_link_type() {
+        let mut rng = XorShift(0x11);
+        let mut ng = PcapngWriter::new(Vec::new()).unwrap();
+        let (mut i, mut same, mut linktype) = (0, 0, 1);
+        while i < 3_000 {
+            for _ in 0..=rng.below(4) {
+                let frame: Vec<u8> = (0..14 + rng.below(200)).map(|b| (b as u32 ^ i) as u8).collect();
+                ng.packet(linktype, i64::from(i), &frame, frame.len() as u32).unwrap();
+                i += 1;
+            }
+            linktype = if linktype == 1 { 101 } else { 1 };
+        }
+        let data = ng.finish().unwrap();
+        for script in SCRIPTS {
+            let (got, r, _) = by_windows(&data, 4096, script);
+            assert_eq!((got.len(), r), (i as usize, Ok(u64::from(i))));
+        }
+        let mut linktypes = Vec::new();
+        let mut ahead = Vec::new();
+        super::super::read_ahead(&data[..], |p, later| {
+            linktypes.push(p.linktype);
+            if later.is_some() {
+                ahead.push((p.number, p.linktype));
+            }
+        })
+        .unwrap();
+        for (n, linktype) in ahead {
+            assert_eq!(linktypes[(n as usize) + super::super::LOOK_AHEAD - 1], linktype, "stream, packet {n}");
+            same += 1;
+        }
+        assert!(same > 1_000, "the look-ahead should still come within a run: {same}");
     }
 
     /// A file cut short, or with a record too long to be a frame (a block longer than the file),
