@@ -594,13 +594,13 @@ impl Matcher {
         }
     }
 
-    /// URL indicators matching a request URL written as `host/path?query` (host lowercase,
-    /// without port): same host and the indicator's path is a prefix of the request's.
     /// Whether any set holds URL indicators: without any, a request's URL need not be built.
     pub fn has_urls(&self) -> bool {
         self.parts.iter().any(|p| p.urls.is_some())
     }
 
+    /// URL indicators matching a request URL written as `host/path?query` (host lowercase,
+    /// without port): same host and the indicator's path is a prefix of the request's.
     pub fn lookup_url(&self, url: &str, f: &mut impl FnMut(Id)) {
         let host_end = url.find(['/', '?']).unwrap_or(url.len());
         let mut allowed: Option<bool> = None;
