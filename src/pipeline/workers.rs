@@ -901,14 +901,20 @@ mod tests {
         (w.into_inner(), offsets)
     }
 
-    /// Splits the file whole, chunk by chunk as its owners would; every share, and the end.
-    fn split_all(bytes: &[u8], n: usize) -> (Vec<Vec<Share>>, Option<ChunksEnd>) {
+    /// A split of `bytes` written to a temporary file (returned too: the split maps it).
+    fn split_of(bytes: &[u8], n: usize) -> (tempfile::NamedTempFile, Split) {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut f, bytes).unwrap();
-        // SAFETY: the test's own temporary file, not changed while mapped.
+        // SAFETY: the test's own temporary file, changed while mapped only where a test looks
+        // for that.
         let map = unsafe { memmap2::Mmap::map(f.as_file()).unwrap() };
         let Ok(run) = Split::new(map, f.path(), n, CHUNK) else { panic!("not split") };
-        split_whole(&run)
+        (f, run)
+    }
+
+    /// Splits the file whole, chunk by chunk as its owners would; every share, and the end.
+    fn split_all(bytes: &[u8], n: usize) -> (Vec<Vec<Share>>, Option<ChunksEnd>) {
+        split_whole(&split_of(bytes, n).1)
     }
 
     /// A file cut to half its length after it was mapped: the chunks stop at the record cut
@@ -916,11 +922,7 @@ mod tests {
     #[test]
     fn a_file_that_shrinks_under_the_chunks_ends_with_an_error() {
         let (bytes, offsets) = capture(6_000);
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        std::io::Write::write_all(&mut f, &bytes).unwrap();
-        // SAFETY: the test's own temporary file, cut only where the reader looks for that.
-        let map = unsafe { memmap2::Mmap::map(f.as_file()).unwrap() };
-        let Ok(run) = Split::new(map, f.path(), 2, CHUNK) else { panic!("not split") };
+        let (f, run) = split_of(&bytes, 2);
         f.as_file().set_len(bytes.len() as u64 / 2).unwrap();
         let (_, end) = split_whole(&run);
         let (_, stopped_at, packets) = end.expect("the chunks end");
