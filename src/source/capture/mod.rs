@@ -23,7 +23,7 @@ mod windows;
 
 #[doc(hidden)]
 pub use windows::check_windows;
-pub use windows::{read_windows, Windows};
+pub use windows::{probe, read_windows, Chooser, Probe, Windows, PROBES, WINDOW};
 
 /// One captured frame.
 #[derive(Debug, Clone, Copy)]
@@ -927,11 +927,11 @@ struct SliceReader<'a> {
 /// How far ahead of the reader mapped bytes are pulled into the CPU cache. Read through a
 /// buffer, a packet is in the cache when it is decoded (the copy put it there); mapped, each
 /// would be a miss to memory, and the hardware prefetcher does not cross pages.
-const PREFETCH: usize = 4096;
+pub const PREFETCH: usize = 4096;
 
 /// Asks the CPU to cache `data[from..to]`, one line at a time.
 #[inline]
-fn prefetch(data: &[u8], from: usize, to: usize) {
+pub fn prefetch(data: &[u8], from: usize, to: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         let to = to.min(data.len());

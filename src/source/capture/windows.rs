@@ -12,7 +12,8 @@
 //!
 //! A file can hold both (the start of a cold read is often in small folios), so the choice is
 //! made again for every [`WINDOW`]: mapping its first eighth (2 MiB) ahead of time
-//! (`MADV_POPULATE_READ`) takes about 2 µs in large folios and 100-200 µs in small ones. A
+//! (`MADV_POPULATE_READ`) takes 2-20 µs in large folios (by machine; up to 30 µs while another
+//! thread of the scan maps its own) and 100-200 µs in small ones. A
 //! wrong guess costs about one window's copy. Pages behind the reader are handed back, so the
 //! file does not stay resident.
 //!
@@ -29,12 +30,12 @@ use super::{legacy_loop, read_mapped_from, shrunk, FileStats, Layout, Legacy, Pa
 use crate::source::pread::{read_at_most, PageBuf};
 
 /// Bytes of the file each choice between mapping and copying covers (a power of two).
-const WINDOW: usize = 16 << 20;
+pub const WINDOW: usize = 16 << 20;
 /// The share of a window mapped ahead to time it (2 MiB).
-const PROBES: usize = 8;
+pub const PROBES: usize = 8;
 /// Mapping 2 MiB any slower than this means small pages (or pages not yet read from
 /// disk, which the buffer's reads bring in as well as faults would).
-const SLOW_PROBE: Duration = Duration::from_micros(30);
+const SLOW_PROBE: Duration = Duration::from_micros(50);
 /// Windows copied without a probe after slow probes in a row, at most.
 const MAX_BACKOFF: usize = 8;
 /// Bytes read through the buffer at a time.
@@ -148,25 +149,13 @@ fn read_by(
     let (mut at, mut released) = (format.first(), 0);
     // Whether the loop stopped at a record it cannot take.
     let mut stuck = false;
-    // Windows to copy without a probe, and how many the next slow probe skips: a file in small
-    // pages is usually small throughout, and each slow probe costs a tenth of a window's copy.
-    let (mut skip, mut backoff) = (0, 1);
+    let mut chooser = Chooser::default();
     while at < len && !stuck && !stop() {
         let window_end = ((at / window + 1) * window).min(len);
-        let probe = if skip > 0 {
-            skip -= 1;
-            Probe::Skipped
-        } else {
-            probe(map, at, window / PROBES)
-        };
+        let probe = chooser.choose(|| probe(map, at, window / PROBES));
         if let Some(e) = shrunk(file, len, at, stats.packets) {
             release(map, released, len);
             return Some((Err(e), windows));
-        }
-        match probe {
-            Probe::Fast => backoff = 1,
-            Probe::Slow => (skip, backoff) = (backoff, (backoff * 2).min(MAX_BACKOFF)),
-            Probe::Skipped => {}
         }
         if probe == Probe::Fast {
             windows.mapped += 1;
@@ -221,8 +210,9 @@ fn read_by(
     Some((rest, windows))
 }
 
+/// How a window is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Probe {
+pub enum Probe {
     /// The window maps cheaply: it is read in place.
     Fast,
     /// It does not: what the probe mapped is read in place, the rest copied.
@@ -231,13 +221,48 @@ enum Probe {
     Skipped,
 }
 
+/// The choice, window after window, between mapping and copying: a window is probed unless
+/// slow probes came just before it. A file in small pages is usually small throughout, and
+/// each slow probe costs a tenth of a window's copy, so after one the next window is copied
+/// without a probe, after two in a row the next two, and so on up to [`MAX_BACKOFF`].
+#[derive(Debug)]
+pub struct Chooser {
+    /// Windows to copy without a probe.
+    skip: usize,
+    /// How many the next slow probe skips.
+    backoff: usize,
+}
+
+impl Default for Chooser {
+    fn default() -> Self {
+        Chooser { skip: 0, backoff: 1 }
+    }
+}
+
+impl Chooser {
+    /// How the next window is read: `probe`'s answer, or [`Probe::Skipped`].
+    pub fn choose(&mut self, probe: impl FnOnce() -> Probe) -> Probe {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return Probe::Skipped;
+        }
+        let probe = probe();
+        match probe {
+            Probe::Fast => self.backoff = 1,
+            Probe::Slow => (self.skip, self.backoff) = (self.backoff, (self.backoff * 2).min(MAX_BACKOFF)),
+            Probe::Skipped => {}
+        }
+        probe
+    }
+}
+
 /// Times mapping `len` bytes of the window at `at`, from there. Without `MADV_POPULATE_READ`
-/// (Linux before 5.14, other systems) every window is slow.
-fn probe(map: &memmap2::Mmap, at: usize, len: usize) -> Probe {
+/// (Linux before 5.14, other systems), or past the end of a file that shrank, it is slow.
+pub fn probe(map: &memmap2::Mmap, at: usize, len: usize) -> Probe {
     #[cfg(target_os = "linux")]
     {
         let from = at & !(PAGE - 1);
-        let len = len.min(map.len() - from);
+        let len = len.min(map.len().saturating_sub(from));
         let t = Instant::now();
         if map.advise_range(memmap2::Advice::PopulateRead, from, len).is_ok() && t.elapsed() <= SLOW_PROBE {
             return Probe::Fast;
