@@ -68,8 +68,9 @@ awk -v s="$RD_S" -v b="$SIZE" 'BEGIN { printf "%-30s %6.2f s  %7.0f MB/s\n", "pc
 # baseline (../shared/reference/crates.md) measured it.
 read -r PP_S _ < <(for _ in 1 2 3; do t taskset -c 0 target/release/examples/read_capture --pcap-parser "$W.pcap"; done | sort -n | sed -n 2p)
 awk -v s="$PP_S" -v b="$SIZE" 'BEGIN { printf "%-30s %6.2f s  %7.0f MB/s\n", "pcap-parser counting, one core", s, b/s/1e6 }'
-# The copy alone, as -j 2 reads the file: two threads at once copy at a speed the host decides
-# (here 0.065 s one minute, 0.19 s the next), and -j 2 follows it.
+# The copy alone, as -j 2 reads a file the page cache holds in small pages: two threads at once
+# copy at a speed the host decides (here 0.065 s one minute, 0.40 s the next). Where it holds it in
+# large folios (COLD=1), -j 2 reads in place and no longer follows it.
 for n in 1 2; do
     cores=$([ "$n" = 1 ] && echo 0 || echo 0,1)
     read -r CP_S _ < <(for _ in 1 2 3; do t taskset -c "$cores" target/release/examples/read_capture --copy "$n" "$W.pcap"; done | sort -n | sed -n 2p)

@@ -3,8 +3,8 @@
 //!
 //! Every worker sees every input, in order, and keeps only its share:
 //! - a classic pcap or pcapng file is cut into chunks that the workers claim in order to read
-//!   and walk, each handing every worker the places of its packets (see [`Split`]), so every
-//!   record is read once; where the chunks stop (a pcapng block they do not take, a record that
+//!   (in place, where the page cache maps the file cheaply) and walk, each handing every worker
+//!   the places of its packets (see [`Split`]), so every record is read once; where the chunks stop (a pcapng block they do not take, a record that
 //!   does not fit), and in other capture files, every worker walks the mapped file in place; a
 //!   compressed capture or standard input is read once, on the calling thread, into batches
 //!   that every worker shares;
