@@ -4,10 +4,10 @@
 //! Every worker sees every input, in order, and keeps only its share:
 //! - a classic pcap or pcapng file is cut into chunks that the workers claim in order to read
 //!   (in place, where the page cache maps the file cheaply) and walk, each handing every worker
-//!   the places of its packets (see [`Split`]), so every record is read once; where the chunks stop (a pcapng block they do not take, a record that
-//!   does not fit), and in other capture files, every worker walks the mapped file in place; a
-//!   compressed capture or standard input is read once, on the calling thread, into batches
-//!   that every worker shares;
+//!   the places of its packets (see [`Split`]), so every record is read once; where the chunks
+//!   stop (a pcapng block they do not take, a record that does not fit), and in other capture
+//!   files, every worker walks the mapped file in place; a compressed capture or standard input
+//!   is read once, on the calling thread, into batches that every worker shares;
 //! - a flow log is parsed by every worker, each keeping the records of its address pairs;
 //! - a packet a worker does not own but which carries a DNS answer is still read, only to
 //!   learn what flagged names resolved to, so `dns.resolved` holds whichever worker the later
@@ -126,10 +126,10 @@ const RELEASE: usize = 16 << 20;
 /// A classic pcap or pcapng shared out by chunks. Chunk `c` (the records that start in bytes
 /// `c * CHUNK..(c + 1) * CHUNK`) is read by the worker that claims it, walked once, and split:
 /// each worker is handed the places of its packets in the chunk's bytes, and of the DNS answers
-/// every worker learns from. Each worker then inspects its shares of the
-/// chunks in file order. So every record is read and walked once, by one worker; when every
-/// worker walked the whole mapped file, each paid for the others' packets too, and two workers
-/// were only 1.45 times as fast as one.
+/// every worker learns from. Each worker then inspects its shares of the chunks in file order.
+/// So every record is read and walked once, by one worker; when every worker walked the whole
+/// mapped file, each paid for the others' packets too, and two workers were only 1.45 times as
+/// fast as one.
 ///
 /// Chunks are claimed in order by whichever worker reaches them first, a few ahead of the one
 /// it inspects: a worker running ahead (its shares were lighter, or the other was descheduled)
@@ -525,12 +525,9 @@ impl Split {
         let slowest = self.inspecting.iter().map(|a| a.load(Relaxed)).min().unwrap_or(c);
         let to = (slowest * self.chunk).min(self.len) & !(RELEASE - 1);
         let from = self.released.load(Relaxed);
+        // No worker reads before the slowest one's chunk.
         if to > from && self.released.compare_exchange(from, to, Relaxed, Relaxed).is_ok() {
-            #[cfg(unix)]
-            // SAFETY: the mapping is read-only and backed by the file, so dropped pages come
-            // back from the page cache if read again; no worker reads before the slowest one's
-            // chunk.
-            let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from) };
+            capture::release(&self.map, from, to);
         }
     }
 

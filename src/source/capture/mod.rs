@@ -23,7 +23,7 @@ mod windows;
 
 #[doc(hidden)]
 pub use windows::check_windows;
-pub use windows::{probe, read_windows, Chooser, Probe, Windows, PROBES, WINDOW};
+pub use windows::{probe, read_windows, release, Chooser, Probe, Windows, PROBES, WINDOW};
 
 /// One captured frame.
 #[derive(Debug, Clone, Copy)]

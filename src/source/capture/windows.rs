@@ -13,9 +13,8 @@
 //! A file can hold both (the start of a cold read is often in small folios), so the choice is
 //! made again for every [`WINDOW`]: mapping its first eighth (2 MiB) ahead of time
 //! (`MADV_POPULATE_READ`) takes 2-20 µs in large folios (by machine; up to 30 µs while another
-//! thread of the scan maps its own) and 100-200 µs in small ones. A
-//! wrong guess costs about one window's copy. Pages behind the reader are handed back, so the
-//! file does not stay resident.
+//! thread of the scan maps its own) and 100-200 µs in small ones. A wrong guess costs about one
+//! window's copy. Pages behind the reader are handed back, so the file does not stay resident.
 //!
 //! Records are read by the same loops as the stream's ([`super::legacy_loop`], pcapng's
 //! `blocks`); from the first record they cannot take (too long for a frame, cut short by the end
@@ -274,14 +273,15 @@ pub fn probe(map: &memmap2::Mmap, at: usize, len: usize) -> Probe {
 }
 
 /// Hands back the mapped pages from `released` to the page before `at`; returns the new mark.
-fn release(map: &memmap2::Mmap, released: usize, at: usize) -> usize {
+/// The caller's readers (one engine, or every worker of `-j`) must be past them.
+pub fn release(map: &memmap2::Mmap, released: usize, at: usize) -> usize {
     let to = at.min(map.len()) & !(PAGE - 1);
     if to <= released {
         return released;
     }
     #[cfg(unix)]
     // SAFETY: the mapping is read-only and backed by the file, so dropped pages come back from
-    // the page cache if read again; the reader is past them, and no packet handed out from
+    // the page cache if read again; the readers are past them, and no packet handed out from
     // them outlives its call to the sink.
     let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, released, to - released) };
     to
