@@ -70,6 +70,12 @@ fn of(hash: u64, n: usize) -> usize {
 /// worker learns from), from one look at the headers.
 #[inline]
 pub fn owner(linktype: u32, data: &[u8], n: usize) -> (usize, bool) {
+    // Most frames are untagged IPv4 over Ethernet: their IP header is found without the walk
+    // over link types and VLAN tags (this runs once for every packet a parallel scan splits).
+    if linktype == 1 && data.len() > 14 && data[12..14] == [0x08, 0x00] {
+        let ip = &data[14..];
+        return (of(flow_hash_ip(ip), n), dns_response_ip(ip));
+    }
     match ip_header(linktype, data) {
         Some(ip) => (of(flow_hash_ip(ip), n), dns_response_ip(ip)),
         None => (of(0, n), false),
@@ -165,6 +171,14 @@ mod tests {
             seen[worker_of(1, &f, 4)] += 1;
         }
         assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+        // Untagged IPv4 takes a short cut to its header; cut anywhere, it still lands where the
+        // general walk would send it.
+        let dns = eth_v4([192, 0, 2, 53], [10, 0, 0, 9], 53, 40000, false);
+        for len in 0..=dns.len() {
+            let f = &dns[..len];
+            assert_eq!(owner(1, f, 4), (worker_of(1, f, 4), is_dns_response(1, f)), "cut at {len}");
+        }
+        assert!(owner(1, &dns, 4).1);
         assert_eq!(flow_hash(1, &[0u8; 5]), 0);
         assert_eq!(flow_hash(999, &[0x45; 60]), 0);
     }
