@@ -21,7 +21,18 @@ fn past_tags(d: &[u8], mut at: usize, tags: usize) -> Option<(u16, usize)> {
 }
 
 /// The IP header of a frame of link type `linktype`, if it carries IPv4 or IPv6.
+#[inline(always)]
 pub fn ip_header(linktype: u32, data: &[u8]) -> Option<&[u8]> {
+    // Most frames are untagged IPv4 over Ethernet: no walk over link types and tags for them
+    // (a parallel scan asks this of every packet, to find its worker).
+    if linktype == 1 && data.get(12..14) == Some(&[0x08, 0x00]) {
+        return data.get(14..);
+    }
+    any_ip_header(linktype, data)
+}
+
+/// [`ip_header`] of any frame.
+fn any_ip_header(linktype: u32, data: &[u8]) -> Option<&[u8]> {
     let ip_after = |at: usize| past_tags(data, at, 3).filter(|(t, _)| matches!(t, 0x0800 | 0x86dd)).map(|(_, s)| s);
     let start = match linktype {
         1 => ip_after(12)?,                                                        // Ethernet
@@ -322,5 +333,19 @@ mod tests {
             assert_eq!(endpoints(1, &f[..cut]), None, "cut at {cut}");
         }
         assert_eq!(endpoints(999, &f), None);
+    }
+
+    #[test]
+    fn untagged_ipv4_finds_the_header_the_general_walk_finds() {
+        let mut tagged = vec![0u8; 12];
+        tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x07, 0x08, 0x00, 0x45, 0, 0, 20]);
+        let mut untagged = tagged.clone();
+        untagged.drain(12..16);
+        for f in [&untagged, &tagged] {
+            for cut in 0..=f.len() {
+                assert_eq!(ip_header(1, &f[..cut]), any_ip_header(1, &f[..cut]), "cut at {cut}");
+            }
+        }
+        assert_eq!(ip_header(1, &untagged), Some(&untagged[14..]));
     }
 }

@@ -70,12 +70,6 @@ fn of(hash: u64, n: usize) -> usize {
 /// worker learns from), from one look at the headers.
 #[inline]
 pub fn owner(linktype: u32, data: &[u8], n: usize) -> (usize, bool) {
-    // Most frames are untagged IPv4 over Ethernet: their IP header is found without the walk
-    // over link types and VLAN tags (this runs once for every packet a parallel scan splits).
-    if linktype == 1 && data.len() > 14 && data[12..14] == [0x08, 0x00] {
-        let ip = &data[14..];
-        return (of(flow_hash_ip(ip), n), dns_response_ip(ip));
-    }
     match ip_header(linktype, data) {
         Some(ip) => (of(flow_hash_ip(ip), n), dns_response_ip(ip)),
         None => (of(0, n), false),
