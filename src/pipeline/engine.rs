@@ -222,7 +222,7 @@ struct Segment {
 }
 
 /// Segments read ahead and kept for [`Engine::packet`] (more than the readers' look-ahead).
-const AHEAD_SLOTS: usize = 4;
+const AHEAD_SLOTS: usize = 16;
 
 /// A frame as the hint saw it. The packet number alone would do for a reader that passes the
 /// right one; its bytes' place and length make a wrong one harmless.
