@@ -237,13 +237,30 @@ impl<'a> Message<'a> {
     pub fn walk(
         &self,
         scratch: &mut NameBuf,
+        on_question: impl FnMut(&Question<'_>),
+        on_answer: impl FnMut(&Answer<'_>),
+    ) -> Result<(), DnsError> {
+        self.walk_names::<true>(scratch, on_question, on_answer)
+    }
+
+    /// [`Self::walk`], reusing an owner name decoded just before (`REUSE`, see [`owner_name`])
+    /// or not (the tests' reference).
+    #[inline]
+    fn walk_names<const REUSE: bool>(
+        &self,
+        scratch: &mut NameBuf,
         mut on_question: impl FnMut(&Question<'_>),
         mut on_answer: impl FnMut(&Answer<'_>),
     ) -> Result<(), DnsError> {
         let msg = self.bytes;
         let mut pos = HEADER_LEN;
+        let mut last = None;
+        let owner_name = |msg: &[u8], pos: usize, out: &mut [u8; 256], last: &mut Option<Decoded>| match REUSE {
+            true => owner_name(msg, pos, out, last),
+            false => read_name(msg, pos, out).map(|(len, odd, end, _)| (len, odd, end)),
+        };
         for _ in 0..self.qdcount {
-            let (len, odd, end) = read_name(msg, pos, &mut scratch.owner)?;
+            let (len, odd, end) = owner_name(msg, pos, &mut scratch.owner, &mut last)?;
             let fixed = msg.get(end..end + 4).ok_or(DnsError::Truncated)?;
             let q = Question {
                 name: Name { bytes: scratch.owner.get(..len).unwrap_or_default(), odd },
@@ -254,7 +271,7 @@ impl<'a> Message<'a> {
             pos = end + 4;
         }
         for _ in 0..self.ancount {
-            let (len, odd, end) = read_name(msg, pos, &mut scratch.owner)?;
+            let (len, odd, end) = owner_name(msg, pos, &mut scratch.owner, &mut last)?;
             let fixed = msg.get(end..end + 10).ok_or(DnsError::Truncated)?;
             let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
             let class = u16::from_be_bytes([fixed[2], fixed[3]]);
@@ -292,9 +309,48 @@ impl<'a> Message<'a> {
     }
 }
 
+/// A name decoded into a buffer: where it started in the message, and what [`read_name`] said
+/// of it (its text length, whether it is odd, and the pointers it followed).
+#[derive(Clone, Copy)]
+struct Decoded {
+    start: usize,
+    len: usize,
+    odd: bool,
+    jumps: usize,
+}
+
+/// [`read_name`] for an entry's owner name into `out`, which holds the name `last` says was
+/// decoded into it before. An answer's owner is nearly always a pointer to the question's name
+/// (`0xc00c`): that decodes to exactly the text already in `out`, so it is not decoded again
+/// (half the cost of walking a typical answer). The pointer obeys every rule [`read_name`]
+/// checks: strictly backwards, and one jump more than that name took within the cap.
+#[inline]
+fn owner_name(
+    msg: &[u8],
+    pos: usize,
+    out: &mut [u8; 256],
+    last: &mut Option<Decoded>,
+) -> Result<(usize, bool, usize), DnsError> {
+    if let (Some(&[hi, lo]), Some(d)) = (msg.get(pos..pos + 2), *last) {
+        let target = (usize::from(hi & 0x3f) << 8) | usize::from(lo);
+        if hi & 0xc0 == 0xc0 && target == d.start && target < pos && d.jumps < MAX_POINTERS {
+            return Ok((d.len, d.odd, pos + 2));
+        }
+    }
+    let (len, odd, end, jumps) = read_name(msg, pos, out)?;
+    // A name that is one pointer decodes as the name it points to, with one jump less.
+    *last = Some(match msg[pos] {
+        hi if hi & 0xc0 == 0xc0 => {
+            Decoded { start: (usize::from(hi & 0x3f) << 8) | usize::from(msg[pos + 1]), len, odd, jumps: jumps - 1 }
+        }
+        _ => Decoded { start: pos, len, odd, jumps },
+    });
+    Ok((len, odd, end))
+}
+
 /// Decodes a name that must fill a record's RDATA exactly (CNAME, NS, PTR, DNAME).
 fn rdata_name<'n>(msg: &[u8], rd_start: usize, rd_end: usize, target: &'n mut [u8; 256]) -> Result<Name<'n>, DnsError> {
-    let (len, odd, end) = read_name(msg, rd_start, target)?;
+    let (len, odd, end, _) = read_name(msg, rd_start, target)?;
     if end != rd_end {
         return Err(DnsError::BadRecord);
     }
@@ -312,14 +368,15 @@ pub fn walk(
 }
 
 /// Decodes the name starting at `start` into `out`. Returns (text length, odd, position just
-/// past the name in the original byte stream, i.e. after the first pointer if any).
+/// past the name in the original byte stream, i.e. after the first pointer if any, pointers
+/// followed).
 ///
 /// A pointer must target an offset strictly before the pointer itself: RFC 1035 compression only
 /// ever refers to names already written, and the rule makes self-pointers, forward pointers and
 /// out-of-bounds pointers (all beyond the pointer, since it is inside the message) errors at
 /// once. A loop then has to contain labels, which the 255-octet name limit catches; the pointer
 /// cap bounds the rest.
-fn read_name(msg: &[u8], start: usize, out: &mut [u8; 256]) -> Result<(usize, bool, usize), DnsError> {
+fn read_name(msg: &[u8], start: usize, out: &mut [u8; 256]) -> Result<(usize, bool, usize, usize), DnsError> {
     let mut pos = start;
     let mut end: Option<usize> = None;
     let mut wire = 0usize; // octets of the uncompressed wire form so far
@@ -335,7 +392,7 @@ fn read_name(msg: &[u8], start: usize, out: &mut [u8; 256]) -> Result<(usize, bo
                     return Err(DnsError::BadName);
                 }
                 let end = end.unwrap_or(pos + 1);
-                return Ok((len, odd, end));
+                return Ok((len, odd, end, jumps));
             }
             0x00 => {
                 let l = b as usize;
@@ -573,6 +630,89 @@ mod tests {
         m.extend_from_slice(name);
         m.extend_from_slice(&[0, 1, 0, 1]);
         m
+    }
+
+    /// What walking `msg` delivers, reusing owner names (`REUSE`) or decoding every one.
+    fn collect_with<const REUSE: bool>(msg: &[u8]) -> Option<(Vec<Seen>, Result<(), DnsError>)> {
+        let (mut seen, mut answers) = (Vec::new(), Vec::new());
+        let r = parse(msg).ok()?.walk_names::<REUSE>(
+            &mut NameBuf::new(),
+            |q| seen.push(Seen::Q(String::from_utf8_lossy(q.name.as_bytes()).into_owned(), q.qtype, q.name.odd)),
+            |a| {
+                let name = format!("{}{}", String::from_utf8_lossy(a.name.as_bytes()), a.name.odd);
+                let data = match &a.data {
+                    Rdata::Cname(n) | Rdata::Dname(n) | Rdata::Ns(n) | Rdata::Ptr(n) => {
+                        String::from_utf8_lossy(n.as_bytes()).into_owned()
+                    }
+                    d => rd_str(d),
+                };
+                answers.push(Seen::A(name, a.rtype, a.ttl, data))
+            },
+        );
+        seen.extend(answers);
+        Some((seen, r))
+    }
+
+    /// A response whose names run through a chain of 63 pointers: the owner names right at the
+    /// cap of [`MAX_POINTERS`] jumps, reused and not, and one past it.
+    fn pointer_chain_response() -> Vec<u8> {
+        let mut m = header(7, 0x8180, 1, 5);
+        enc_name(&mut m, "a.example");
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        let ptr = |to: usize| [0xc0 | (to >> 8) as u8, to as u8];
+        // Answer 1 (type 99) carries the chain in its data: c0 -> the question, ck -> c(k-1).
+        m.extend_from_slice(&ptr(12));
+        m.extend_from_slice(&[0, 99, 0, 1, 0, 0, 0, 9, 0, 126]);
+        let mut prev = 12;
+        for _ in 0..63 {
+            let at = m.len();
+            m.extend_from_slice(&ptr(prev));
+            prev = at;
+        }
+        let a = |m: &mut Vec<u8>| m.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 9, 0, 4, 192, 0, 2, 1]);
+        // Answer 2: a pointer to c62 (64 jumps, the cap); answer 3: the same again, reused.
+        for _ in 0..2 {
+            m.extend_from_slice(&ptr(prev));
+            a(&mut m);
+        }
+        // Answer 4: a label, then c62 (64 jumps); answer 5: a pointer to it (65: refused).
+        let four = m.len();
+        m.extend_from_slice(&[1, b'b']);
+        m.extend_from_slice(&ptr(prev));
+        a(&mut m);
+        m.extend_from_slice(&ptr(four));
+        a(&mut m);
+        m
+    }
+
+    #[test]
+    fn reused_owner_names_read_exactly_as_names_decoded_afresh() {
+        let mut three_a = header(9, 0x8180, 1, 3);
+        enc_name(&mut three_a, "Cdn.Example.NET");
+        three_a.extend_from_slice(&[0, 1, 0, 1]);
+        for last in 1..4 {
+            three_a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 9, 0, 4, 192, 0, 2, last]);
+        }
+        let chain = pointer_chain_response();
+        let (seen, r) = collect_with::<true>(&chain).unwrap();
+        assert_eq!(r, Err(DnsError::BadName), "answer 5 is one jump past the cap");
+        assert_eq!(seen.len(), 5, "the question and answers 1 to 4: {seen:?}");
+        let (seen, r) = collect_with::<true>(&three_a).unwrap();
+        assert_eq!((seen.len(), r), (4, Ok(())));
+        assert_eq!(seen[3], Seen::A("cdn.example.netfalse".into(), 1, 9, "192.0.2.3".into()));
+        // The crafted messages, and thousands of copies with a few bytes changed at random.
+        let mut rng = crate::synth::XorShift(0x9e37_79b9_7f4a_7c15);
+        for base in [cname_response(), three_a, chain] {
+            assert_eq!(collect_with::<true>(&base), collect_with::<false>(&base));
+            for _ in 0..5000 {
+                let mut m = base.clone();
+                for _ in 0..1 + rng.below(3) {
+                    let at = rng.below(m.len() as u64) as usize;
+                    m[at] = rng.next_u64() as u8;
+                }
+                assert_eq!(collect_with::<true>(&m), collect_with::<false>(&m), "{m:02x?}");
+            }
+        }
     }
 
     #[test]
