@@ -321,9 +321,9 @@ struct Decoded {
 
 /// [`read_name`] for an entry's owner name into `out`, which holds the name `last` says was
 /// decoded into it before. An answer's owner is nearly always a pointer to the question's name
-/// (`0xc00c`): that decodes to exactly the text already in `out`, so it is not decoded again
-/// (half the cost of walking a typical answer). The pointer obeys every rule [`read_name`]
-/// checks: strictly backwards, and one jump more than that name took within the cap.
+/// (`0xc00c`): that decodes to exactly the text already in `out`, so it is not decoded again,
+/// a byte at a time, for every answer. The pointer obeys every rule [`read_name`] checks:
+/// strictly backwards, and one jump more than that name took within the cap.
 #[inline]
 fn owner_name(
     msg: &[u8],

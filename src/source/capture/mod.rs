@@ -948,10 +948,10 @@ pub fn prefetch(data: &[u8], from: usize, to: usize) {
     let _ = (data, from, to);
 }
 
-/// Starts loading the record at `at` of `data` and the headers of its frame, for a reader that
-/// knows which records it will read next.
+/// Starts loading the headers of the frame at `at` of `data` (its first 128 bytes), for a reader
+/// that knows which frames it will read next.
 #[inline]
-pub fn prefetch_record(data: &[u8], at: usize) {
+pub fn prefetch_frame(data: &[u8], at: usize) {
     prefetch(data, at, at + 128);
 }
 
