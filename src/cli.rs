@@ -510,6 +510,9 @@ pub fn stats_text(set: &IndicatorSet) -> String {
 /// Runs the CLI and maps the outcome to the exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Without it, a mapped file cut short under the reader ends the run as a bare "Bus error".
+    #[cfg(unix)]
+    let _ = crate::source::explain_bus_errors();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -432,3 +432,31 @@ fn a_killed_scan_leaves_whole_alert_lines_but_the_last() {
     }
     assert!(n > 100, "{n} lines");
 }
+
+/// A bus error (what reading a mapped file that another process cut short raises) ends the run
+/// with a message that says what happened and what to do, and exit status 2, not with the
+/// shell's bare "Bus error". (The signal is sent here: a real cut lands between two size checks
+/// only by chance.)
+#[cfg(unix)]
+#[test]
+fn a_bus_error_ends_the_run_with_a_message_that_explains_it() {
+    let flood = synth::syn_flood(Vec::new(), 2_000, 5).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iocmatch"))
+        .args(["scan", "-q", "-o", "/dev/null", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Some of the capture, so the scan is reading when the signal comes; stdin stays open.
+    stdin.write_all(&flood[..flood.len() / 2]).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let kill = Command::new("kill").args(["-BUS", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cut short") && err.contains("--no-mmap"), "{err}");
+}

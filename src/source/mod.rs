@@ -29,6 +29,29 @@ pub fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Makes a bus error explain itself. A mapped file (a capture, a flow log, a compiled set) cut
+/// shorter by another process raises SIGBUS where the reader touches a page past its new end;
+/// the readers look at the size before they read on (see `capture::shrunk`), but a cut between
+/// two looks still slips through. Instead of the shell's "Bus error", the run then ends with a
+/// message that says what happened and what to do, and exit status 2. (The alerts still in the
+/// writer's buffer are lost: nothing but `write(2)` and `_exit(2)` is safe in a signal handler.)
+#[cfg(unix)]
+pub fn explain_bus_errors() -> std::io::Result<()> {
+    const MSG: &[u8] = b"iocmatch: error: a file read in place was cut short by another process while it \
+        was read (SIGBUS): the run stopped there, and alerts not yet written are lost. Run it again \
+        once nothing writes to the file, or with --no-mmap (captures and flow logs are then read \
+        through buffers).\n";
+    // SAFETY: the handler calls only write(2) and _exit(2), both async-signal-safe, and never
+    // returns (returning would run the faulting read again).
+    unsafe {
+        signal_hook::low_level::register(signal_hook::consts::SIGBUS, || {
+            let _ = libc::write(2, MSG.as_ptr().cast(), MSG.len());
+            signal_hook::low_level::exit(2);
+        })?;
+    }
+    Ok(())
+}
+
 /// Maps an uncompressed input file into memory (for [`capture::read_mapped`] and the flow-log
 /// parsers): the kernel's page cache is read in place instead of being copied into a buffer. `None` for standard input, for
 /// anything but a regular file, and for compressed files (they are streamed).
