@@ -440,7 +440,7 @@ fn a_killed_scan_leaves_whole_alert_lines_but_the_last() {
 #[cfg(unix)]
 #[test]
 fn a_bus_error_ends_the_run_with_a_message_that_explains_it() {
-    let flood = synth::syn_flood(Vec::new(), 2_000, 5).unwrap();
+    let flood = synth::syn_flood(Vec::new(), 4_000, 5).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_iocmatch"))
         .args(["scan", "-q", "-o", "/dev/null", "-"])
         .stdin(std::process::Stdio::piped())
@@ -448,7 +448,9 @@ fn a_bus_error_ends_the_run_with_a_message_that_explains_it() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    // Some of the capture, so the scan is reading when the signal comes; stdin stays open.
+    // Half the capture (140 KB, more than a pipe holds, so the scan has begun reading, and so
+    // set up its handlers, when this returns); stdin stays open.
+    assert!(flood.len() / 2 > 128 << 10);
     stdin.write_all(&flood[..flood.len() / 2]).unwrap();
     stdin.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
