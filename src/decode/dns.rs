@@ -331,19 +331,21 @@ fn owner_name(
     out: &mut [u8; 256],
     last: &mut Option<Decoded>,
 ) -> Result<(usize, bool, usize), DnsError> {
-    if let (Some(&[hi, lo]), Some(d)) = (msg.get(pos..pos + 2), *last) {
-        let target = (usize::from(hi & 0x3f) << 8) | usize::from(lo);
-        if hi & 0xc0 == 0xc0 && target == d.start && target < pos && d.jumps < MAX_POINTERS {
+    // Where the name points, if it is a pointer.
+    let target = match msg.get(pos..pos + 2) {
+        Some(&[hi, lo]) if hi & 0xc0 == 0xc0 => Some((usize::from(hi & 0x3f) << 8) | usize::from(lo)),
+        _ => None,
+    };
+    if let (Some(target), Some(d)) = (target, *last) {
+        if target == d.start && target < pos && d.jumps < MAX_POINTERS {
             return Ok((d.len, d.odd, pos + 2));
         }
     }
     let (len, odd, end, jumps) = read_name(msg, pos, out)?;
     // A name that is one pointer decodes as the name it points to, with one jump less.
-    *last = Some(match msg[pos] {
-        hi if hi & 0xc0 == 0xc0 => {
-            Decoded { start: (usize::from(hi & 0x3f) << 8) | usize::from(msg[pos + 1]), len, odd, jumps: jumps - 1 }
-        }
-        _ => Decoded { start: pos, len, odd, jumps },
+    *last = Some(match target {
+        Some(start) => Decoded { start, len, odd, jumps: jumps - 1 },
+        None => Decoded { start: pos, len, odd, jumps },
     });
     Ok((len, odd, end))
 }

@@ -221,7 +221,9 @@ struct Segment {
     payload: bool,
 }
 
-/// Segments read ahead and kept for [`Engine::packet`] (more than the readers' look-ahead).
+/// Segments read ahead and kept for [`Engine::packet`], in slot `number % AHEAD_SLOTS`. Far more
+/// than the readers' look-ahead: a worker of `-j` sees packet numbers with gaps (the others'
+/// packets), and with 4 slots a hint often overwrote the one for the packet inspected next.
 const AHEAD_SLOTS: usize = 16;
 
 /// A frame as the hint saw it. The packet number alone would do for a reader that passes the

@@ -251,10 +251,16 @@ impl Place {
         self.at & Self::LEARN != 0
     }
 
+    /// The frame's offset in the chunk's bytes.
+    #[inline(always)]
+    fn offset(&self) -> usize {
+        (self.at & !Self::LEARN) as usize
+    }
+
     /// The packet, `data` being the chunk's bytes it was placed in.
     #[inline(always)]
     fn packet<'a>(&self, data: &'a [u8]) -> capture::Packet<'a> {
-        let at = (self.at & !Self::LEARN) as usize;
+        let at = self.offset();
         capture::Packet {
             linktype: self.linktype,
             ts_micros: self.ts_micros,
@@ -790,7 +796,7 @@ fn inspect_share<S: Sink>(engine: &mut Engine<'_, S>, data: &[u8], places: &[Pla
         // The share says which frames come next: start loading them, and the connections of
         // the nearer ones, while this one is inspected.
         if let Some(ahead) = places.get(i + PREFETCH_AHEAD) {
-            capture::prefetch_frame(data, (ahead.at & !Place::LEARN) as usize);
+            capture::prefetch_frame(data, ahead.offset());
         }
         if let Some(ahead) = places.get(i + capture::LOOK_AHEAD).filter(|a| !a.learn()) {
             let p = ahead.packet(data);
@@ -1200,7 +1206,7 @@ mod tests {
                         }
                     }
                     for place in &s.places {
-                        let (at, number, learn) = ((place.at & !Place::LEARN) as usize, place.number, place.learn());
+                        let (at, number, learn) = (place.offset(), place.number, place.learn());
                         // The frame after its record's header, as that header reads.
                         let record = &data[at - 16..at + place.len as usize];
                         let packet = run_packet(record, number);
