@@ -205,8 +205,9 @@ pub fn join_frames(selector: u8, frames: &[&[u8]]) -> Vec<u8> {
     v
 }
 
-/// Frames through `decode::packet::decode` (with and without decapsulation) and
-/// `decode::peek::plain_tcp` (which must agree with it), fragments through one `Defrag`, and
+/// Frames through `decode::packet::decode` (with and without decapsulation; its short cut for
+/// the commonest frame must agree with its general walk) and `decode::peek::plain_tcp` (which
+/// must agree with it), fragments through one `Defrag`, and
 /// every payload through the DNS, TLS and HTTP parsers.
 pub fn packet(data: &[u8]) {
     let (linktype, frames) = split_frames(data);
@@ -217,6 +218,8 @@ pub fn packet(data: &[u8]) {
         black_box(packet::decode(linktype, frame, false, &mut plain).is_ok());
         // The engine's shortcut for segments of known connections reads what the decoder reads.
         crate::decode::peek::check_plain_tcp(linktype, frame);
+        // So does the decoder's own short cut for the commonest frame.
+        packet::check_common(linktype, frame, true);
         let mut d = Decoded::default();
         if packet::decode(linktype, frame, true, &mut d).is_err() {
             continue;
