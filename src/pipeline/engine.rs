@@ -982,8 +982,12 @@ impl<S: Sink> Core<'_, S> {
                 origin.get_or_insert_with(|| r.name.clone());
             }
         }
-        for (ip, _) in &read.addrs {
-            self.m.lookup_ip(*ip, 0, &mut |id| hits.push((id, Field::DnsAnswer, ip.to_string(), None, None)));
+        // An answer's addresses flag the DNS connection itself, which a worker only learning
+        // from the message does not report on.
+        if !self.learn_only {
+            for (ip, _) in &read.addrs {
+                self.m.lookup_ip(*ip, 0, &mut |id| hits.push((id, Field::DnsAnswer, ip.to_string(), None, None)));
+            }
         }
         for (id, f, v, l, via) in hits.drain(..) {
             self.emit(conn, id, f, v, l, via);
