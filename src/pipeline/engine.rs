@@ -18,7 +18,7 @@ use crate::matcher::{Id, Matcher};
 use crate::report::alert::{proto_name, Alert, EveAlert, Field, FlowCounters, FlowEvent, Match, Origin, Tunnel};
 use crate::report::summary::Stats;
 use crate::source::capture::Packet;
-use crate::track::conn::{App, Conn, ConnKey, End, Limits};
+use crate::track::conn::{Conn, ConnKey, End, Limits};
 use crate::track::dnscache::{DnsCache, Resolved};
 use crate::track::table::ConnTable;
 
@@ -622,7 +622,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         }
         if let Some(t) = tcp.filter(|t| t.flags & 0x02 != 0) {
             // SYN: fix where the stream starts.
-            conn.app.get_or_insert_with(Default::default).streams[dir].syn(t.seq);
+            conn.syn(dir, t.seq);
         }
         // NetFlow/IPFIX export packets (any UDP port, recognised by content).
         let mut export = false;
@@ -789,7 +789,7 @@ impl<S: Sink> Core<'_, S> {
             }
         }
         let cap = if dir == 1 { 64 * 1024 } else { self.opts.stream_cap };
-        let app = conn.app.get_or_insert_with(Box::<App>::default);
+        let app = conn.app_mut();
         if !app.streams[dir].add(seq, d.payload, cap) && !fresh {
             return;
         }

@@ -195,3 +195,43 @@ fn a_hint_is_used_only_for_the_frame_it_read() {
         assert_eq!(to_server, vec![2, 1], "A: SYN and ACK; B: its SYN");
     }
 }
+
+/// A request whose segments arrive out of order after the SYN: the SYN says where the stream
+/// starts, so the earlier bytes, arriving second, go in front rather than being taken for a
+/// retransmission, and the Host header they carry is read. (The SYN's sequence number is kept
+/// on the connection until reassembly needs a buffer; this fails if it is lost on the way.)
+#[test]
+fn segments_reordered_after_the_syn_are_put_back_in_order() {
+    use crate::report::alert::Field;
+    let (client, server) = ((addr("10.0.0.5"), 40001), (addr("198.51.100.7"), 80));
+    let first = b"GET / HTTP/1.1\r\nHost: evil.example\r\nX-A: ";
+    let second = b"GET /x HTTP/1.1\r\nX-B: 1\r\n";
+    let isn = 1000u32;
+    let data = isn + 1;
+    let frames: Vec<Vec<u8>> = [
+        (true, isn, SYN, &b""[..]),
+        (false, 5000, SYN | ACK, b""),
+        (true, data, ACK, b""),
+        (true, data + first.len() as u32, ACK | PSH, &second[..]),
+        (true, data, ACK | PSH, &first[..]),
+        (true, data + (first.len() + second.len()) as u32, ACK | PSH, b"\r\n"),
+    ]
+    .into_iter()
+    .map(|(to_server, seq, flags, payload)| {
+        let (from, to) = if to_server { (client, server) } else { (server, client) };
+        ethernet(None, 0x0800, &ip(from.0, to.0, 6, tcp(from.1, to.1, seq, 1, flags, payload), Some(16)))
+    })
+    .collect();
+    let mut indicators = IndicatorSet::new();
+    plain::load("evil.example\n", &Arc::from("t"), Provenance::default(), &mut indicators);
+    let m = Matcher::new(indicators);
+    let mut e = Engine::new(&m, Options::default(), Events::default());
+    e.begin_file(Arc::from("t.pcap"));
+    for (i, data) in frames.iter().enumerate() {
+        let number = i as u64 + 1;
+        e.packet(&Packet { linktype: 1, ts_micros: T0 + i as i64, data, wire_len: data.len() as u32, number });
+    }
+    let (_, events, _) = e.finish();
+    let hosts: Vec<_> = events.alerts.iter().filter(|a| a.matched.field == Field::HttpHost).collect();
+    assert_eq!(hosts.len(), 1, "{:?}", events.alerts);
+}

@@ -99,6 +99,10 @@ pub struct Conn {
     /// Application inspection finished for each direction.
     pub app_done: [bool; 2],
     pub app: Option<Box<App>>,
+    /// The initial sequence number each direction's SYN gave, kept here until [`Conn::app`]
+    /// is made: most connections never need one (their first messages parse in one segment),
+    /// and making one at the SYN cost every TCP connection an allocation.
+    pub isn: [Option<u32>; 2],
     /// Carries NetFlow/IPFIX export packets.
     pub netflow: bool,
     /// Whether the client is the higher endpoint of the connection's key. The table sets it
@@ -127,9 +131,35 @@ impl Conn {
             closed_at: None,
             app_done: [true; 2],
             app: None,
+            isn: [None; 2],
             netflow: false,
             client_hi: false,
         }
+    }
+
+    /// A SYN from side `dir` with sequence number `isn`: where that direction's bytes start.
+    pub fn syn(&mut self, dir: usize, isn: u32) {
+        match self.app.as_mut() {
+            Some(app) => app.streams[dir].syn(isn),
+            // The first SYN counts, as `Stream::syn` counts it.
+            None => {
+                self.isn[dir].get_or_insert(isn);
+            }
+        }
+    }
+
+    /// The connection's reassembly state, made (with the SYNs seen so far) if there is none.
+    pub fn app_mut(&mut self) -> &mut App {
+        let isn = self.isn;
+        self.app.get_or_insert_with(|| {
+            let mut app = Box::<App>::default();
+            for (stream, isn) in app.streams.iter_mut().zip(isn) {
+                if let Some(isn) = isn {
+                    stream.syn(isn);
+                }
+            }
+            app
+        })
     }
 
     pub fn flagged(&self) -> bool {
