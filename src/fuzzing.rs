@@ -207,8 +207,8 @@ pub fn join_frames(selector: u8, frames: &[&[u8]]) -> Vec<u8> {
 
 /// Frames through `decode::packet::decode` (with and without decapsulation; its short cut for
 /// the commonest frame must agree with its general walk) and `decode::peek::plain_tcp` (which
-/// must agree with it), fragments through one `Defrag`, and
-/// every payload through the DNS, TLS and HTTP parsers.
+/// must agree with it), fragments through one `Defrag`, and every payload through the DNS, TLS
+/// and HTTP parsers.
 pub fn packet(data: &[u8]) {
     let (linktype, frames) = split_frames(data);
     // Small caps so that eviction runs too.
