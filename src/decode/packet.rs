@@ -1149,19 +1149,8 @@ pub(crate) mod tests {
         let mut common = 0;
         for f in &frames {
             for _ in 0..4000 {
-                let mut g = f.clone();
-                for _ in 0..=rng.below(3) {
-                    // Most damage lands in the headers, where the two readings could differ.
-                    let at = rng.below(g.len().min(60) as u64) as usize;
-                    g[at] = match rng.below(4) {
-                        0 => 0,
-                        1 => 0xff,
-                        _ => rng.next_u64() as u8,
-                    };
-                }
-                if rng.below(4) == 0 {
-                    g.truncate(rng.below(g.len() as u64) as usize);
-                }
+                // The damage lands in the headers, where the two readings could differ.
+                let g = rng.damage(f, 60);
                 for decap in [false, true] {
                     check_common(LINKTYPE_ETHERNET, &g, decap);
                 }

@@ -292,18 +292,7 @@ mod tests {
         let (mut read, mut common) = (0, 0);
         for (lt, f) in &frames {
             for _ in 0..4000 {
-                let mut g = f.clone();
-                for _ in 0..=rng.below(3) {
-                    let at = rng.below(g.len() as u64) as usize;
-                    g[at] = match rng.below(4) {
-                        0 => 0,
-                        1 => 0xff,
-                        _ => rng.next_u64() as u8,
-                    };
-                }
-                if rng.below(4) == 0 {
-                    g.truncate(rng.below(g.len() as u64) as usize);
-                }
+                let g = rng.damage(f, usize::MAX);
                 check_plain_tcp(*lt, &g);
                 read += usize::from(plain_tcp(*lt, &g).is_some());
                 // The shortcut for the commonest frame reads what the whole reading does.

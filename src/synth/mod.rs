@@ -28,6 +28,25 @@ impl XorShift {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
+
+    /// A copy of `frame` with one to three of its first `within` bytes set to 0, 0xff or a
+    /// random value, and one time in four cut short: damaged input for the tests that hold a
+    /// reader's short cut to its general reading. `frame` must not be empty.
+    pub fn damage(&mut self, frame: &[u8], within: usize) -> Vec<u8> {
+        let mut g = frame.to_vec();
+        for _ in 0..=self.below(3) {
+            let at = self.below(g.len().min(within) as u64) as usize;
+            g[at] = match self.below(4) {
+                0 => 0,
+                1 => 0xff,
+                _ => self.next_u64() as u8,
+            };
+        }
+        if self.below(4) == 0 {
+            g.truncate(self.below(g.len() as u64) as usize);
+        }
+        g
+    }
 }
 
 /// Writes a classic pcap (microseconds, little-endian).
