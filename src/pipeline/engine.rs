@@ -310,7 +310,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         let new: std::collections::HashMap<_, Id> = {
             let mut wanted = std::collections::HashSet::new();
             for c in self.conns.values() {
-                for &(id, _, _) in &c.alerted {
+                for &(id, _, _) in c.alerted.iter() {
                     if id < RETIRED {
                         wanted.insert(key(&self.core.m, id));
                     }

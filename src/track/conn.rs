@@ -12,8 +12,10 @@ use crate::report::alert::{Field, Tunnel};
 
 /// Both directions of a connection map to the same key. Addresses are stored as integers
 /// (IPv4 mapped into IPv6) so hashing the key is a few multiplications: this probe runs for
-/// every packet.
+/// every packet. Aligned to 8 bytes, not `u128`'s 16, so that it takes 40 bytes, not 48, in
+/// every entry of the connection table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(C, packed(8))]
 pub struct ConnKey {
     lo: u128,
     hi: u128,
@@ -43,6 +45,59 @@ impl ConnKey {
             (ConnKey { lo: ai.0, hi: bi.0, ports: (ai.1 as u32) << 16 | bi.1 as u32, proto }, false)
         } else {
             (ConnKey { lo: bi.0, hi: ai.0, ports: (bi.1 as u32) << 16 | ai.1 as u32, proto }, true)
+        }
+    }
+}
+
+/// The alerts a connection raised: (indicator, field, on the outer layer). One word, not a
+/// `Vec`'s three: nearly every connection raises none, and the table's entries are read for
+/// every packet (see [`super::table`]).
+#[derive(Clone, Debug, Default)]
+// The second allocation is the point: it is made only for a flagged connection.
+#[allow(clippy::box_collection)]
+pub struct Alerted(Option<Box<Vec<(u32, Field, bool)>>>);
+
+impl Alerted {
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|v| v.is_empty())
+    }
+    pub fn iter(&self) -> std::slice::Iter<'_, (u32, Field, bool)> {
+        self.0.as_deref().map_or(&[][..], |v| v.as_slice()).iter()
+    }
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, (u32, Field, bool)> {
+        match &mut self.0 {
+            Some(v) => v.iter_mut(),
+            None => [].iter_mut(),
+        }
+    }
+    pub fn push(&mut self, a: (u32, Field, bool)) {
+        self.0.get_or_insert_with(Default::default).push(a);
+    }
+}
+
+/// When a connection was closed (an RST, or FINs from both sides), if it was: one word, where
+/// an `Option<i64>` takes two.
+#[derive(Clone, Copy, Debug)]
+pub struct Closed(i64);
+
+impl Default for Closed {
+    fn default() -> Self {
+        Closed(i64::MIN)
+    }
+}
+
+impl Closed {
+    pub fn get(self) -> Option<i64> {
+        (self.0 != i64::MIN).then_some(self.0)
+    }
+    pub fn is_some(self) -> bool {
+        self.0 != i64::MIN
+    }
+    /// Notes the first closing (a later one does not move it). A time of `i64::MIN` is taken
+    /// as the one after it.
+    pub fn set_once(&mut self, now: i64) {
+        if !self.is_some() {
+            self.0 = now.max(i64::MIN + 1);
         }
     }
 }
@@ -92,10 +147,10 @@ pub struct Conn {
     /// File the connection was first seen in (index into the run's file list).
     pub file: u32,
     /// Alerts raised: (indicator, field, on the outer layer).
-    pub alerted: Vec<(u32, Field, bool)>,
+    pub alerted: Alerted,
     /// FIN seen from each side.
     pub fin: [bool; 2],
-    pub closed_at: Option<i64>,
+    pub closed_at: Closed,
     /// Application inspection finished for each direction.
     pub app_done: [bool; 2],
     pub app: Option<Box<App>>,
@@ -126,9 +181,9 @@ impl Conn {
             vlan_count: 0,
             tunnel: None,
             file: 0,
-            alerted: Vec::new(),
+            alerted: Alerted::default(),
             fin: [false; 2],
-            closed_at: None,
+            closed_at: Closed::default(),
             app_done: [true; 2],
             app: None,
             isn: [None; 2],
@@ -189,12 +244,12 @@ impl Conn {
         self.last_us = now;
         match flags {
             Some(f) if f & 0x04 != 0 => {
-                self.closed_at.get_or_insert(now);
+                self.closed_at.set_once(now);
             }
             Some(f) if f & 0x01 != 0 => {
                 self.fin[dir] = true;
                 if self.fin[0] && self.fin[1] {
-                    self.closed_at.get_or_insert(now);
+                    self.closed_at.set_once(now);
                 }
             }
             _ => {}
@@ -228,7 +283,7 @@ impl Default for Limits {
 impl Limits {
     /// Whether `c` has ended by time `now`.
     pub fn expired(&self, c: &Conn, now: i64) -> Option<End> {
-        if let Some(at) = c.closed_at {
+        if let Some(at) = c.closed_at.get() {
             return (now.saturating_sub(at) > self.closed_linger_us).then_some(End::Closed);
         }
         let idle = match c.proto {
@@ -243,6 +298,37 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_closing_is_kept() {
+        let mut c = Conn::blank();
+        let flags = |f: u8| Some(f);
+        assert_eq!(c.closed_at.get(), None);
+        c.count(0, 60, 10, flags(0x01));
+        assert_eq!(c.closed_at.get(), None, "one FIN does not close");
+        c.count(1, 60, 20, flags(0x11));
+        assert_eq!(c.closed_at.get(), Some(20));
+        c.count(0, 60, 30, flags(0x04));
+        assert_eq!(c.closed_at.get(), Some(20), "a later RST does not move it");
+        let mut c = Conn::blank();
+        c.count(0, 60, i64::MIN, flags(0x04));
+        assert!(c.closed_at.is_some(), "closed at the earliest time there is");
+        let limits = Limits::default();
+        assert_eq!(limits.expired(&c, i64::MIN + 1 + limits.closed_linger_us + 1), Some(End::Closed));
+    }
+
+    #[test]
+    fn alerts_are_kept_in_order() {
+        let mut a = Alerted::default();
+        assert!(a.is_empty() && a.iter().next().is_none());
+        a.push((7, Field::IpDst, false));
+        a.push((9, Field::TlsSni, true));
+        for x in a.iter_mut() {
+            x.0 += 1;
+        }
+        assert!(!a.is_empty());
+        assert_eq!(a.iter().copied().collect::<Vec<_>>(), vec![(8, Field::IpDst, false), (10, Field::TlsSni, true)]);
+    }
 
     #[test]
     fn key_is_the_same_both_ways() {
