@@ -246,7 +246,7 @@ mod conn_table {
         let (keys, order) = keys();
         let mut t = ConnTable::default();
         for k in &keys {
-            t.get_or_insert_with(*k, Conn::blank);
+            t.get_or_insert_with(*k, k.end(false), Conn::blank);
         }
         b.counter(ItemsCount::new(PROBES)).bench_local(|| {
             for (i, &at) in order.iter().enumerate() {
@@ -255,7 +255,7 @@ mod conn_table {
                         t.hint(&keys[ahead]);
                     }
                 }
-                let (c, _) = t.get_or_insert_with(keys[at], Conn::blank);
+                let (c, _) = t.get_or_insert_with(keys[at], keys[at].end(false), Conn::blank);
                 c.pkts[0] += 1;
             }
         });

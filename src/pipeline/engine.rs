@@ -571,10 +571,10 @@ impl<'m, S: Sink> Engine<'m, S> {
         if self.conns.len() >= self.core.opts.limits.max_conns && !self.conns.contains_key(&key) {
             self.make_room(now);
         }
-        let (conn, is_new) = self.conns.get_or_insert_with(key, || {
-            // A SYN-ACK seen first means we missed the SYN: the receiver is the client.
-            let reply = tcp.is_some_and(|t| t.flags & 0x12 == 0x12);
-            let (client, server) = if reply { (dst, src) } else { (src, dst) };
+        // A SYN-ACK seen first means we missed the SYN: the receiver is the client.
+        let reply = tcp.is_some_and(|t| t.flags & 0x12 == 0x12);
+        let client = if reply { dst } else { src };
+        let (conn, is_new) = self.conns.get_or_insert_with(key, client, || {
             let outer = d.outermost().copied();
             let tunnel = match (d.depth > 1, outer) {
                 (true, Some(o)) => Some(Box::new(Tunnel {
@@ -586,8 +586,6 @@ impl<'m, S: Sink> Engine<'m, S> {
                 _ => None,
             };
             Conn {
-                client,
-                server,
                 proto: inner.proto,
                 first_us: now,
                 last_us: now,
@@ -736,7 +734,7 @@ impl<S: Sink> Core<'_, S> {
                 Some("outer")
             };
             // Orient by the connection: ip.src is the client side.
-            let from_client = if innermost { (layer.src, d.sport) == conn.client } else { true };
+            let from_client = if innermost { (layer.src, d.sport) == conn.client() } else { true };
             let (sp, dp) = if innermost { (d.sport, d.dport) } else { (layer.sport, layer.dport) };
             let (cs, cp, ss, spt) =
                 if from_client { (layer.src, sp, layer.dst, dp) } else { (layer.dst, dp, layer.src, sp) };
@@ -864,7 +862,7 @@ impl<S: Sink> Core<'_, S> {
                             let mut host = String::new();
                             http::normalize_host(raw, &mut host);
                             match host.parse::<IpAddr>() {
-                                Ok(ip) => self.m.lookup_ip(ip, conn.server.1, &mut |id| {
+                                Ok(ip) => self.m.lookup_ip(ip, conn.server().1, &mut |id| {
                                     hits.push((id, Field::HttpHost, host.clone(), None, None))
                                 }),
                                 Err(_) => self.m.lookup_domain(&host, &mut |id| {
@@ -1041,10 +1039,10 @@ impl<S: Sink> Core<'_, S> {
             self.stats.alerts_inactive_dropped += 1;
             return;
         }
+        let (client, server) = (conn.client(), conn.server());
         if conn.alerted.is_empty() {
             self.stats.conns_flagged += 1;
-            let host =
-                if is_internal(conn.server.0) && !is_internal(conn.client.0) { conn.server.0 } else { conn.client.0 };
+            let host = if is_internal(server.0) && !is_internal(client.0) { server.0 } else { client.0 };
             // Bounded: a flood of flagged spoofed sources must not grow the summary without end.
             if self.stats.hosts.len() < MAX_HOSTS || self.stats.hosts.contains_key(&host) {
                 *self.stats.hosts.entry(host).or_default() += 1;
@@ -1079,10 +1077,10 @@ impl<S: Sink> Core<'_, S> {
             timestamp: micros_to_rfc3339(self.ts),
             ts_micros: self.ts,
             event_type: "alert",
-            src_ip: conn.client.0,
-            src_port: conn.client.1,
-            dest_ip: conn.server.0,
-            dest_port: conn.server.1,
+            src_ip: client.0,
+            src_port: client.1,
+            dest_ip: server.0,
+            dest_port: server.1,
             proto: proto_name(conn.proto),
             vlan: conn.vlans[..conn.vlan_count.min(2) as usize].to_vec(),
             tunnel: conn.tunnel.as_deref().cloned(),
@@ -1156,7 +1154,7 @@ impl<S: Sink> Core<'_, S> {
             return;
         }
         if self.opts.keep_flagged {
-            self.flagged.push((ConnKey::new(c.proto, c.client, c.server).0, c.first_us, c.last_us));
+            self.flagged.push((c.key, c.first_us, c.last_us));
         }
         let m = &self.m;
         // Shown as in the alerts: from their texts while these are kept.
@@ -1172,13 +1170,14 @@ impl<S: Sink> Core<'_, S> {
             })
             .collect();
         indicators.dedup();
+        let (client, server) = (c.client(), c.server());
         let ev = FlowEvent {
             timestamp: micros_to_rfc3339(c.last_us),
             event_type: "flow",
-            src_ip: c.client.0,
-            src_port: c.client.1,
-            dest_ip: c.server.0,
-            dest_port: c.server.1,
+            src_ip: client.0,
+            src_port: client.1,
+            dest_ip: server.0,
+            dest_port: server.1,
             proto: proto_name(c.proto),
             vlan: c.vlans[..c.vlan_count.min(2) as usize].to_vec(),
             tunnel: c.tunnel.as_deref().cloned(),
@@ -1336,10 +1335,8 @@ impl<'m, S: Sink> Engine<'m, S> {
                 self.make_room(now);
             }
             let file = self.core.file;
-            let (conn, _) = self.conns.get_or_insert_with(key, || {
+            let (conn, _) = self.conns.get_or_insert_with(key, cs, || {
                 let mut c = Conn::blank();
-                c.client = cs;
-                c.server = ss;
                 c.proto = r.proto;
                 c.first_us = now;
                 c.file = file;

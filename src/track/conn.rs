@@ -14,7 +14,7 @@ use crate::report::alert::{Field, Tunnel};
 /// (IPv4 mapped into IPv6) so hashing the key is a few multiplications: this probe runs for
 /// every packet. Aligned to 8 bytes, not `u128`'s 16, so that it takes 40 bytes, not 48, in
 /// every entry of the connection table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(C, packed(8))]
 pub struct ConnKey {
     lo: u128,
@@ -36,6 +36,26 @@ impl ConnKey {
     pub fn is_hi(&self, end: (IpAddr, u16)) -> bool {
         let (lo_port, hi_port) = ((self.ports >> 16) as u16, self.ports as u16);
         (ip_int(end.0), end.1) == (self.hi, hi_port) && (self.lo, lo_port) != (self.hi, hi_port)
+    }
+
+    /// The lower endpoint of the key, or the higher one. An IPv4 address comes back as one,
+    /// and so does an IPv4 address mapped into IPv6 (the key does not tell them apart, nor does
+    /// the matcher).
+    #[inline]
+    pub fn end(&self, hi: bool) -> (IpAddr, u16) {
+        let (ip, port) = self.end_int(hi);
+        let v6 = std::net::Ipv6Addr::from(ip);
+        (v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4), port)
+    }
+
+    /// The lower endpoint of the key, or the higher one, as integers ([`ip_int`]).
+    #[inline]
+    fn end_int(&self, hi: bool) -> IntEndpoint {
+        if hi {
+            (self.hi, self.ports as u16)
+        } else {
+            (self.lo, (self.ports >> 16) as u16)
+        }
     }
 
     /// [`ConnKey::new`] of addresses already integers ([`ip_int`]).
@@ -131,9 +151,9 @@ impl End {
 
 #[derive(Debug)]
 pub struct Conn {
-    /// The side that spoke first (or sent the SYN).
-    pub client: (IpAddr, u16),
-    pub server: (IpAddr, u16),
+    /// The connection's key, which holds its endpoints: [`Conn::client`] and [`Conn::server`]
+    /// say which is which. The table files it ([`super::table::ConnTable::get_or_insert_with`]).
+    pub key: ConnKey,
     pub proto: u8,
     pub first_us: i64,
     pub last_us: i64,
@@ -160,18 +180,16 @@ pub struct Conn {
     pub isn: [Option<u32>; 2],
     /// Carries NetFlow/IPFIX export packets.
     pub netflow: bool,
-    /// Whether the client is the higher endpoint of the connection's key. The table sets it
-    /// when it files the connection (see [`Conn::dir_of_side`]).
+    /// Whether the client (the side that spoke first, or sent the SYN) is the higher endpoint
+    /// of the connection's key. The table sets it when it files the connection.
     pub client_hi: bool,
 }
 
 impl Conn {
     /// A connection with nothing in it (a placeholder, or a start to fill in).
     pub fn blank() -> Conn {
-        let z = (IpAddr::from([0, 0, 0, 0]), 0);
         Conn {
-            client: z,
-            server: z,
+            key: ConnKey::default(),
             proto: 0,
             first_us: 0,
             last_us: 0,
@@ -221,11 +239,23 @@ impl Conn {
         !self.alerted.is_empty()
     }
 
+    /// The side that spoke first (or sent the SYN).
+    #[inline]
+    pub fn client(&self) -> (IpAddr, u16) {
+        self.key.end(self.client_hi)
+    }
+
+    /// The other side.
+    #[inline]
+    pub fn server(&self) -> (IpAddr, u16) {
+        self.key.end(!self.client_hi)
+    }
+
     /// Direction index of a packet from `src`: 0 = from the client. Endpoints compare as the
     /// key does (as integers, [`ip_int`]), so this agrees with [`Conn::dir_of_side`].
     #[inline]
     pub fn dir(&self, src: (IpAddr, u16)) -> usize {
-        usize::from((ip_int(src.0), src.1) != (ip_int(self.client.0), self.client.1))
+        usize::from((ip_int(src.0), src.1) != self.key.end_int(self.client_hi))
     }
 
     /// Direction index of a packet whose source is the higher endpoint of the key or not (the
