@@ -586,7 +586,6 @@ impl<'m, S: Sink> Engine<'m, S> {
                 _ => None,
             };
             Conn {
-                proto: inner.proto,
                 first_us: now,
                 last_us: now,
                 vlans: d.vlans,
@@ -761,7 +760,7 @@ impl<S: Sink> Core<'_, S> {
         let (sport, dport) = (d.sport, d.dport);
         // DNS, multicast DNS and LLMNR share the message format.
         let dns_port = [53, 5353, 5355].iter().any(|&p| sport == p || dport == p);
-        match conn.proto {
+        match conn.proto() {
             17 if dns_port => {
                 self.dns(conn, d.payload);
             }
@@ -1081,7 +1080,7 @@ impl<S: Sink> Core<'_, S> {
             src_port: client.1,
             dest_ip: server.0,
             dest_port: server.1,
-            proto: proto_name(conn.proto),
+            proto: proto_name(conn.proto()),
             vlan: conn.vlans[..conn.vlan_count.min(2) as usize].to_vec(),
             tunnel: conn.tunnel.as_deref().cloned(),
             alert: EveAlert {
@@ -1178,7 +1177,7 @@ impl<S: Sink> Core<'_, S> {
             src_port: client.1,
             dest_ip: server.0,
             dest_port: server.1,
-            proto: proto_name(c.proto),
+            proto: proto_name(c.proto()),
             vlan: c.vlans[..c.vlan_count.min(2) as usize].to_vec(),
             tunnel: c.tunnel.as_deref().cloned(),
             flow: FlowCounters {
@@ -1337,7 +1336,6 @@ impl<'m, S: Sink> Engine<'m, S> {
             let file = self.core.file;
             let (conn, _) = self.conns.get_or_insert_with(key, cs, || {
                 let mut c = Conn::blank();
-                c.proto = r.proto;
                 c.first_us = now;
                 c.file = file;
                 c.app_done = [true; 2];

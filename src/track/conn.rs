@@ -151,10 +151,10 @@ impl End {
 
 #[derive(Debug)]
 pub struct Conn {
-    /// The connection's key, which holds its endpoints: [`Conn::client`] and [`Conn::server`]
-    /// say which is which. The table files it ([`super::table::ConnTable::get_or_insert_with`]).
+    /// The connection's key, which holds its protocol and its endpoints ([`Conn::client`] and
+    /// [`Conn::server`] say which is which). The table files it
+    /// ([`super::table::ConnTable::get_or_insert_with`]).
     pub key: ConnKey,
-    pub proto: u8,
     pub first_us: i64,
     pub last_us: i64,
     /// Index 0: client to server.
@@ -190,7 +190,6 @@ impl Conn {
     pub fn blank() -> Conn {
         Conn {
             key: ConnKey::default(),
-            proto: 0,
             first_us: 0,
             last_us: 0,
             pkts: [0; 2],
@@ -237,6 +236,12 @@ impl Conn {
 
     pub fn flagged(&self) -> bool {
         !self.alerted.is_empty()
+    }
+
+    /// The protocol (the key's).
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        self.key.proto
     }
 
     /// The side that spoke first (or sent the SYN).
@@ -316,7 +321,7 @@ impl Limits {
         if let Some(at) = c.closed_at.get() {
             return (now.saturating_sub(at) > self.closed_linger_us).then_some(End::Closed);
         }
-        let idle = match c.proto {
+        let idle = match c.proto() {
             6 => self.tcp_idle_us,
             17 => self.udp_idle_us,
             _ => self.other_idle_us,

@@ -414,7 +414,7 @@ mod tests {
             for server in ends {
                 let mut t = ConnTable::default();
                 let (key, _) = ConnKey::new(6, client, server);
-                let c = t.get_or_insert_with(key, client, || Conn { proto: 6, ..Conn::blank() }).0;
+                let c = t.get_or_insert_with(key, client, Conn::blank).0;
                 assert_eq!((c.client(), c.server()), (client, server));
                 for (src, dst) in [(client, server), (server, client)] {
                     let (k, src_hi) = ConnKey::new(6, src, dst);
