@@ -374,4 +374,28 @@ mod tests {
         assert_eq!(k1, k2);
         assert_ne!(r1, r2);
     }
+
+    /// The endpoints come back from the key as they went in, each with its port, in either
+    /// order; an IPv4 address mapped into IPv6 comes back as the IPv4 address it is (the key,
+    /// like the matcher, does not tell the two apart).
+    #[test]
+    fn the_key_gives_its_endpoints_back() {
+        let ep = |s: &str, port: u16| (s.parse::<IpAddr>().unwrap(), port);
+        for (a, b) in [
+            (ep("10.0.0.1", 40000), ep("192.0.2.1", 443)),
+            (ep("2001:db8::2", 5353), ep("2001:db8::1", 53)),
+            (ep("::", 0), ep("255.255.255.255", 65535)),
+        ] {
+            for (x, y) in [(a, b), (b, a)] {
+                let (k, x_hi) = ConnKey::new(17, x, y);
+                assert_eq!((k.end(x_hi), k.end(!x_hi)), (x, y));
+                let mut c = Conn { key: k, client_hi: x_hi, ..Conn::blank() };
+                assert_eq!((c.client(), c.server(), c.proto()), (x, y, 17));
+                c.client_hi = !x_hi;
+                assert_eq!((c.client(), c.server()), (y, x));
+            }
+        }
+        let (k, hi) = ConnKey::new(6, ep("::ffff:198.51.100.7", 443), ep("2001:db8::9", 50000));
+        assert_eq!(k.end(hi), ep("198.51.100.7", 443));
+    }
 }
