@@ -34,8 +34,8 @@ impl ConnKey {
     /// from it (so not when both endpoints are the same).
     #[inline]
     pub fn is_hi(&self, end: (IpAddr, u16)) -> bool {
-        let (lo_port, hi_port) = ((self.ports >> 16) as u16, self.ports as u16);
-        (ip_int(end.0), end.1) == (self.hi, hi_port) && (self.lo, lo_port) != (self.hi, hi_port)
+        let hi = self.end_int(true);
+        (ip_int(end.0), end.1) == hi && self.end_int(false) != hi
     }
 
     /// The lower endpoint of the key, or the higher one. An IPv4 address comes back as one,
