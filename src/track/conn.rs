@@ -149,43 +149,55 @@ impl End {
     }
 }
 
+/// `repr(C)`, with the fields every packet of an established connection reads or writes first
+/// ([`Conn::HOT`] bytes: the key, the counters, the times and flags that say whether it is
+/// still open): the table's hint loads only those lines, and the rest (read when a connection
+/// starts, carries a payload still to parse, or ends) stays out of the cache.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Conn {
     /// The connection's key, which holds its protocol and its endpoints ([`Conn::client`] and
     /// [`Conn::server`] say which is which). The table files it
     /// ([`super::table::ConnTable::get_or_insert_with`]).
     pub key: ConnKey,
-    pub first_us: i64,
     pub last_us: i64,
     /// Index 0: client to server.
     pub pkts: [u64; 2],
     pub bytes: [u64; 2],
-    pub vlans: [u16; 2],
-    pub vlan_count: u8,
-    /// Boxed: rare, and the table's entries stay small (48 bytes less each).
-    pub tunnel: Option<Box<Tunnel>>,
-    /// File the connection was first seen in (index into the run's file list).
-    pub file: u32,
-    /// Alerts raised: (indicator, field, on the outer layer).
-    pub alerted: Alerted,
+    pub closed_at: Closed,
     /// FIN seen from each side.
     pub fin: [bool; 2],
-    pub closed_at: Closed,
     /// Application inspection finished for each direction.
     pub app_done: [bool; 2],
+    /// Whether the client (the side that spoke first, or sent the SYN) is the higher endpoint
+    /// of the connection's key. The table sets it when it files the connection.
+    pub client_hi: bool,
+    /// Carries NetFlow/IPFIX export packets.
+    pub netflow: bool,
+    pub vlan_count: u8,
+    // The fields above are the hot part ([`Conn::HOT`]); those below are read rarely.
+    pub first_us: i64,
+    pub vlans: [u16; 2],
+    /// File the connection was first seen in (index into the run's file list).
+    pub file: u32,
+    /// Boxed: rare, and the table's entries stay small (48 bytes less each).
+    pub tunnel: Option<Box<Tunnel>>,
+    /// Alerts raised: (indicator, field, on the outer layer).
+    pub alerted: Alerted,
     pub app: Option<Box<App>>,
     /// The initial sequence number each direction's SYN gave, kept here until [`Conn::app`]
     /// is made: most connections never need one (their first messages parse in one segment),
     /// and making one at the SYN cost every TCP connection an allocation.
     pub isn: [Option<u32>; 2],
-    /// Carries NetFlow/IPFIX export packets.
-    pub netflow: bool,
-    /// Whether the client (the side that spoke first, or sent the SYN) is the higher endpoint
-    /// of the connection's key. The table sets it when it files the connection.
-    pub client_hi: bool,
 }
 
+// The hot part is at most two cache lines' worth.
+const _: () = assert!(Conn::HOT <= 96, "the hot part of a connection grew");
+
 impl Conn {
+    /// Bytes at the start of a connection that every packet of it reads (see [`Conn`]).
+    pub const HOT: usize = std::mem::offset_of!(Conn, first_us);
+
     /// A connection with nothing in it (a placeholder, or a start to fill in).
     pub fn blank() -> Conn {
         Conn {
