@@ -175,6 +175,11 @@ pub struct Conn {
     /// Carries NetFlow/IPFIX export packets.
     pub netflow: bool,
     pub vlan_count: u8,
+    /// Always [`Live::Yes`]. Its 255 other values are the largest niche in a connection, so a
+    /// table slot (an `Option<Conn>`) says whether it is full in this byte, in the hot part,
+    /// and a lookup reads no other line. (With an `Option<u32>`'s tag as that niche, in the
+    /// cold part, every lookup missed the cache on it.)
+    pub live: Live,
     // The fields above are the hot part ([`Conn::HOT`]); those below are read rarely.
     pub first_us: i64,
     pub vlans: [u16; 2],
@@ -188,7 +193,37 @@ pub struct Conn {
     /// The initial sequence number each direction's SYN gave, kept here until [`Conn::app`]
     /// is made: most connections never need one (their first messages parse in one segment),
     /// and making one at the SYN cost every TCP connection an allocation.
-    pub isn: [Option<u32>; 2],
+    pub isn: Isns,
+}
+
+/// A full table slot's mark (see [`Conn::live`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Live {
+    #[default]
+    Yes = 1,
+}
+
+/// The initial sequence number each direction's first SYN gave. Not `[Option<u32>; 2]`: an
+/// `Option<u32>`'s tag would be the largest niche in a connection (see [`Conn::live`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Isns {
+    seq: [u32; 2],
+    seen: [bool; 2],
+}
+
+impl Isns {
+    /// Direction `dir`'s, if its SYN was seen.
+    pub fn get(&self, dir: usize) -> Option<u32> {
+        self.seen[dir].then_some(self.seq[dir])
+    }
+
+    /// Keeps `isn` for direction `dir`, unless it has one.
+    pub fn set_once(&mut self, dir: usize, isn: u32) {
+        if !self.seen[dir] {
+            (self.seen[dir], self.seq[dir]) = (true, isn);
+        }
+    }
 }
 
 // The hot part is at most two cache lines' worth.
@@ -215,9 +250,10 @@ impl Conn {
             closed_at: Closed::default(),
             app_done: [true; 2],
             app: None,
-            isn: [None; 2],
+            isn: Isns::default(),
             netflow: false,
             client_hi: false,
+            live: Live::Yes,
         }
     }
 
@@ -227,7 +263,7 @@ impl Conn {
             Some(app) => app.streams[dir].syn(isn),
             // The first SYN counts, as `Stream::syn` counts it.
             None => {
-                self.isn[dir].get_or_insert(isn);
+                self.isn.set_once(dir, isn);
             }
         }
     }
@@ -237,8 +273,8 @@ impl Conn {
         let isn = self.isn;
         self.app.get_or_insert_with(|| {
             let mut app = Box::<App>::default();
-            for (stream, isn) in app.streams.iter_mut().zip(isn) {
-                if let Some(isn) = isn {
+            for (dir, stream) in app.streams.iter_mut().enumerate() {
+                if let Some(isn) = isn.get(dir) {
                     stream.syn(isn);
                 }
             }
@@ -345,6 +381,20 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_syn_of_each_side_says_where_its_bytes_start() {
+        let mut c = Conn::blank();
+        assert_eq!((c.isn.get(0), c.isn.get(1)), (None, None));
+        c.syn(0, 100);
+        c.syn(0, 200);
+        // Zero is a sequence number like any other, not a mark for "none".
+        c.syn(1, 0);
+        assert_eq!((c.isn.get(0), c.isn.get(1)), (Some(100), Some(0)));
+        let app = c.app_mut();
+        assert!(app.streams[0].add(101, b"GET", 1 << 16), "the client's bytes follow its first SYN");
+        assert!(app.streams[1].add(1, b"HTTP", 1 << 16), "the server's follow its SYN");
+    }
 
     #[test]
     fn the_first_closing_is_kept() {

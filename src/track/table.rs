@@ -33,8 +33,16 @@ type Entry = Conn;
 // than its hot part (2.4).
 const _: () = assert!(std::mem::size_of::<Option<Entry>>() <= 152, "a connection-table entry grew");
 // The hint loads an entry's hot part from where the slot starts: an `Option` of it must keep the
-// connection at the slot's start (the niche of a `bool` says `None`).
-const _: () = assert!(std::mem::size_of::<Option<Entry>>() == std::mem::size_of::<Entry>());
+// connection at the slot's start, and tell an empty slot by `Conn::live`, in the hot part. The
+// byte read here is defined only if it is the one that says `None`: else this does not compile.
+const _: () = {
+    assert!(std::mem::size_of::<Option<Entry>>() == std::mem::size_of::<Entry>());
+    let empty = std::mem::ManuallyDrop::new(None::<Entry>);
+    let p = &empty as *const std::mem::ManuallyDrop<Option<Entry>> as *const u8;
+    // SAFETY: inside the value; const evaluation rejects the read if the byte is not initialised.
+    let tag = unsafe { *p.add(std::mem::offset_of!(Conn, live)) };
+    assert!(tag != super::conn::Live::Yes as u8 && std::mem::offset_of!(Conn, live) < Conn::HOT);
+};
 
 pub struct ConnTable {
     /// `(hash as u32) << 32 | (slot + 1)`; the length is a power of two, at least twice `len`.
