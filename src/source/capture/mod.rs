@@ -664,10 +664,6 @@ pub trait Records {
     /// Adds what a record [`Self::take`] called [`Take::Grows`] declares.
     fn grow(&mut self, record: &[u8]);
 
-    /// The length of a record [`Self::take`] took, read from its first [`Self::head`] bytes,
-    /// and whether it holds a packet.
-    fn taken(&self, head: &[u8]) -> (usize, bool);
-
     /// The packet of a whole record that [`Self::take`] took as one (by these records, or by
     /// those they grew into), as packet `number` of its file.
     fn packet<'a>(&self, record: &'a [u8], number: u64) -> Packet<'a>;
@@ -687,10 +683,6 @@ impl Records for Legacy {
         Some(Take::Packet)
     }
     fn grow(&mut self, _: &[u8]) {}
-    #[inline(always)]
-    fn taken(&self, head: &[u8]) -> (usize, bool) {
-        (self.record_len(head).unwrap_or(16), true)
-    }
     #[inline(always)]
     fn packet<'a>(&self, record: &'a [u8], number: u64) -> Packet<'a> {
         Legacy::packet(self, record, number)

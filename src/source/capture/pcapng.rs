@@ -437,12 +437,6 @@ impl Records for ChunkSection {
         }
     }
 
-    /// The length of a block [`Self::take`] took, and whether it is a packet.
-    #[inline]
-    fn taken(&self, head: &[u8]) -> (usize, bool) {
-        ((u32_at(head, 4, self.big_endian) as usize).max(12), u32_at(head, 0, self.big_endian) == EPB)
-    }
-
     /// The packet of a whole Enhanced Packet Block that [`Self::take`] took as one (its options,
     /// if any, after the frame), as packet `number` of its file.
     #[inline]
