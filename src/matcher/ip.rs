@@ -255,6 +255,21 @@ impl V4Prefilter {
         V4Prefilter { bits: Slab::owned(bits) }
     }
 
+    /// Starts loading the word [`Self::may_hold`] reads for `a`.
+    #[inline]
+    pub fn prefetch(&self, a: u32) {
+        let b = (a >> 8) as usize;
+        if let Some(w) = self.bits.get(b >> 6) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a prefetch is a hint and never faults; `w` is a valid reference anyway.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(w as *const u64 as *const i8);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = w;
+        }
+    }
+
     /// False when no address or network of the table lies in the /24 of `a`.
     #[inline]
     pub fn may_hold(&self, a: u32) -> bool {

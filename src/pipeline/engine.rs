@@ -456,6 +456,11 @@ impl<'m, S: Sink> Engine<'m, S> {
     #[inline]
     pub fn hint(&mut self, linktype: u32, data: &[u8], number: u64) {
         if let Some(t) = peek::plain_tcp(linktype, data) {
+            if t.flags & 0x12 == 0x02 {
+                // A SYN: likely a new connection, whose addresses will be looked up.
+                self.core.m.prefetch_start(t.src.0);
+                self.core.m.prefetch_start(t.dst.0);
+            }
             let (key, src_hi) = ConnKey::of_ints(6, t.src, t.dst);
             let hash = self.conns.hint(&key);
             let s = Segment { key, hash, src_hi, flags: t.flags, payload: t.payload };
@@ -464,7 +469,13 @@ impl<'m, S: Sink> Engine<'m, S> {
             // Not a plain segment: the decoder reads it when it comes, without a second look.
             self.ahead[number as usize % AHEAD_SLOTS] = Some((seen(data, number), None));
             if let Some((proto, a, b)) = peek::endpoints(linktype, data) {
-                self.conns.hint(&ConnKey::new(proto, a, b).0);
+                let (key, _) = ConnKey::new(proto, a, b);
+                self.conns.hint(&key);
+                // Not a TCP segment: each datagram may start a flow (a DNS query from a new port).
+                if proto != 6 {
+                    self.core.m.prefetch_start(peek::ip_int(a.0));
+                    self.core.m.prefetch_start(peek::ip_int(b.0));
+                }
             }
         }
     }
