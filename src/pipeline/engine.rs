@@ -743,8 +743,9 @@ impl<S: Sink> Core<'_, S> {
             } else {
                 Some("outer")
             };
-            // Orient by the connection: ip.src is the client side.
-            let from_client = if innermost { (layer.src, d.sport) == conn.client() } else { true };
+            // Orient by the connection: ip.src is the client side. Compared as the key compares
+            // (an IPv4 address mapped into IPv6 is the IPv4 address `conn.client()` gives).
+            let from_client = if innermost { conn.dir((layer.src, d.sport)) == 0 } else { true };
             let (sp, dp) = if innermost { (d.sport, d.dport) } else { (layer.sport, layer.dport) };
             let (cs, cp, ss, spt) =
                 if from_client { (layer.src, sp, layer.dst, dp) } else { (layer.dst, dp, layer.src, sp) };

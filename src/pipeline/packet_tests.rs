@@ -235,3 +235,16 @@ fn segments_reordered_after_the_syn_are_put_back_in_order() {
     let hosts: Vec<_> = events.alerts.iter().filter(|a| a.matched.field == Field::HttpHost).collect();
     assert_eq!(hosts.len(), 1, "{:?}", events.alerts);
 }
+
+/// A client whose IPv6 header carries an IPv4 address mapped into IPv6: the connection reports
+/// it as the IPv4 address, and the server's address is still its destination.
+#[test]
+fn a_mapped_client_address_keeps_the_server_as_the_destination() {
+    let mut s = Script::new("::ffff:10.0.0.5", "2001:db8::9", None);
+    s.seg(true, SYN, b"");
+    s.seg(false, SYN | ACK, b"");
+    let (events, _) = s.run(Limits::default());
+    let a = events.alerts.first().expect("the server's address is flagged");
+    assert_eq!((a.src_ip, a.dest_ip), (addr("10.0.0.5"), addr("2001:db8::9")));
+    assert_eq!(a.matched.field.as_str(), "ip.dst", "{a:?}");
+}
