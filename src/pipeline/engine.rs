@@ -469,12 +469,12 @@ impl<'m, S: Sink> Engine<'m, S> {
             // Not a plain segment: the decoder reads it when it comes, without a second look.
             self.ahead[number as usize % AHEAD_SLOTS] = Some((seen(data, number), None));
             if let Some((proto, a, b)) = peek::endpoints(linktype, data) {
-                let (key, _) = ConnKey::new(proto, a, b);
-                self.conns.hint(&key);
+                let (ai, bi) = ((peek::ip_int(a.0), a.1), (peek::ip_int(b.0), b.1));
+                self.conns.hint(&ConnKey::of_ints(proto, ai, bi).0);
                 // Not a TCP segment: each datagram may start a flow (a DNS query from a new port).
                 if proto != 6 {
-                    self.core.m.prefetch_start(peek::ip_int(a.0));
-                    self.core.m.prefetch_start(peek::ip_int(b.0));
+                    self.core.m.prefetch_start(ai.0);
+                    self.core.m.prefetch_start(bi.0);
                 }
             }
         }
