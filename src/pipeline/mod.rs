@@ -266,6 +266,17 @@ trait Backend {
     ) -> Option<Result<(), capture::ReadError>> {
         None
     }
+    /// An uncompressed capture file not to be mapped (`--no-mmap`), `reader` reading it from
+    /// the start: streamed, unless the backend reads the file itself.
+    fn unmapped(
+        &mut self,
+        _path: &Path,
+        reader: Box<dyn Read + Send>,
+        name: &Arc<str>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), capture::ReadError> {
+        self.stream(reader, name, progress)
+    }
     /// A capture stream (compressed, standard input, `--no-mmap`, or not a classic pcap).
     fn stream(
         &mut self,
@@ -551,9 +562,10 @@ fn drive(
                 backend.text(f, data, &name);
             }
             Some(InputKind::Capture) => {
-                // Workers get the file mapped: they split a classic pcap into chunks each reads
-                // once (the map only serves what follows a damaged record), and walk a pcapng
-                // in place. One engine reads a classic pcap or a pcapng window by window, in
+                // Workers get the file mapped: they split a classic pcap or a pcapng into chunks
+                // each reads once, in place or copied (the map also serves what follows a record
+                // the chunks do not take); with `--no-mmap` they split it all the same, copying
+                // every chunk. One engine reads a classic pcap or a pcapng window by window, in
                 // place where the kernel maps the pages cheaply and through a buffer where it
                 // does not (see `capture::read_windows`); anything else goes through the buffer.
                 let map = if par.mmap { crate::source::map(path).ok().flatten() } else { None };
@@ -567,6 +579,7 @@ fn drive(
                         Some(res) => res,
                         None => backend.stream(reader, &name, progress),
                     },
+                    None if !par.mmap && path.as_os_str() != "-" => backend.unmapped(path, reader, &name, progress),
                     None => backend.stream(reader, &name, progress),
                 };
                 if let Err(e) = res {

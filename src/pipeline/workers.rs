@@ -3,11 +3,12 @@
 //!
 //! Every worker sees every input, in order, and keeps only its share:
 //! - a classic pcap or pcapng file is cut into chunks that the workers claim in order to read
-//!   (in place, where the page cache maps the file cheaply) and walk, each handing every worker
-//!   the places of its packets (see [`Split`]), so every record is read once; where the chunks
-//!   stop (a pcapng block they do not take, a record that does not fit), and in other capture
-//!   files, every worker walks the mapped file in place; a compressed capture or standard input
-//!   is read once, on the calling thread, into batches that every worker shares;
+//!   (in place, where the page cache maps the file cheaply and `--no-mmap` is not given) and
+//!   walk, each handing every worker the places of its packets (see [`Split`]), so every record
+//!   is read once; where the chunks stop (a pcapng block they do not take, a record that does
+//!   not fit), every worker reads the rest of the file; every worker walks other mapped capture
+//!   files in place; a compressed capture or standard input is read once, on the calling
+//!   thread, into batches that every worker shares;
 //! - a flow log is parsed by every worker, each keeping the records of its address pairs;
 //! - a packet a worker does not own but which carries a DNS answer is still read, only to
 //!   learn what flagged names resolved to, so `dns.resolved` holds whichever worker the later
@@ -36,9 +37,7 @@ use crate::report::summary::Stats;
 use crate::report::{Alert, FlowEvent, Writer};
 use crate::source::capture::{self, Packet, Records, Take};
 use crate::source::flowlog;
-#[cfg(unix)]
-use crate::source::pread::read_at_most;
-use crate::source::pread::PageBuf;
+use crate::source::pread::{read_at_most, PageBuf};
 
 /// Jobs queued per worker before the reader waits.
 const QUEUE: usize = 16;
@@ -122,6 +121,9 @@ const SPLIT_LAG: usize = 16;
 const PREFETCH_AHEAD: usize = 8;
 /// Mapped bytes handed back at a time, behind the slowest worker (a power of two).
 const RELEASE: usize = 16 << 20;
+/// Bytes of a file read through buffers that its first packet must start within, for the
+/// chunks to split it (a pcapng may declare many interfaces first).
+const HEAD: usize = 1 << 20;
 
 /// A classic pcap or pcapng shared out by chunks. Chunk `c` (the records that start in bytes
 /// `c * CHUNK..(c + 1) * CHUNK`) is read by the worker that claims it, walked once, and split:
@@ -147,8 +149,9 @@ const RELEASE: usize = 16 << 20;
 /// time (W1 at `-j 2`: 0.17-0.22 s, against 0.03-0.07 s in place).
 pub struct Split {
     file: std::fs::File,
-    /// The same file mapped, for the records after the chunks stop (see `SplitState::end`).
-    map: memmap2::Mmap,
+    /// The same file mapped, for the chunks read in place and the records after the chunks stop
+    /// (see `SplitState::end`); none with `--no-mmap`, when every chunk is copied.
+    map: Option<memmap2::Mmap>,
     /// The longest record the chunks take ([`capture::Layout::max_record`]): a chunk's bytes
     /// run on this far past its end.
     max_record: usize,
@@ -354,6 +357,34 @@ impl Split {
         let Some((layout, first)) = capture::Layout::of(&map) else { return Err(map) };
         let Ok(file) = std::fs::File::open(path) else { return Err(map) };
         let len = map.len();
+        Ok(Split::with(file, Some(map), len, (layout, first), n, chunk))
+    }
+
+    /// A split of the classic pcap or pcapng at `path` that reads it only through buffers
+    /// (`--no-mmap`): every chunk is copied, and the records after the chunks stop are read on
+    /// through a buffer too. `None` for anything but a regular file, and for a capture the chunks
+    /// cannot start in (or whose first packet is past the first [`HEAD`] bytes): it is streamed.
+    fn unmapped(path: &std::path::Path, n: usize, chunk: usize) -> Option<Split> {
+        let file = std::fs::File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        let len = usize::try_from(meta.len()).ok()?;
+        let mut head = vec![0; len.min(HEAD)];
+        let got = read_at_most(&file, &mut head, 0).ok()?;
+        let start = capture::Layout::of(&head[..got])?;
+        Some(Split::with(file, None, len, start, n, chunk))
+    }
+
+    fn with(
+        file: std::fs::File,
+        map: Option<memmap2::Mmap>,
+        len: usize,
+        (layout, first): (capture::Layout, usize),
+        n: usize,
+        chunk: usize,
+    ) -> Split {
         let max_record = layout.max_record();
         let state = SplitState { starts: vec![(first, 0, layout)], ..Default::default() };
         let chunk = chunk.max(1);
@@ -380,7 +411,12 @@ impl Split {
             typical: AtomicUsize::new(chunk / 256),
         };
         run.choose(0);
-        Ok(run)
+        run
+    }
+
+    /// The mapped file; nothing when it is not mapped (no chunk is read in place then).
+    fn mapped(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or_default()
     }
 
     /// `self` with windows of `window` bytes (rounded up to a chunk), probed by `probe`: for
@@ -400,14 +436,14 @@ impl Split {
     /// (see `capture::windows`). Made in order, before any of its chunks is claimed but the
     /// smallest tests' (a chunk whose window is not chosen yet is copied).
     fn choose(&self, w: usize) {
-        let Some(mode) = self.modes.get(w) else { return };
+        let (Some(mode), Some(map)) = (self.modes.get(w), &self.map) else { return };
         let at = w * self.window;
         let Ok(mut chooser) = self.chooser.lock() else { return };
         if capture::shrunk(&self.file, self.len, at, 0).is_some() {
             self.shrank.store(true, Relaxed);
             return;
         }
-        let probe = chooser.choose(|| (self.probe)(&self.map, at, self.window / capture::PROBES));
+        let probe = chooser.choose(|| (self.probe)(map, at, self.window / capture::PROBES));
         if probe == capture::Probe::Fast {
             // The rest of the window is mapped ahead of time too: the split's walk, a tight loop,
             // runs ahead of its faults and prefetches only over mapped pages (W1 at -j 2: 0.36
@@ -415,7 +451,7 @@ impl Split {
             let from = (at + self.window / capture::PROBES).min(self.len);
             let len = (self.window - self.window / capture::PROBES).min(self.len - from);
             #[cfg(target_os = "linux")]
-            let _ = self.map.advise_range(memmap2::Advice::PopulateRead, from, len);
+            let _ = map.advise_range(memmap2::Advice::PopulateRead, from, len);
             #[cfg(not(target_os = "linux"))]
             let _ = len;
         }
@@ -498,7 +534,7 @@ impl Split {
     ) -> Option<&'s [u8]> {
         let end = off + len;
         if MAPPED {
-            return if end <= self.chunk + self.max_record { self.map.get(base + off..base + end) } else { None };
+            return if end <= self.chunk + self.max_record { self.mapped().get(base + off..base + end) } else { None };
         }
         match src {
             Src::Mapped => None,
@@ -571,7 +607,7 @@ impl Split {
             if MAPPED {
                 // As the in-place reader does: the copy would have brought these bytes into the
                 // cache, for this walk and the owner's.
-                capture::prefetch(&self.map, hopped.at + capture::PREFETCH, hopped.at + len + capture::PREFETCH);
+                capture::prefetch(self.mapped(), hopped.at + capture::PREFETCH, hopped.at + len + capture::PREFETCH);
             }
             match records.take(record) {
                 Some(Take::Packet) => {
@@ -611,8 +647,10 @@ impl Split {
         let to = (slowest * self.chunk).min(self.len) & !(RELEASE - 1);
         let from = self.released.load(Relaxed);
         // No worker reads before the slowest one's chunk.
-        if to > from && self.released.compare_exchange(from, to, Relaxed, Relaxed).is_ok() {
-            capture::release(&self.map, from, to);
+        if let Some(map) = &self.map {
+            if to > from && self.released.compare_exchange(from, to, Relaxed, Relaxed).is_ok() {
+                capture::release(map, from, to);
+            }
         }
     }
 
@@ -628,6 +666,10 @@ impl Split {
             (st.end, st.end_layout.clone())
         };
         let (Some((_, offset, packets)), Some(layout)) = (end, layout) else { return Ok(Default::default()) };
+        let Some(map) = &self.map else {
+            // Read on through a buffer: a file cut short, or grown, reads as a stream would.
+            return capture::read_file_from(&self.file, &layout, offset, packets, stop, sink);
+        };
         if offset >= self.len {
             return Ok(capture::FileStats { packets, bytes: 0 });
         }
@@ -636,7 +678,7 @@ impl Split {
         if let Some(e) = capture::shrunk(&self.file, self.len, offset, packets) {
             return Err(e);
         }
-        capture::read_mapped_from(&self.map, &layout, offset, packets, stop, sink)
+        capture::read_mapped_from(map, &layout, offset, packets, stop, sink)
     }
 
     /// The next chunk for worker `index` (inspecting chunk `c`) to read and split, claimed; or
@@ -804,7 +846,7 @@ fn split_file<S: Sink>(
             }
         };
         let Some(share) = share else { break };
-        let data = share.chunk.bytes(&run.map);
+        let data = share.chunk.bytes(run.mapped());
         if !inspect_share(engine, data, &share.places) {
             return Ok(Default::default());
         }
@@ -911,6 +953,22 @@ impl Backend for Pool<'_> {
         match Split::new(map, path, readers, CHUNK) {
             Ok(run) => self.broadcast(Job::Split(Arc::new(run), name.clone())),
             Err(map) => self.broadcast(Job::Mapped(Arc::new(capture::SharedMap::new(map, readers)), name.clone())),
+        }
+    }
+    fn unmapped(
+        &mut self,
+        path: &std::path::Path,
+        reader: Box<dyn Read + Send>,
+        name: &Arc<str>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), capture::ReadError> {
+        match Split::unmapped(path, self.senders.len(), CHUNK) {
+            Some(run) => {
+                drop(reader);
+                self.broadcast(Job::Split(Arc::new(run), name.clone()));
+                Ok(())
+            }
+            None => self.stream(reader, name, progress),
         }
     }
     fn stream(
@@ -1076,8 +1134,10 @@ fn split_whole(run: &Split) -> (Vec<Vec<Share>>, Option<ChunksEnd>) {
 /// The fuzz harness's check of [`Split`] (see `crate::fuzzing::capture`): a classic pcap or a
 /// pcapng split among `n` workers in chunks of `chunk` bytes hands out, each once to the worker
 /// that owns it, the packets the in-place reader reads up to where the chunks stop; and the walk
-/// that goes on from there reads the rest, and ends (or fails) where that reader does. Returns
-/// the byte where the chunks stopped; `None` for a file a parallel scan does not split.
+/// that goes on from there reads the rest, and ends (or fails) where that reader does. The same
+/// file read only through buffers (`--no-mmap`) is split alike, and ends where the streaming
+/// reader ends. Returns the byte where the chunks stopped; `None` for a file a parallel scan does
+/// not split.
 #[doc(hidden)]
 pub fn check_split(data: &[u8], n: usize, chunk: usize) -> Option<usize> {
     let mut f = tempfile::NamedTempFile::new().ok()?;
@@ -1094,19 +1154,38 @@ pub fn check_split(data: &[u8], n: usize, chunk: usize) -> Option<usize> {
             1 => capture::Probe::Slow,
             _ => capture::Probe::Skipped,
         });
-    let (chunks, end) = split_whole(&run);
+    let slice = |sink: &mut dyn FnMut(capture::Packet<'_>)| capture::read_slice(data, sink);
+    let stopped_at = check_run(&run, slice);
+    let unmapped = Split::unmapped(f.path(), n, chunk).expect("a file split mapped is split unmapped");
+    let stream = |sink: &mut dyn FnMut(capture::Packet<'_>)| capture::read(data, sink);
+    assert_eq!(check_run(&unmapped, stream), stopped_at, "the chunks stop elsewhere unmapped");
+    Some(stopped_at)
+}
+
+/// Packets as a check compares them: number, link type, time, length on the wire, frame.
+type Seen = (u64, u32, i64, u32, Vec<u8>);
+
+/// [`check_split`] for one split: what it hands out and what the walk after it reads are what
+/// `reader` reads of the whole file, and end as it ends; the byte where the chunks stopped.
+fn check_run(
+    run: &Split,
+    reader: impl FnOnce(&mut dyn FnMut(capture::Packet<'_>)) -> Result<capture::FileStats, capture::ReadError>,
+) -> usize {
+    let n = run.n;
+    let seen = |p: &capture::Packet<'_>| -> Seen { (p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec()) };
+    let (chunks, end) = split_whole(run);
     let mut handed = Vec::new();
     for (c, shares) in chunks.iter().enumerate() {
         let mut mine = Vec::new();
         for (j, share) in shares.iter().enumerate() {
             for place in &share.places {
                 let (number, learn) = (place.number, place.learn());
-                let p = place.packet(share.chunk.bytes(&run.map));
+                let p = place.packet(share.chunk.bytes(run.mapped()));
                 let (owner, dns) = super::shard::owner(p.linktype, p.data, n);
                 assert_eq!(learn, owner != j, "chunk {c}: packet {number} handed to worker {j}, owned by {owner}");
                 assert!(!learn || dns, "chunk {c}: packet {number} handed to learn from is no DNS answer");
                 if !learn {
-                    mine.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec()));
+                    mine.push(seen(&p));
                 }
             }
         }
@@ -1115,17 +1194,15 @@ pub fn check_split(data: &[u8], n: usize, chunk: usize) -> Option<usize> {
     }
     let (_, stopped_at, before) = end.expect("the chunks end");
     assert_eq!(handed.len() as u64, before, "the chunks count what they handed out");
-    let rest =
-        run.read_rest(|| false, |p| handed.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec())));
+    let rest = run.read_rest(|| false, |p| handed.push(seen(&p)));
     let mut read = Vec::new();
-    let res =
-        capture::read_slice(data, |p| read.push((p.number, p.linktype, p.ts_micros, p.wire_len, p.data.to_vec())));
-    assert!(handed == read, "the chunks and the walk after them disagree with the in-place reader");
+    let res = reader(&mut |p| read.push(seen(&p)));
+    assert!(handed == read, "the chunks and the walk after them disagree with the whole file's reader");
     let outcome = |r: Result<capture::FileStats, capture::ReadError>| {
         r.map(|s| s.packets).map_err(|e| (e.after_packet, e.offset, e.reason))
     };
     assert_eq!(outcome(rest), outcome(res), "the chunks and the walk after them end differently");
-    Some(stopped_at)
+    stopped_at
 }
 
 #[cfg(test)]
@@ -1228,7 +1305,7 @@ mod tests {
             for (c, shares) in chunks.iter().enumerate() {
                 let mut mine: Vec<(u64, usize)> = Vec::new();
                 for (j, s) in shares.iter().enumerate() {
-                    let data = s.chunk.bytes(&run.map);
+                    let data = s.chunk.bytes(run.mapped());
                     match &s.chunk.data {
                         // Where the kernel's copy runs at full speed (see `PageBuf`).
                         ChunkData::Copied(_) => {
@@ -1328,10 +1405,13 @@ mod tests {
             assert_eq!(end, Some((chunks.len(), at, k as u64)), "record {k} claims too much");
             let handed: usize = chunks.iter().flatten().map(|s| s.places.iter().filter(|p| !p.learn()).count()).sum();
             assert_eq!(handed, k, "record {k} claims too much");
+            // Mapped or not, the walk after the chunks reports it as the whole file's reader does.
+            assert_eq!(check_split(&bad, 2, CHUNK), Some(at), "record {k} claims too much");
             // Cut short in the middle of the record's header, and of its frame.
             for cut in [at + 9, at + 20] {
                 let (chunks, end) = split_all(&bytes[..cut.min(bytes.len())], 2);
                 assert_eq!(end, Some((chunks.len(), at, k as u64)), "cut at {cut}, in record {k}");
+                assert_eq!(check_split(&bytes[..cut.min(bytes.len())], 3, CHUNK), Some(at), "cut at {cut}");
             }
         }
     }

@@ -558,6 +558,25 @@ impl Legacy {
         Some(Legacy { linktype: u32_at(head, 20, big_endian), nanos, big_endian })
     }
 
+    /// A file header of this layout (version 2.4, the longest frame taken as the snapshot
+    /// length): the stand-in [`read_file_from`] reads before records from the middle of a file.
+    pub fn header(&self) -> [u8; Self::HEADER] {
+        let magic: u32 = if self.nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+        let mut h = Vec::with_capacity(Self::HEADER);
+        let mut put = |v: u32, bytes: usize| {
+            let b = if self.big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+            h.extend_from_slice(if self.big_endian { &b[4 - bytes..] } else { &b[..bytes] });
+        };
+        put(magic, 4);
+        put(2, 2);
+        put(4, 2);
+        put(0, 4);
+        put(0, 4);
+        put(MAX_FRAME as u32, 4);
+        put(self.linktype, 4);
+        h.try_into().expect("24 bytes")
+    }
+
     /// The length of the record whose first 16 bytes are `head` (header and frame), if it could
     /// hold a frame; a longer one is a corrupt length.
     #[inline]
@@ -709,7 +728,7 @@ pub fn read_mapped_from(
         (Layout::Legacy(_), Some((h, _))) => {
             let legacy = Some((h.network.0 as u32, h.is_nanosecond_precision()));
             reader.header_sent = true;
-            Start { stats: FileStats { packets, bytes: 0 }, offset: offset as u64, legacy, section: None }
+            Start { stats: FileStats { packets, bytes: 0 }, offset: offset as u64, legacy, ..Default::default() }
         }
         (Layout::Ng(section), None) => {
             // The pcapng record loop goes on in the section, as far as it reads.
@@ -729,6 +748,62 @@ pub fn read_mapped_from(
         }
     };
     walk(Box::new(reader), &Mutex::new(None), stop, sink, start)
+}
+
+/// [`read_mapped_from`] for a file read through buffers (`--no-mmap`): the records of `file` from
+/// `offset` on, laid out as `layout` there, after `packets` packets. They go through `pcap-parser`,
+/// as what [`read`]'s own loops leave does, behind a stand-in file header (a classic pcap's, or a
+/// section header that keeps the layout's interfaces), so what follows is read, and any error
+/// reported, as [`read`] would. Read with positioned reads, so that every worker of a parallel
+/// scan reads on from where it is in one open file.
+pub fn read_file_from(
+    file: &std::fs::File,
+    layout: &Layout,
+    offset: usize,
+    packets: u64,
+    stop: impl Fn() -> bool,
+    sink: impl FnMut(Packet<'_>),
+) -> Result<FileStats, ReadError> {
+    let (head, section) = match layout {
+        Layout::Legacy(legacy) => (legacy.header().to_vec(), None),
+        Layout::Ng(section) => {
+            let (shb, resumed) = section.stand_in();
+            (shb.to_vec(), Some(resumed))
+        }
+    };
+    // Where the stand-in would start, for the offsets of what follows it.
+    let before = offset.saturating_sub(head.len()) as u64;
+    let io_error = Arc::new(Mutex::new(None));
+    let inner = KeepError { inner: FileAt { file, pos: offset as u64 }, error: io_error.clone() };
+    let reader = match pcap_parser::create_reader(BUFFER, Prefixed { head, at: 0, inner }) {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = format!("cannot read on from byte {offset}: {e:?}");
+            return Err(ReadError { after_packet: packets, offset: offset as u64, reason, not_a_capture: false });
+        }
+    };
+    let start = Start {
+        stats: FileStats { packets, bytes: 0 },
+        offset: before,
+        legacy: None,
+        resumed: section.is_some(),
+        section,
+    };
+    walk(reader, &io_error, stop, sink, start)
+}
+
+/// A file read on from `pos` by positioned reads (see [`read_file_from`]).
+struct FileAt<'f> {
+    file: &'f std::fs::File,
+    pos: u64,
+}
+
+impl Read for FileAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = crate::source::pread::read_at_most(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// The error that ends a file which is now shorter than the `len` bytes mapped, at `at` after
@@ -761,6 +836,9 @@ struct Start {
     legacy: Option<(u32, bool)>,
     /// The byte order and interfaces of the pcapng section the reader is in.
     section: Option<(bool, Vec<Iface>)>,
+    /// The input starts with a stand-in section header (see [`read_file_from`]): reading it
+    /// keeps the interfaces of `section`, where a section header starts a section afresh.
+    resumed: bool,
 }
 
 /// The record loop shared by [`read`] and [`read_slice`]. `io_error` holds the stream's first
@@ -774,6 +852,7 @@ fn walk<'r>(
 ) -> Result<FileStats, ReadError> {
     let mut stats = start.stats;
     let take_io_error = || io_error.lock().ok().and_then(|mut e| e.take());
+    let mut resumed = start.resumed;
     let (mut big_endian, mut ifaces) = start.section.unwrap_or_default();
     let mut peek = false;
     let mut legacy: Option<(u32, bool)> = start.legacy;
@@ -818,7 +897,9 @@ fn walk<'r>(
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
                         big_endian = shb.big_endian();
-                        ifaces.clear();
+                        if !std::mem::take(&mut resumed) {
+                            ifaces.clear();
+                        }
                     }
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => ifaces.push(Iface::of(&idb)),
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
@@ -1026,7 +1107,7 @@ impl SliceReader<'_> {
             sink(file.read(head, frame, &mut stats));
             self.consume_noshift(16 + frame.len());
         }
-        Start { stats, offset: self.pos as u64, legacy: Some((file.linktype, file.nanos)), section: None }
+        Start { stats, offset: self.pos as u64, legacy: Some((file.linktype, file.nanos)), ..Default::default() }
     }
 }
 
@@ -1143,6 +1224,15 @@ mod tests {
             let (got, r) = collect(pcap(nanos, be, &[(10, frac, &[0u8; 60]), (11, 0, &[1u8; 42])]));
             assert_eq!(r.unwrap().packets, 2);
             assert_eq!(got, [(1, 10_000_005, 60), (2, 11_000_000, 42)], "nanos={nanos} be={be}");
+            // Read on from the second record through a buffer, behind a stand-in header.
+            let data = pcap(nanos, be, &[(10, frac, &[0u8; 60]), (11, frac, &[1u8; 42])]);
+            let mut f = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut f, &data).unwrap();
+            let layout = Layout::Legacy(Legacy::of(&data).unwrap());
+            let mut got = Vec::new();
+            let r = read_file_from(&f, &layout, 24 + 16 + 60, 1, || false, |p| got.push((p.number, p.ts_micros)));
+            assert_eq!(r.unwrap().packets, 2, "nanos={nanos} be={be}");
+            assert_eq!(got, [(2, 11_000_005)], "nanos={nanos} be={be}");
         }
     }
 

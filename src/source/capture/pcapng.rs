@@ -335,7 +335,13 @@ pub(super) fn in_place(
         within.map(|(p, _)| Section { big_endian: p.big_endian, ifaces: p.ifaces.clone(), blocks: Vec::new() });
     let ends = (data.len(), usize::MAX);
     blocks::<false>(data, pos, ends, (&mut section, &mut stats), stop, &mut |p, _| sink(p), at_block);
-    Start { stats, offset: *pos as u64, legacy: None, section: section.map(|s| (s.big_endian, s.ifaces)) }
+    Start {
+        stats,
+        offset: *pos as u64,
+        legacy: None,
+        section: section.map(|s| (s.big_endian, s.ifaces)),
+        resumed: false,
+    }
 }
 
 /// The same loop as one engine's windows drive it (see `windows`): over a window of the
@@ -386,6 +392,28 @@ impl ChunkSection {
     /// The longest block the chunks take: an Enhanced Packet Block of the longest frame, without
     /// options.
     pub(super) const MAX_BLOCK: usize = EPB_HEAD + MAX_FRAME + 4;
+
+    /// A section header block in this section's byte order (no options, the section's length
+    /// unknown), and the byte order and interfaces a read that starts with it keeps: what
+    /// [`super::read_file_from`] reads before blocks from the middle of this section.
+    pub(super) fn stand_in(&self) -> ([u8; 28], (bool, Vec<Iface>)) {
+        let mut shb = Vec::with_capacity(28);
+        let mut put = |b: &[u8]| {
+            let mut b = b.to_vec();
+            if !self.big_endian {
+                b.reverse();
+            }
+            shb.extend_from_slice(&b);
+        };
+        put(&SHB.to_be_bytes());
+        put(&28u32.to_be_bytes());
+        put(&0x1a2b_3c4du32.to_be_bytes());
+        put(&1u16.to_be_bytes());
+        put(&0u16.to_be_bytes());
+        put(&(-1i64).to_be_bytes());
+        put(&28u32.to_be_bytes());
+        (shb.try_into().expect("28 bytes"), (self.big_endian, self.ifaces.clone()))
+    }
 
     /// A whole block, read by `pcap-parser`; `None` if it refuses it or it holds more.
     fn parse<'a>(&self, block: &'a [u8]) -> Option<Block<'a>> {
@@ -701,6 +729,42 @@ mod tests {
                 crate::pipeline::workers::check_split(&[first, v[ng.shb().len()..].to_vec()].concat(), 2, 64),
                 None
             );
+        }
+    }
+
+    /// Where the chunks stop in the middle of a file, the workers read on from there: through
+    /// the mapping, or (`--no-mmap`) through a buffer that resumes the section with the
+    /// interfaces its chunks declared (`check_split` checks both against the whole file's reader).
+    #[test]
+    fn a_parallel_scan_reads_on_after_a_block_the_chunks_do_not_take() {
+        for be in [false, true] {
+            let ng = Ng { be };
+            let mut v = [ng.shb(), ng.idb(1, &[])].concat();
+            for n in 0..200u64 {
+                match n {
+                    // Declared along the chain: one in nanoseconds, one of another link type.
+                    50 => v.extend(ng.idb(1, &[(9, &[9])])),
+                    100 => v.extend(ng.idb(113, &[])),
+                    _ => {}
+                }
+                v.extend(ng.epb((n / 50).min(2) as u32, n * 1_000, &frame(n as usize), &[]));
+            }
+            // Packets on the interfaces declared last, to read after the stop.
+            let tail: Vec<u8> = (0..40u64).flat_map(|n| ng.epb(1 + n as u32 % 2, n, &frame(n as usize), &[])).collect();
+            let other = Ng { be: !be };
+            let cases: Vec<(&str, Vec<u8>)> = vec![
+                ("simple packet block", [ng.spb(&frame(3)), tail.clone()].concat()),
+                ("new section", [other.shb(), other.idb(1, &[]), other.epb(0, 7, &frame(5), &[])].concat()),
+                ("undeclared interface", [ng.epb(9, 0, &frame(2), &[]), tail.clone()].concat()),
+                ("cut short", ng.epb(2, 0, &frame(2), &[])[..30].to_vec()),
+            ];
+            for (name, stop) in cases {
+                let data = [&v[..], &stop, &tail].concat();
+                for (n, chunk) in [(2, 64), (3, 1000), (2, 1 << 20)] {
+                    let end = crate::pipeline::workers::check_split(&data, n, chunk);
+                    assert_eq!(end, Some(v.len()), "{name} (be = {be}), {n} workers, chunks of {chunk}");
+                }
+            }
         }
     }
 
