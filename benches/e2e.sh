@@ -100,6 +100,8 @@ ONE_S=$LAST_S
 run "iocmatch, one core, --no-mmap" 0 "$W.iocset" --no-mmap
 run "iocmatch, compiled, -j 2" 0,1 "$W.iocset" -j 2
 TWO_S=$LAST_S
+# With --no-mmap the workers still share the file out in chunks, each copied once.
+run "iocmatch, -j 2, --no-mmap" 0,1 "$W.iocset" -j 2 --no-mmap
 # The most two cores give on this machine: each half of the capture scanned by a one-core process
 # of its own, both at once, with nothing shared between them and nothing handed over (the time
 # is the slower one's). No sharding beats it; where it is short of 2x one core, what the two
