@@ -1288,6 +1288,19 @@ mod tests {
         let e = run.read_rest(|| false, |_| panic!("no packet past the cut")).expect_err("the file shrank");
         assert!(e.reason.starts_with("the file shrank from"), "{e:?}");
         assert_eq!(e.after_packet, packets);
+        // Read through buffers (`--no-mmap`), it is a file cut short: every whole record before
+        // the cut is handed out, and the one the cut runs through is reported.
+        std::fs::write(f.path(), &bytes).unwrap();
+        let run = Split::unmapped(f.path(), 2, CHUNK).expect("split");
+        f.as_file().set_len(bytes.len() as u64 / 2).unwrap();
+        let (chunks, end) = split_whole(&run);
+        let (_, stopped_at, packets) = end.expect("the chunks end");
+        let handed: u64 = chunks.iter().flatten().map(|s| s.places.iter().filter(|p| !p.learn()).count() as u64).sum();
+        assert_eq!((handed, packets), (whole, whole), "{end:?}");
+        assert_eq!(stopped_at, offsets[whole as usize], "{end:?}");
+        let e = run.read_rest(|| false, |_| panic!("no packet past the cut")).expect_err("the file was cut");
+        assert!(e.reason.contains("truncated"), "{e:?}");
+        assert_eq!((e.after_packet, e.offset), (whole, stopped_at as u64));
     }
 
     #[test]
