@@ -60,6 +60,7 @@ fn streaming_and_in_place_readers_agree_on_every_capture() {
     }
     let mut compared = 0;
     let mut windowed = 0;
+    let mut split = 0;
     let mut packets = 0;
     for p in &paths {
         let Ok(raw) = capture::open(p) else { continue };
@@ -75,13 +76,25 @@ fn streaming_and_in_place_readers_agree_on_every_capture() {
             assert!(c == b, "{}: packets differ ({} by windows, {} in place)", p.display(), c.len(), b.len());
             windowed += 1;
         }
+        // The chunks `-j` shares a file out in, mapped and through buffers, hand out what the
+        // readers read (small chunks, so that records cross their boundaries).
+        for (n, chunk) in [(2, 4096), (3, 64 << 10)] {
+            let check = std::panic::catch_unwind(|| iocmatch::pipeline::workers::check_split(&data, n, chunk));
+            if check.as_ref().is_ok_and(|end| end.is_some()) && n == 2 {
+                split += 1;
+            }
+            assert!(check.is_ok(), "{}: the chunks of {chunk} bytes for {n} workers disagree (see above)", p.display());
+        }
         compared += 1;
         packets += a.len();
     }
     assert!(compared >= 10, "only {compared} captures found under {}", root.display());
     assert!(windowed >= 5, "only {windowed} classic pcap or pcapng files read by windows");
+    assert!(split >= 5, "only {split} captures split in chunks");
     assert!(packets > 100, "only {packets} packets compared");
-    eprintln!("{compared} captures ({windowed} also by windows), {packets} packets: the readers agree");
+    eprintln!(
+        "{compared} captures ({windowed} also by windows, {split} in chunks), {packets} packets: the readers agree"
+    );
 }
 
 /// A capture several times the streaming reader's buffer, so that records straddle its
