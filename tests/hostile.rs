@@ -267,6 +267,14 @@ fn gzip_stream_cut_in_half_names_the_file_and_keeps_what_came_before() {
     assert!(count_before(&err, "packets,") > 0, "{err}");
     assert_eq!(out.status.code(), Some(1), "alerts from before the cut: {err}");
     assert!(!alerts(&out).is_empty());
+    // One engine decompresses on a thread of its own (where it has two cores), workers on the
+    // thread that hands the packets out: the same packets, the same error where the stream breaks.
+    let two = run(&["scan", "-j", "2", &path]);
+    let err2 = stderr(&two);
+    assert_eq!(count_before(&err, "packets,"), count_before(&err2, "packets,"), "{err}\n{err2}");
+    let line = |e: &str| e.lines().find(|l| l.contains("half.pcap.gz:")).map(str::to_string);
+    assert_eq!(line(&err), line(&err2));
+    assert_eq!(alerts(&out).len(), alerts(&two).len());
 }
 
 #[test]

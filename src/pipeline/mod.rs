@@ -146,9 +146,9 @@ pub fn sniff(head: &[u8]) -> Option<InputKind> {
 }
 
 /// Opens an input and reads its first bytes for recognition; the returned reader still yields
-/// the whole stream.
-fn open_sniffed(path: &Path) -> std::io::Result<(Vec<u8>, Box<dyn Read + Send>)> {
-    let mut r = capture::open(path)?;
+/// the whole stream (decompressed on a thread of its own if `ahead`, see [`capture::open_ahead`]).
+fn open_sniffed(path: &Path, ahead: bool) -> std::io::Result<(Vec<u8>, Box<dyn Read + Send>)> {
+    let mut r = capture::open_ahead(path, ahead)?;
     let mut head = vec![0u8; 64 * 1024];
     let mut n = 0;
     let mut failed = None;
@@ -518,7 +518,7 @@ fn drive(
     // Flow logs may put DNS in another file, before or after the connections: learn the
     // addresses flagged names resolved to from every DNS-bearing log first.
     for path in inputs.iter().filter(|p| p.as_os_str() != "-") {
-        let Ok((head, reader)) = open_sniffed(path) else { continue };
+        let Ok((head, reader)) = open_sniffed(path, false) else { continue };
         if let Some(InputKind::FlowLog(
             f @ (flowlog::Format::ZeekTsv | flowlog::Format::ZeekJson | flowlog::Format::EveJson),
         )) = format.forced().or_else(|| sniff(&head))
@@ -531,6 +531,9 @@ fn drive(
         }
     }
     let mut not_read = 0;
+    // One engine inspects on this thread: a compressed input is decompressed on another, when
+    // the run may use another core (`taskset` to one core says it may not).
+    let ahead = par.workers == 1 && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
     for path in inputs {
         if stopped() {
             not_read += 1;
@@ -539,7 +542,7 @@ fn drive(
         let name: Arc<str> =
             Arc::from(if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() });
         backend.begin_file(name.clone());
-        let (head, reader) = match open_sniffed(path) {
+        let (head, reader) = match open_sniffed(path, ahead) {
             Ok(r) => r,
             Err(e) => {
                 input_errors.push(format!("{name}: cannot open: {e}"));

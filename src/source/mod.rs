@@ -3,6 +3,7 @@
 pub mod capture;
 pub mod flowlog;
 pub(crate) mod pread;
+pub(crate) mod readahead;
 
 use std::path::{Path, PathBuf};
 
