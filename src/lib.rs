@@ -11,6 +11,7 @@ pub mod fuzzing;
 pub mod indicators;
 pub mod matcher;
 pub mod pipeline;
+pub(crate) mod prefetch;
 pub mod report;
 pub mod source;
 pub mod synth;

@@ -246,13 +246,7 @@ impl<S: Slot> FlatMap<S> {
             return;
         }
         let i = S::hash(key) as usize & (self.slots.len().max(1) - 1);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is a hint and never faults; `i` is inside the slice anyway.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(tags.as_ptr().add(i) as *const i8);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        crate::prefetch::prefetch(tags.as_ptr().wrapping_add(i));
     }
 }
 

@@ -260,13 +260,7 @@ impl V4Prefilter {
     pub fn prefetch(&self, a: u32) {
         let b = (a >> 8) as usize;
         if let Some(w) = self.bits.get(b >> 6) {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a prefetch is a hint and never faults; `w` is a valid reference anyway.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(w as *const u64 as *const i8);
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = w;
+            crate::prefetch::prefetch(w);
         }
     }
 

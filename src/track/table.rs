@@ -19,6 +19,7 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use super::conn::{Conn, ConnKey};
+use crate::prefetch::prefetch;
 
 /// An unused index word. Used words hold `slot + 1` in the low half, so never 0.
 const EMPTY: u64 = 0;
@@ -79,17 +80,6 @@ fn written(index: &mut [u64]) {
         // changes nothing is not left out.
         unsafe { std::ptr::write_volatile(word, EMPTY) };
     }
-}
-
-#[inline]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 impl ConnTable {

@@ -1021,20 +1021,12 @@ pub const PREFETCH: usize = 4096;
 /// Asks the CPU to cache `data[from..to]`, one line at a time.
 #[inline]
 pub fn prefetch(data: &[u8], from: usize, to: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let to = to.min(data.len());
-        let mut at = from & !63;
-        while at < to {
-            // SAFETY: `at` is inside `data`; a prefetch never faults and changes no state.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch(data.as_ptr().add(at) as *const i8, std::arch::x86_64::_MM_HINT_T0)
-            };
-            at += 64;
-        }
+    let to = to.min(data.len());
+    let mut at = from & !63;
+    while at < to {
+        crate::prefetch::prefetch(data.as_ptr().wrapping_add(at));
+        at += 64;
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (data, from, to);
 }
 
 /// Starts loading the headers of the frame at `at` of `data` (its first 128 bytes), for a reader
