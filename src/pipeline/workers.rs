@@ -523,10 +523,12 @@ impl Split {
 
     /// Bytes `off..off + len` of the chunk at `base`, read in first when it is copied; `None`
     /// past the end of the file or of the chunk's room (one record past its end). `MAPPED`
-    /// says how `src` reads, known at compile time so the hop does not ask for every record.
+    /// says how `src` reads, known at compile time so the hop does not ask for every record;
+    /// `map` is the file's mapping ([`Self::mapped`], looked up once per chunk, not per record).
     #[inline(always)]
     fn bytes<'s, const MAPPED: bool>(
         &'s self,
+        map: &'s [u8],
         src: &'s mut Src,
         base: usize,
         off: usize,
@@ -534,7 +536,7 @@ impl Split {
     ) -> Option<&'s [u8]> {
         let end = off + len;
         if MAPPED {
-            return if end <= self.chunk + self.max_record { self.mapped().get(base + off..base + end) } else { None };
+            return if end <= self.chunk + self.max_record { map.get(base + off..base + end) } else { None };
         }
         match src {
             Src::Mapped => None,
@@ -593,21 +595,21 @@ impl Split {
             shares: (0..self.n).map(|_| Vec::with_capacity(room)).collect(),
             last_ts: None,
         };
-        let head = records.head();
+        let (head, map) = (records.head(), self.mapped());
         while hopped.at < base + self.chunk {
             let off = hopped.at - base;
-            let Some(len) = self.bytes::<MAPPED>(src, base, off, head).and_then(|h| records.len(h)) else {
+            let Some(len) = self.bytes::<MAPPED>(map, src, base, off, head).and_then(|h| records.len(h)) else {
                 hopped.stopped = true;
                 break;
             };
-            let Some(record) = self.bytes::<MAPPED>(src, base, off, len) else {
+            let Some(record) = self.bytes::<MAPPED>(map, src, base, off, len) else {
                 hopped.stopped = true;
                 break;
             };
             if MAPPED {
                 // As the in-place reader does: the copy would have brought these bytes into the
                 // cache, for this walk and the owner's.
-                capture::prefetch(self.mapped(), hopped.at + capture::PREFETCH, hopped.at + len + capture::PREFETCH);
+                capture::prefetch(map, hopped.at + capture::PREFETCH, hopped.at + len + capture::PREFETCH);
             }
             match records.take(record) {
                 Some(Take::Packet) => {
