@@ -218,6 +218,16 @@ fn u32_in<const BE: bool>(b: &[u8], at: usize) -> u32 {
     }
 }
 
+/// Appends the low `bytes` bytes of `v` in the given byte order (the stand-in headers of
+/// [`read_file_from`]: [`Legacy::header`], `pcapng::ChunkSection::stand_in`).
+fn put_uint(out: &mut Vec<u8>, v: u64, bytes: usize, big_endian: bool) {
+    if big_endian {
+        out.extend_from_slice(&v.to_be_bytes()[8 - bytes..]);
+    } else {
+        out.extend_from_slice(&v.to_le_bytes()[..bytes]);
+    }
+}
+
 /// The 32-bit field at `at` (the caller has checked the length), in the file's byte order.
 #[inline]
 fn u32_at(b: &[u8], at: usize, big_endian: bool) -> u32 {
@@ -577,19 +587,13 @@ impl Legacy {
     /// A file header of this layout (version 2.4, the longest frame taken as the snapshot
     /// length): the stand-in [`read_file_from`] reads before records from the middle of a file.
     pub fn header(&self) -> [u8; Self::HEADER] {
-        let magic: u32 = if self.nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+        let magic = if self.nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+        // Magic, version 2.4, time zone, accuracy, snapshot length, link type.
+        let fields = [(magic, 4), (2, 2), (4, 2), (0, 4), (0, 4), (MAX_FRAME as u64, 4), (self.linktype as u64, 4)];
         let mut h = Vec::with_capacity(Self::HEADER);
-        let mut put = |v: u32, bytes: usize| {
-            let b = if self.big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
-            h.extend_from_slice(if self.big_endian { &b[4 - bytes..] } else { &b[..bytes] });
-        };
-        put(magic, 4);
-        put(2, 2);
-        put(4, 2);
-        put(0, 4);
-        put(0, 4);
-        put(MAX_FRAME as u32, 4);
-        put(self.linktype, 4);
+        for (v, bytes) in fields {
+            put_uint(&mut h, v, bytes, self.big_endian);
+        }
         h.try_into().expect("24 bytes")
     }
 

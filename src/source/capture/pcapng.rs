@@ -24,7 +24,7 @@ use std::io::Read;
 use pcap_parser::pcapng::{parse_block_be, parse_block_le};
 use pcap_parser::Block;
 
-use super::{u32_at, u32_in, FileStats, Iface, Packet, Records, Start, Take, LOOK_AHEAD, MAX_FRAME};
+use super::{put_uint, u32_at, u32_in, FileStats, Iface, Packet, Records, Start, Take, LOOK_AHEAD, MAX_FRAME};
 
 const SHB: u32 = 0x0a0d_0d0a;
 const EPB: u32 = 6;
@@ -397,21 +397,12 @@ impl ChunkSection {
     /// unknown), and the byte order and interfaces a read that starts with it keeps: what
     /// [`super::read_file_from`] reads before blocks from the middle of this section.
     pub(super) fn stand_in(&self) -> ([u8; 28], (bool, Vec<Iface>)) {
+        // Type, length, byte-order magic, version 1.0, section length (-1: unknown), length.
+        let fields = [(SHB as u64, 4), (28, 4), (0x1a2b_3c4d, 4), (1, 2), (0, 2), (u64::MAX, 8), (28, 4)];
         let mut shb = Vec::with_capacity(28);
-        let mut put = |b: &[u8]| {
-            let mut b = b.to_vec();
-            if !self.big_endian {
-                b.reverse();
-            }
-            shb.extend_from_slice(&b);
-        };
-        put(&SHB.to_be_bytes());
-        put(&28u32.to_be_bytes());
-        put(&0x1a2b_3c4du32.to_be_bytes());
-        put(&1u16.to_be_bytes());
-        put(&0u16.to_be_bytes());
-        put(&(-1i64).to_be_bytes());
-        put(&28u32.to_be_bytes());
+        for (v, bytes) in fields {
+            put_uint(&mut shb, v, bytes, self.big_endian);
+        }
         (shb.try_into().expect("28 bytes"), (self.big_endian, self.ifaces.clone()))
     }
 
