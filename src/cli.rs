@@ -1,7 +1,7 @@
 //! Command-line interface: argument parsing and exit codes only; the work is in the library.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -267,17 +267,27 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
     let matcher = compile(&a.set)?;
     let n = matcher.len();
     let mut inputs = pipeline::expand_inputs(&a.paths)?;
-    // The evidence is written in a second pass: standard input is kept in a temporary file.
-    let _spool = match (&a.evidence, inputs.iter().position(|p| p.as_os_str() == "-")) {
-        (Some(_), Some(i)) => {
-            let mut tmp = tempfile::NamedTempFile::new().map_err(|e| format!("spooling standard input: {e}"))?;
-            std::io::copy(&mut std::io::stdin().lock(), &mut tmp)
-                .map_err(|e| format!("spooling standard input: {e}"))?;
-            inputs[i] = tmp.path().to_path_buf();
-            Some(tmp)
+    // The evidence is written in a second pass: standard input and pipes, which can be read only
+    // once, are kept in temporary files.
+    let mut _spooled = Vec::new();
+    if a.evidence.is_some() {
+        for input in inputs.iter_mut().filter(|p| !crate::source::rereadable(p)) {
+            let name =
+                if input.as_os_str() == "-" { "standard input".to_string() } else { input.display().to_string() };
+            let spool = |input: &Path| -> std::io::Result<tempfile::NamedTempFile> {
+                let mut tmp = tempfile::NamedTempFile::new()?;
+                if input.as_os_str() == "-" {
+                    std::io::copy(&mut std::io::stdin().lock(), &mut tmp)?;
+                } else {
+                    std::io::copy(&mut std::fs::File::open(input)?, &mut tmp)?;
+                }
+                Ok(tmp)
+            };
+            let tmp = spool(input).map_err(|e| format!("spooling {name} for --evidence: {e}"))?;
+            *input = tmp.path().to_path_buf();
+            _spooled.push(tmp);
         }
-        _ => None,
-    };
+    }
     let mut writer = report::Writer::new(a.format, output(&a.output)?);
     let opts = engine::Options {
         tunnels: a.tunnels,

@@ -352,6 +352,94 @@ fn workers_find_exactly_what_one_engine_finds() {
     }
 }
 
+/// Runs `cmd` for at most a minute: one that waits on a pipe forever is killed, and fails.
+#[cfg(unix)]
+fn bounded(mut cmd: Command) -> Output {
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let guard = std::thread::spawn(move || {
+        if wait.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
+            // SIGKILL: the scan takes SIGTERM as a request to stop reading, which a blocked open
+            // does not see.
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    guard.join().unwrap();
+    assert!(out.status.code().is_some(), "killed: it waited on a pipe");
+    out
+}
+
+/// An indicator feed read from a pipe (`--indicators <(curl ...)`) loads whole: looking for a
+/// compiled set's magic took its first bytes, and the first line was lost.
+#[cfg(unix)]
+#[test]
+fn an_indicator_feed_from_a_pipe_loads_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.csv");
+    std::fs::write(&feed, "indicator,type\nacqv.w8510.com,domain\n").unwrap();
+    let fifo = dir.path().join("feed.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut writer =
+        Command::new("sh").arg("-c").arg(format!("cat {} > {}", feed.display(), fifo.display())).spawn().unwrap();
+    let mut cmd = bin();
+    cmd.args(["scan", "--no-default-set", "--indicators"]).arg(&fifo).arg(root("pcaps/raptor-train-c2.pcap"));
+    let out = bounded(cmd);
+    let _ = writer.kill();
+    writer.wait().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 indicators loaded") && !err.contains("record(s) skipped"), "{err}");
+    assert!(!alerts(&out).is_empty(), "{err}");
+}
+
+/// A named pipe (as a shell's process substitution, `<(zcat a.pcap.gz)`, gives) can be read
+/// once: no look ahead of the scan (choosing the engines, learning DNS from flow logs first) may
+/// take its bytes, and `--evidence`, which reads the inputs again, keeps a copy. It used to be
+/// read as 0 packets, or to hang.
+#[cfg(unix)]
+#[test]
+fn a_named_pipe_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = root("pcaps/raptor-train-c2.pcap");
+    let flows = root("tests/data/flowlogs");
+    let expected = sorted_run(&["scan", "-j", "1", &plain, &flows, &plain]);
+    let evidence = |path: &Path| std::fs::read(path).unwrap_or_default();
+    let want_evidence = dir.path().join("want.pcapng");
+    sorted_run(&["scan", "--evidence", want_evidence.to_str().unwrap(), &plain]);
+    assert!(evidence(&want_evidence).len() > 100);
+    for (k, args) in [&["-j", "1"][..], &["-j", "2"], &["-j", "1", "--evidence"]].into_iter().enumerate() {
+        let fifo = dir.path().join(format!("feed-{k}.pcap"));
+        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let mut writer = Command::new("sh").arg("-c").arg(format!("cat {plain} > {}", fifo.display())).spawn().unwrap();
+        let got_evidence = dir.path().join(format!("got-{k}.pcapng"));
+        let mut cmd = bin();
+        cmd.arg("scan").args(args);
+        if args.contains(&"--evidence") {
+            cmd.arg(&got_evidence).arg(&fifo);
+        } else {
+            cmd.args([&plain, &flows]).arg(&fifo);
+        }
+        let out = bounded(cmd);
+        let _ = writer.kill();
+        writer.wait().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if args.contains(&"--evidence") {
+            assert!(err.contains("73 packets"), "{args:?}: {err}");
+            assert!(evidence(&got_evidence) == evidence(&want_evidence), "{args:?}: the evidence differs");
+            continue;
+        }
+        // Alerts name their input: the pipe's name stands where the file's second reading's did.
+        let named = |l: &str| l.replace(fifo.to_str().unwrap(), &plain);
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(named).collect();
+        lines.sort();
+        let counts = err.lines().find(|l| l.trim_start().starts_with("input")).unwrap_or_default();
+        assert_eq!(counts.split(" in ").next().unwrap_or_default(), expected.1, "{args:?}: the counts differ: {err}");
+        assert!(lines == expected.0, "{args:?}: the alerts differ");
+    }
+}
+
 /// SIGINT stops a scan cleanly: the alerts found so far are written whole, the summary says it
 /// was interrupted and covers what was read, and the exit status is 130.
 #[test]

@@ -159,10 +159,14 @@ pub fn detect(name: &str, text: &str) -> Format {
     Format::Plain
 }
 
-/// True when the file starts with a compiled set's magic (so is not compressed).
+/// True when the file starts with a compiled set's magic (so is not compressed). Only a regular
+/// file is looked into: the bytes read from a pipe (`--indicators <(curl ...)`) would be gone
+/// from the read that loads it.
 pub fn is_compiled(path: &Path) -> bool {
     let mut head = [0u8; 8];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == compiled::MAGIC
+    crate::source::rereadable(path)
+        && std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok()
+        && &head == compiled::MAGIC
 }
 
 fn load_file(path: &Path, set: &mut IndicatorSet, opts: &Options) -> Result<(), LoadError> {

@@ -516,8 +516,9 @@ fn drive(
     let mut input_errors = Vec::new();
     let mut failed = 0;
     // Flow logs may put DNS in another file, before or after the connections: learn the
-    // addresses flagged names resolved to from every DNS-bearing log first.
-    for path in inputs.iter().filter(|p| p.as_os_str() != "-") {
+    // addresses flagged names resolved to from every DNS-bearing log first. (Not from a pipe:
+    // its bytes are for the pass below; its DNS is learned there, in order.)
+    for path in inputs.iter().filter(|p| crate::source::rereadable(p)) {
         let Ok((head, reader)) = open_sniffed(path, false) else { continue };
         if let Some(InputKind::FlowLog(
             f @ (flowlog::Format::ZeekTsv | flowlog::Format::ZeekJson | flowlog::Format::EveJson),

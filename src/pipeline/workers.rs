@@ -365,6 +365,11 @@ impl Split {
     /// through a buffer too. `None` for anything but a regular file, and for a capture the chunks
     /// cannot start in (or whose first packet is past the first [`HEAD`] bytes): it is streamed.
     fn unmapped(path: &std::path::Path, n: usize, chunk: usize) -> Option<Split> {
+        // Not opened again unless it is a regular file: a named pipe's second opening would wait
+        // for a writer that may be gone.
+        if !crate::source::rereadable(path) {
+            return None;
+        }
         let file = std::fs::File::open(path).ok()?;
         let meta = file.metadata().ok()?;
         if !meta.is_file() {

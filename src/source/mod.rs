@@ -53,6 +53,13 @@ pub fn explain_bus_errors() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether `path` can be read more than once: a regular file. Standard input, a named pipe or a
+/// process substitution (`<(zcat a.pcap.gz)`, a pipe under `/dev/fd`) yield their bytes once, to
+/// the one pass that reads them; a second look would take them from it.
+pub fn rereadable(path: &Path) -> bool {
+    path.as_os_str() != "-" && std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
 /// Maps an uncompressed input file into memory (for [`capture::read_mapped`] and the flow-log
 /// parsers): the kernel's page cache is read in place instead of being copied into a buffer. `None` for standard input, for
 /// anything but a regular file, and for compressed files (they are streamed).
@@ -60,7 +67,9 @@ pub fn explain_bus_errors() -> std::io::Result<()> {
 /// As with any tool that maps files (ripgrep does too), a file truncated by another process
 /// while it is being scanned can end the run with SIGBUS; `--no-mmap` avoids it.
 pub fn map(path: &Path) -> std::io::Result<Option<memmap2::Mmap>> {
-    if path.as_os_str() == "-" {
+    // Looked at before it is opened: opening a named pipe a second time waits for a writer,
+    // which may have written everything already and gone.
+    if !rereadable(path) {
         return Ok(None);
     }
     let file = std::fs::File::open(path)?;
