@@ -308,10 +308,17 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
         None
     };
     pipeline::stop_on_signals().map_err(|e| format!("cannot handle signals: {e}"))?;
-    let workers = match a.workers {
+    let asked = match a.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let workers = pipeline::engines_for(&inputs, a.input_format, asked);
+    if workers < asked && a.workers != 0 && !a.quiet {
+        eprintln!(
+            "iocmatch: one engine, not {asked} workers: workers share out uncompressed capture files only, \
+             and one engine reads compressed captures, standard input and flow logs as fast or faster"
+        );
+    }
     let par = pipeline::Parallel { workers, mmap: !a.no_mmap };
     let res = pipeline::scan(&matcher, &inputs, opts, a.input_format, par, &mut writer, |n| {
         if let Some(b) = &bar {

@@ -333,12 +333,15 @@ fn workers_find_exactly_what_one_engine_finds() {
     std::fs::write(&ng, w.finish().unwrap()).unwrap();
     let (pcaps, gz, flows) = (root("pcaps"), gz.display().to_string(), root("tests/data/flowlogs"));
     let ng = ng.display().to_string();
+    // A compressed capture or a flow log alone gets one engine (see the next test): next to an
+    // uncompressed capture, the workers read it too.
     for inputs in [
         vec![pcaps.as_str()],
         vec![gz.as_str()],
         vec![ng.as_str()],
         vec![flows.as_str()],
         vec![pcaps.as_str(), flows.as_str()],
+        vec![ng.as_str(), gz.as_str()],
     ] {
         let one = sorted_run(&[&["scan", "-j", "1"][..], &inputs].concat());
         assert!(one.0.iter().any(|l| l.contains("\"alert\"")), "{inputs:?}: no alerts to compare");
@@ -350,6 +353,35 @@ fn workers_find_exactly_what_one_engine_finds() {
             assert!(one.0 == many.0, "{inputs:?} {extra:?}: the alerts differ:\n{:#?}\n{:#?}", one.0, many.0);
         }
     }
+}
+
+/// `-j` runs workers only where they pay: for uncompressed capture files. For a compressed
+/// capture or a flow log alone one engine is as fast or faster, and the user is told so.
+#[test]
+fn workers_run_only_for_uncompressed_captures() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = std::fs::read(root("pcaps/raptor-train-c2.pcap")).unwrap();
+    let gz = dir.path().join("raptor.pcap.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &raw).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let plain = root("pcaps/raptor-train-c2.pcap");
+    let flows = root("tests/data/flowlogs");
+    let gz = gz.display().to_string();
+    let note = |args: &[&str]| {
+        let out = bin().args(["scan", "-o", "/dev/null"]).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains("packets") || err.contains("records"), "{args:?}: no summary: {err}");
+        err.contains("one engine, not")
+    };
+    assert!(note(&["-j", "2", &gz]), "a compressed capture alone");
+    assert!(note(&["-j", "3", &flows]), "flow logs alone");
+    assert!(!note(&["-j", "2", &plain]), "an uncompressed capture");
+    assert!(!note(&["-j", "2", &gz, &plain]), "an uncompressed capture among others");
+    // Chosen, not asked for: nothing to say.
+    assert!(!note(&["-j", "0", &gz]));
+    let quiet = bin().args(["scan", "-q", "-o", "/dev/null", "-j", "2", &gz]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "", "-q says nothing");
 }
 
 /// Runs `cmd` for at most a minute: one that waits on a pipe forever is killed, and fails.
