@@ -442,9 +442,9 @@ fn indicators(c: IndicatorsCommand) -> Result<u8, String> {
             let bytes = crate::matcher::image::compile(&loaded, &stamps)?;
             crate::indicators::compiled::write(&output, &bytes).map_err(|e| format!("{}: {e}", output.display()))?;
             eprintln!(
-                "iocmatch: compiled {} indicators from {} file(s) into {} ({:.1} MB)",
+                "iocmatch: compiled {} indicators from {} source(s) into {} ({:.1} MB)",
                 loaded.indicators.len(),
-                stamps.len(),
+                loaded.sources.len(),
                 output.display(),
                 bytes.len() as f64 / 1e6
             );

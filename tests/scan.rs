@@ -404,26 +404,46 @@ fn bounded(mut cmd: Command) -> Output {
     out
 }
 
-/// An indicator feed read from a pipe (`--indicators <(curl ...)`) loads whole: looking for a
-/// compiled set's magic took its first bytes, and the first line was lost.
+/// A named pipe at `path` that `data` is written into, once, by a child to end after use.
+#[cfg(unix)]
+fn fifo_with(path: &Path, data: &Path) -> std::process::Child {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+    Command::new("sh").arg("-c").arg(format!("cat {} > {}", data.display(), path.display())).spawn().unwrap()
+}
+
+/// An indicator feed read from a pipe (`--indicators <(curl ...)`) loads whole (looking for a
+/// compiled set's magic took its first bytes, and its first line was lost), and compiles (its
+/// file stamp failed: "No such file or directory", naming nothing).
 #[cfg(unix)]
 #[test]
 fn an_indicator_feed_from_a_pipe_loads_whole() {
     let dir = tempfile::tempdir().unwrap();
     let feed = dir.path().join("feed.csv");
     std::fs::write(&feed, "indicator,type\nacqv.w8510.com,domain\n").unwrap();
+    let capture = root("pcaps/raptor-train-c2.pcap");
     let fifo = dir.path().join("feed.fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    let mut writer =
-        Command::new("sh").arg("-c").arg(format!("cat {} > {}", feed.display(), fifo.display())).spawn().unwrap();
+    let mut writer = fifo_with(&fifo, &feed);
     let mut cmd = bin();
-    cmd.args(["scan", "--no-default-set", "--indicators"]).arg(&fifo).arg(root("pcaps/raptor-train-c2.pcap"));
+    cmd.args(["scan", "--no-default-set", "--indicators"]).arg(&fifo).arg(&capture);
     let out = bounded(cmd);
     let _ = writer.kill();
     writer.wait().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("1 indicators loaded") && !err.contains("record(s) skipped"), "{err}");
-    assert!(!alerts(&out).is_empty(), "{err}");
+    let found = alerts(&out).len();
+    assert!(found > 0, "{err}");
+
+    let fifo = dir.path().join("compile.fifo");
+    let set = dir.path().join("feed.iocset");
+    let mut writer = fifo_with(&fifo, &feed);
+    let mut cmd = bin();
+    cmd.args(["indicators", "compile"]).arg(&fifo).arg("-o").arg(&set);
+    let out = bounded(cmd);
+    let _ = writer.kill();
+    writer.wait().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["scan", "--no-default-set", "--indicators", set.to_str().unwrap(), &capture]);
+    assert_eq!(alerts(&out).len(), found, "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A named pipe (as a shell's process substitution, `<(zcat a.pcap.gz)`, gives) can be read
@@ -443,8 +463,7 @@ fn a_named_pipe_is_read_whole() {
     assert!(evidence(&want_evidence).len() > 100);
     for (k, args) in [&["-j", "1"][..], &["-j", "2"], &["-j", "1", "--evidence"]].into_iter().enumerate() {
         let fifo = dir.path().join(format!("feed-{k}.pcap"));
-        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-        let mut writer = Command::new("sh").arg("-c").arg(format!("cat {plain} > {}", fifo.display())).spawn().unwrap();
+        let mut writer = fifo_with(&fifo, Path::new(&plain));
         let got_evidence = dir.path().join(format!("got-{k}.pcapng"));
         let mut cmd = bin();
         cmd.arg("scan").args(args);

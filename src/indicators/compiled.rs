@@ -57,16 +57,21 @@ impl SourceStamp {
     }
 }
 
-/// Every file under the given paths (folders recursively), as `load` reads them.
+/// Every file under the given paths (folders recursively), as `load` reads them. A source read
+/// from a pipe (`<(curl ...)`) leaves no file to look at again: the set keeps what it read then.
+/// An error names the path.
 pub fn stamps(paths: &[PathBuf]) -> std::io::Result<Vec<SourceStamp>> {
+    fn named(p: &Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
+        move |e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+    }
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            for f in crate::source::files_under(p)? {
-                out.push(SourceStamp::of(&f)?);
+            for f in crate::source::files_under(p).map_err(named(p))? {
+                out.push(SourceStamp::of(&f).map_err(named(&f))?);
             }
-        } else {
-            out.push(SourceStamp::of(p)?);
+        } else if std::fs::metadata(p).is_err() || crate::source::rereadable(p) {
+            out.push(SourceStamp::of(p).map_err(named(p))?);
         }
     }
     Ok(out)
@@ -503,6 +508,12 @@ pub fn append(
 mod tests {
     use super::*;
     use crate::indicators::{csv, embedded};
+
+    #[test]
+    fn a_missing_source_is_named() {
+        let e = stamps(&[PathBuf::from("/nonexistent/feed.csv")]).unwrap_err();
+        assert!(e.to_string().starts_with("/nonexistent/feed.csv: "), "{e}");
+    }
 
     #[test]
     fn round_trip_keeps_everything_and_damage_is_refused() {
