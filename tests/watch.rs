@@ -309,6 +309,39 @@ fn live_alerts_and_no_drops() {
     assert!(text.contains("\"event_type\":\"flow\""), "flow events at exit");
 }
 
+/// An indicator feed given as a pipe (`--indicators <(curl ...)`) is read once: SIGHUP (which
+/// logrotate sends) reopens the alert file and leaves the set as it is, instead of waiting on the
+/// pipe forever with the thread that handles signals, so the sensor still stops on SIGTERM.
+#[test]
+fn a_feed_from_a_pipe_is_read_once_and_sighup_does_not_hang() {
+    let Some(lab) = Lab::new(15) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.txt");
+    std::fs::write(&feed, "piped.watch-test.example\n").unwrap();
+    let fifo = dir.path().join("feed.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut writer =
+        Command::new("sh").arg("-c").arg(format!("cat {} > {}", feed.display(), fifo.display())).spawn().unwrap();
+    let out = dir.path().join("alerts.json");
+    let w = Watch::start(&lab, &out, &["--no-default-set", "--indicators", fifo.to_str().unwrap()]);
+    writer.wait().unwrap();
+    assert!(w.log_has("a pipe, read once"));
+    send_queries(&lab, &["piped.watch-test.example"]);
+    w.wait_alert("piped.watch-test.example", "dns.query", Duration::from_secs(10));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(w.child.id() as i32, libc::SIGHUP) };
+    w.wait_log("reload skipped, keeping the set", Duration::from_secs(10));
+    send_queries(&lab, &["piped.watch-test.example"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, _) = w.stop();
+    assert_eq!(code, 0);
+    assert_eq!(
+        w_alerts(&out).iter().filter(|a| a["match"]["indicator"] == "piped.watch-test.example").count(),
+        2,
+        "the set stays in force"
+    );
+}
+
 #[test]
 fn reload_on_file_change_without_restart() {
     let Some(lab) = Lab::new(12) else { return };

@@ -488,6 +488,9 @@ fn watch_files(paths: &[PathBuf], tx: mpsc::Sender<()>) -> Result<notify::Recomm
 
 pub fn run(a: WatchArgs) -> Result<u8, String> {
     let matcher = load_sets(&a.set, true)?;
+    if let Some(p) = piped(&a.set) {
+        log!("{}: a pipe, read once: SIGHUP and file changes do not reload the indicators", p.display());
+    }
     let n_ind = matcher.len();
     sys::install_handlers()?;
     let workers = a
@@ -682,7 +685,22 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
     Ok(exit)
 }
 
+/// The indicator sources that are pipes (`--indicators <(curl ...)`): read once, at start.
+fn piped(set: &SetArgs) -> Option<&PathBuf> {
+    set.indicators.iter().chain(&set.allow).find(|p| !crate::source::rereadable(p))
+}
+
 fn reload(set: &SetArgs, sets: &Sets, metrics: &Metrics) {
+    // Opening a pipe again would wait for a writer long gone, and hold this thread (signals,
+    // statistics) with it: the sensor could not even be stopped.
+    if let Some(p) = piped(set) {
+        metrics.reload_failures.fetch_add(1, Relaxed);
+        log!(
+            "reload skipped, keeping the set: {} is a pipe, read once at start (restart to read it again)",
+            p.display()
+        );
+        return;
+    }
     let t = Instant::now();
     match load_sets(set, false) {
         Ok(m) => {
