@@ -266,7 +266,7 @@ pub fn run(cli: Cli) -> Result<u8, String> {
 fn scan(a: ScanArgs) -> Result<u8, String> {
     let matcher = compile(&a.set)?;
     let n = matcher.len();
-    let mut inputs = pipeline::expand_inputs(&a.paths)?;
+    let (mut inputs, left_out) = pipeline::expand_inputs(&a.paths)?;
     // The evidence is written in a second pass: standard input and pipes, which can be read only
     // once, are kept in temporary files.
     let mut _spooled = Vec::new();
@@ -320,12 +320,13 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
         );
     }
     let par = pipeline::Parallel { workers, mmap: !a.no_mmap };
-    let res = pipeline::scan(&matcher, &inputs, opts, a.input_format, par, &mut writer, |n| {
+    let mut res = pipeline::scan(&matcher, &inputs, opts, a.input_format, par, &mut writer, |n| {
         if let Some(b) = &bar {
             b.inc(n)
         }
     })
     .map_err(|e| format!("writing alerts: {e}"))?;
+    res.stats.input_errors.extend(left_out);
     if let Some(b) = bar {
         b.finish_and_clear();
     }

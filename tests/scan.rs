@@ -446,6 +446,43 @@ fn an_indicator_feed_from_a_pipe_loads_whole() {
     assert_eq!(alerts(&out).len(), found, "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A folder is walked through links (to captures and to folders, a loop ending where it began),
+/// and what it holds that is no file is named and left out: a named pipe in it hung the scan
+/// (nothing writes to it), and a linked folder was "cannot open: Is a directory".
+#[cfg(unix)]
+#[test]
+fn a_folder_walk_follows_links_and_leaves_out_pipes() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let (top, real) = (dir.path().join("top"), dir.path().join("real"));
+    std::fs::create_dir_all(&top).unwrap();
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::copy(root("pcaps/raptor-train-c2.pcap"), real.join("c2.pcap")).unwrap();
+    symlink(&real, top.join("linked")).unwrap();
+    symlink(&top, real.join("up")).unwrap();
+    symlink(dir.path().join("nowhere"), top.join("broken")).unwrap();
+    assert!(Command::new("mkfifo").arg(top.join("pipe")).status().unwrap().success());
+    let mut cmd = bin();
+    cmd.arg("scan").arg(&top);
+    let out = bounded(cmd);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 file(s), 73 packets"), "{err}");
+    assert!(!alerts(&out).is_empty(), "{err}");
+    assert!(err.contains("pipe: not a regular file (a named pipe, socket or device): skipped"), "{err}");
+    assert!(err.contains("broken: cannot follow"), "{err}");
+    // An indicator folder likewise: the pipe is a warning, the feed next to it loads.
+    let feeds = dir.path().join("feeds");
+    std::fs::create_dir_all(&feeds).unwrap();
+    std::fs::write(feeds.join("feed.txt"), "acqv.w8510.com\n").unwrap();
+    assert!(Command::new("mkfifo").arg(feeds.join("pipe")).status().unwrap().success());
+    let mut cmd = bin();
+    cmd.args(["scan", "--no-default-set", "--indicators"]).arg(&feeds).arg(real.join("c2.pcap"));
+    let out = bounded(cmd);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 indicators loaded") && err.contains("not a regular file"), "{err}");
+    assert!(!alerts(&out).is_empty(), "{err}");
+}
+
 /// A named pipe (as a shell's process substitution, `<(zcat a.pcap.gz)`, gives) can be read
 /// once: no look ahead of the scan (choosing the engines, learning DNS from flow logs first) may
 /// take its bytes, and `--evidence`, which reads the inputs again, keeps a copy. It used to be

@@ -67,7 +67,7 @@ pub fn stamps(paths: &[PathBuf]) -> std::io::Result<Vec<SourceStamp>> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            for f in crate::source::files_under(p).map_err(named(p))? {
+            for f in crate::source::files_under(p).map_err(named(p))?.files {
                 out.push(SourceStamp::of(&f).map_err(named(&f))?);
             }
         } else if std::fs::metadata(p).is_err() || crate::source::rereadable(p) {

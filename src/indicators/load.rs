@@ -74,7 +74,12 @@ pub fn load_all(paths: &[PathBuf], opts: &Options) -> Result<IndicatorSet, LoadE
 pub fn load_path(path: &Path, set: &mut IndicatorSet, opts: &Options) -> Result<(), LoadError> {
     let meta = std::fs::metadata(path).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
     if meta.is_dir() {
-        let mut files = crate::source::files_under(path).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        let listing = crate::source::files_under(path).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        for (f, why) in &listing.left_out {
+            let shown: Arc<str> = Arc::from(f.display().to_string());
+            set.warn(&shown, None, format!("{why}: skipped"));
+        }
+        let mut files = listing.files;
         // Manifests are read with their CSV; notes are for people.
         files.retain(|f| {
             let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

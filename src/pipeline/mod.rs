@@ -57,9 +57,10 @@ impl Sink for WriterSink<'_> {
     }
 }
 
-/// Expands folders (recursively, in name order) into files; keeps `-`.
-pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut out = Vec::new();
+/// Expands folders (recursively, in name order) into files; keeps `-`. Also returns what the
+/// folders held that is not read (see [`crate::source::Listing`]), as lines for the summary.
+pub fn expand_inputs(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<String>), String> {
+    let (mut out, mut left_out) = (Vec::new(), Vec::new());
     for p in paths {
         if p.as_os_str() == "-" {
             out.push(p.clone());
@@ -67,13 +68,16 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         }
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => {
-                out.extend(crate::source::files_under(p).map_err(|e| format!("{}: {e}", p.display()))?)
+                let listing = crate::source::files_under(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                out.extend(listing.files);
+                left_out
+                    .extend(listing.left_out.into_iter().map(|(f, why)| format!("{}: {why}: skipped", f.display())));
             }
             Ok(_) => out.push(p.clone()),
             Err(e) => return Err(format!("{}: {e}", p.display())),
         }
     }
-    Ok(out)
+    Ok((out, left_out))
 }
 
 /// What kind of input a file is.

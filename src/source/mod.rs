@@ -7,26 +7,43 @@ pub(crate) mod readahead;
 
 use std::path::{Path, PathBuf};
 
-/// Every file under `dir`, recursively, in name order; hidden files and folders left out.
-/// The one folder walk behind captures, flow logs, indicator sets and compiled-set stamps.
-pub fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// What a walk of a folder found: the files, and what it left out.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub files: Vec<PathBuf>,
+    /// Entries that are neither files nor folders (a named pipe, a socket, a device, a link to
+    /// nothing), each with the reason: opening a named pipe waits for a writer, for ever if none
+    /// comes. Named on their own, outside a folder, they are read.
+    pub left_out: Vec<(PathBuf, String)>,
+}
+
+/// Every file under `dir`, recursively, in name order; hidden files and folders left out. Links
+/// are followed, to files and to folders (each folder walked once, so a link to a folder above
+/// it ends there). The one folder walk behind captures, flow logs, indicator sets and
+/// compiled-set stamps.
+pub fn files_under(dir: &Path) -> std::io::Result<Listing> {
+    fn walk(dir: &Path, seen: &mut std::collections::HashSet<PathBuf>, out: &mut Listing) -> std::io::Result<()> {
+        if !seen.insert(std::fs::canonicalize(dir)?) {
+            return Ok(());
+        }
         let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             if e.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
-            if e.file_type()?.is_dir() {
-                walk(&e.path(), out)?;
-            } else {
-                out.push(e.path());
+            let path = e.path();
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => walk(&path, seen, out)?,
+                Ok(m) if m.is_file() => out.files.push(path),
+                Ok(_) => out.left_out.push((path, "not a regular file (a named pipe, socket or device)".into())),
+                Err(e) => out.left_out.push((path, format!("cannot follow: {e}"))),
             }
         }
         Ok(())
     }
-    let mut out = Vec::new();
-    walk(dir, &mut out)?;
+    let mut out = Listing::default();
+    walk(dir, &mut Default::default(), &mut out)?;
     Ok(out)
 }
 
