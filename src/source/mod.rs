@@ -77,6 +77,12 @@ pub fn rereadable(path: &Path) -> bool {
     path.as_os_str() != "-" && std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
+/// Whether `path` is standard input or a pipe (anything there but a file or a folder): what
+/// [`rereadable`] turns down, less a path that is missing (an error of its own) or a folder.
+pub fn is_pipe(path: &Path) -> bool {
+    path.as_os_str() == "-" || std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 /// Maps an uncompressed input file into memory (for [`capture::read_mapped`] and the flow-log
 /// parsers): the kernel's page cache is read in place instead of being copied into a buffer. `None` for standard input, for
 /// anything but a regular file, and for compressed files (they are streamed).
@@ -103,4 +109,28 @@ pub fn map(path: &Path) -> std::io::Result<Option<memmap2::Mmap>> {
     #[cfg(unix)]
     let _ = map.advise(memmap2::Advice::Sequential);
     Ok(Some(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_folders_pipes_and_missing_paths_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.pcap");
+        std::fs::write(&file, b"x").unwrap();
+        let missing = dir.path().join("gone.pcap");
+        assert!(rereadable(&file) && !is_pipe(&file));
+        // A folder is walked, a missing path reported: neither is read as a pipe.
+        assert!(!rereadable(dir.path()) && !is_pipe(dir.path()));
+        assert!(!rereadable(&missing) && !is_pipe(&missing));
+        assert!(!rereadable(Path::new("-")) && is_pipe(Path::new("-")));
+        #[cfg(unix)]
+        {
+            let fifo = dir.path().join("p");
+            assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+            assert!(!rereadable(&fifo) && is_pipe(&fifo));
+        }
+    }
 }

@@ -687,7 +687,7 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
 
 /// The indicator sources that are pipes (`--indicators <(curl ...)`): read once, at start.
 fn piped(set: &SetArgs) -> Option<&PathBuf> {
-    set.indicators.iter().chain(&set.allow).find(|p| !crate::source::rereadable(p))
+    set.indicators.iter().chain(&set.allow).find(|p| crate::source::is_pipe(p))
 }
 
 fn reload(set: &SetArgs, sets: &Sets, metrics: &Metrics) {
