@@ -330,7 +330,15 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    writer.finish().map_err(|e| format!("writing alerts: {e}"))?;
+    match writer.finish() {
+        // Its reader has what it wanted (`| head`): the summary says where the scan stopped.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => pipeline::write_failed(&e),
+        res => res.map_err(|e| format!("writing alerts: {e}"))?,
+    }
+    if res.stats.output_closed || pipeline::output_closed() {
+        res.stats.interrupted.get_or_insert(0);
+        res.stats.output_closed = true;
+    }
     if let Some(path) = &a.evidence {
         let n = report::evidence::write(path, &inputs, &res.flagged).map_err(|e| format!("{}: {e}", path.display()))?;
         if !a.quiet {
@@ -348,7 +356,7 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
             eprintln!("iocmatch: error: {e}");
         }
     }
-    if res.stats.interrupted.is_some() {
+    if res.stats.interrupted.is_some() && !res.stats.output_closed {
         if a.quiet {
             eprintln!("iocmatch: interrupted by a signal; alerts found until then are written");
         }

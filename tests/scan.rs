@@ -528,6 +528,45 @@ fn a_named_pipe_is_read_whole() {
     }
 }
 
+/// `iocmatch scan x | head`: once the reader of the alerts has gone, the scan stops reading (it
+/// used to read on to the end, then fail with "writing alerts: Broken pipe", status 2), and the
+/// summary says why, with no error.
+#[test]
+fn a_closed_alert_output_stops_the_scan_quietly() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let ind = dir.path().join("all.csv");
+    std::fs::write(&ind, "indicator,type\n0.0.0.0/0,cidr\n").unwrap();
+    let flood = dir.path().join("flood.pcap");
+    std::fs::write(&flood, iocmatch::synth::syn_flood(Vec::new(), 40_000, 9).unwrap()).unwrap();
+    for j in ["1", "2"] {
+        let mut child = bin()
+            .args(["scan", "-j", j, "--no-default-set", "--indicators"])
+            .arg(&ind)
+            .arg(&flood)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 1000];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // The reader ends here, as `head -c 1000` would.
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "alerts were found: {err}");
+        assert!(err.contains("stopped   the alert output was closed by its reader"), "{err}");
+        assert!(!err.contains("error"), "{err}");
+        let packets: u64 = err
+            .lines()
+            .find(|l| l.trim_start().starts_with("input"))
+            .and_then(|l| l.split("file(s),").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no packet count: {err}"));
+        assert!(packets < 40_000, "-j {j}: {packets} packets read after the output closed: {err}");
+    }
+}
+
 /// SIGINT stops a scan cleanly: the alerts found so far are written whole, the summary says it
 /// was interrupted and covers what was read, and the exit status is 130.
 #[test]

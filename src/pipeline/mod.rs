@@ -39,21 +39,27 @@ pub struct WriterSink<'w> {
     pub error: Option<std::io::Error>,
 }
 
+impl WriterSink<'_> {
+    fn note(&mut self, res: std::io::Result<()>) {
+        if let Err(e) = res {
+            write_failed(&e);
+            self.error.get_or_insert(e);
+        }
+    }
+}
+
 impl Sink for WriterSink<'_> {
     fn flush(&mut self) {
-        if let Err(e) = self.writer.flush() {
-            self.error.get_or_insert(e);
-        }
+        let res = self.writer.flush();
+        self.note(res);
     }
     fn alert(&mut self, a: Alert) {
-        if let Err(e) = self.writer.alert(&a) {
-            self.error.get_or_insert(e);
-        }
+        let res = self.writer.alert(&a);
+        self.note(res);
     }
     fn flow(&mut self, f: FlowEvent) {
-        if let Err(e) = self.writer.flow(&f) {
-            self.error.get_or_insert(e);
-        }
+        let res = self.writer.flow(&f);
+        self.note(res);
     }
 }
 
@@ -202,6 +208,32 @@ static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(
 #[inline]
 pub fn stopped() -> bool {
     STOP.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Set once the alert output was closed by its reader (`iocmatch scan x | head`): the scan
+/// stops reading, as on a signal, and ends without an error.
+static OUTPUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True once the alert output has been closed by its reader.
+pub fn output_closed() -> bool {
+    OUTPUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Looks at a failed write of alerts: one to an output its reader closed (EPIPE) stops the
+/// scan, since nothing more can be written; others stay errors.
+pub fn write_failed(e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        OUTPUT_CLOSED.store(true, std::sync::atomic::Ordering::SeqCst);
+        STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A write error worth reporting: any but the output closed by its reader.
+fn reportable(e: Option<std::io::Error>) -> Result<(), std::io::Error> {
+    match e {
+        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Makes SIGINT and SIGTERM stop the scan cleanly: the inputs stop being read, the alerts
@@ -508,15 +540,13 @@ pub fn scan(
             let pool = workers::Pool::start(s, m, opts, par.workers, &shared);
             drive(pool, inputs, format, par, &mut progress)
         });
-        shared.error()?;
+        reportable(shared.error().err())?;
         return Ok(ScanResult { stats, elapsed: start.elapsed().as_secs_f64(), fatal_inputs: fatal, flagged });
     }
     let mut sink = WriterSink { writer, error: None };
     let single = Single { engine: Engine::new(m, opts, &mut sink), fatal: 0 };
     let (stats, flagged, fatal) = drive(single, inputs, format, par, &mut progress);
-    if let Some(e) = sink.error {
-        return Err(e);
-    }
+    reportable(sink.error)?;
     Ok(ScanResult { stats, elapsed: start.elapsed().as_secs_f64(), fatal_inputs: fatal, flagged })
 }
 
@@ -645,6 +675,7 @@ fn drive(
     let (mut stats, flagged, late_fatal) = backend.finish(progress);
     if stopped() {
         stats.interrupted = Some(not_read);
+        stats.output_closed = output_closed();
     }
     stats.input_errors.extend(input_errors);
     stats.files_failed += failed;

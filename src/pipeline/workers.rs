@@ -69,6 +69,7 @@ impl<'w> SharedWriter<'w> {
             Err(_) => Err(std::io::Error::other("a worker panicked while writing")),
         };
         if let Err(e) = res {
+            super::write_failed(&e);
             if let Ok(mut slot) = self.error.lock() {
                 slot.get_or_insert(e);
             }

@@ -50,6 +50,8 @@ pub struct Stats {
     pub records_ignored: u64,
     /// Stopped by a signal, with the number of inputs not read at all.
     pub interrupted: Option<usize>,
+    /// ... not by a signal but because the alert output was closed by its reader.
+    pub output_closed: bool,
 }
 
 impl Stats {
@@ -107,6 +109,7 @@ impl Stats {
         self.lines += o.lines;
         self.records_ignored += o.records_ignored;
         self.interrupted = self.interrupted.max(o.interrupted);
+        self.output_closed |= o.output_closed;
     }
 
     /// The human summary.
@@ -197,9 +200,14 @@ impl Stats {
             let _ = writeln!(s, "  error     {e}");
         }
         if let Some(not_read) = self.interrupted {
+            let why = if self.output_closed {
+                "the alert output was closed by its reader: the counts cover what was read until then"
+            } else {
+                "interrupted by a signal: the counts and alerts cover what was read before it"
+            };
             let _ = writeln!(
                 s,
-                "  stopped   interrupted by a signal: the counts and alerts cover what was read before it{}",
+                "  stopped   {why}{}",
                 if not_read > 0 { format!("; {not_read} input(s) not read") } else { String::new() }
             );
         }
