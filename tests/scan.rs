@@ -307,14 +307,39 @@ fn evidence_holds_every_packet_of_flagged_connections_only() {
 
 /// Sorted output lines and the summary's input line of a run.
 fn sorted_run(args: &[&str]) -> (Vec<String>, String) {
-    let out = bin().args(args).output().expect("run iocmatch");
+    sorted(&bin().args(args).output().expect("run iocmatch"))
+}
+
+/// A run's output lines, sorted, and its summary's input counts.
+fn sorted(out: &Output) -> (Vec<String>, String) {
     let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
     lines.sort();
     let err = String::from_utf8_lossy(&out.stderr);
-    let input = err.lines().find(|l| l.trim_start().starts_with("input")).unwrap_or_default();
     // The rate and time differ from run to run; the counts must not.
-    let counts = input.split(" in ").next().unwrap_or_default().to_string();
-    (lines, counts)
+    (lines, input_line(&err).split(" in ").next().unwrap_or_default().to_string())
+}
+
+/// The summary's "input" line.
+fn input_line(err: &str) -> &str {
+    err.lines().find(|l| l.trim_start().starts_with("input")).unwrap_or_default()
+}
+
+/// The packets the summary says were read.
+fn packets_read(err: &str) -> u64 {
+    input_line(err)
+        .split("file(s),")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no packet count: {err}"))
+}
+
+/// An indicator file that flags every IPv4 address, and a capture of 40,000 SYNs: alerts without
+/// end, for the tests that stop a scan half way.
+fn flood(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
+    let ind = dir.join("all.csv");
+    std::fs::write(&ind, "indicator,type\n0.0.0.0/0,cidr\n").unwrap();
+    (ind, iocmatch::synth::syn_flood(Vec::new(), 40_000, 9).unwrap())
 }
 
 #[test]
@@ -519,11 +544,10 @@ fn a_named_pipe_is_read_whole() {
             continue;
         }
         // Alerts name their input: the pipe's name stands where the file's second reading's did.
-        let named = |l: &str| l.replace(fifo.to_str().unwrap(), &plain);
-        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(named).collect();
+        let (lines, counts) = sorted(&out);
+        let mut lines: Vec<String> = lines.iter().map(|l| l.replace(fifo.to_str().unwrap(), &plain)).collect();
         lines.sort();
-        let counts = err.lines().find(|l| l.trim_start().starts_with("input")).unwrap_or_default();
-        assert_eq!(counts.split(" in ").next().unwrap_or_default(), expected.1, "{args:?}: the counts differ: {err}");
+        assert_eq!(counts, expected.1, "{args:?}: the counts differ: {err}");
         assert!(lines == expected.0, "{args:?}: the alerts differ");
     }
 }
@@ -535,10 +559,9 @@ fn a_named_pipe_is_read_whole() {
 fn a_closed_alert_output_stops_the_scan_quietly() {
     use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
-    let ind = dir.path().join("all.csv");
-    std::fs::write(&ind, "indicator,type\n0.0.0.0/0,cidr\n").unwrap();
+    let (ind, bytes) = flood(dir.path());
     let flood = dir.path().join("flood.pcap");
-    std::fs::write(&flood, iocmatch::synth::syn_flood(Vec::new(), 40_000, 9).unwrap()).unwrap();
+    std::fs::write(&flood, bytes).unwrap();
     for j in ["1", "2"] {
         let mut child = bin()
             .args(["scan", "-j", j, "--no-default-set", "--indicators"])
@@ -556,13 +579,7 @@ fn a_closed_alert_output_stops_the_scan_quietly() {
         assert_eq!(out.status.code(), Some(1), "alerts were found: {err}");
         assert!(err.contains("stopped   the alert output was closed by its reader"), "{err}");
         assert!(!err.contains("error"), "{err}");
-        let packets: u64 = err
-            .lines()
-            .find(|l| l.trim_start().starts_with("input"))
-            .and_then(|l| l.split("file(s),").nth(1))
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no packet count: {err}"));
+        let packets = packets_read(&err);
         assert!(packets < 40_000, "-j {j}: {packets} packets read after the output closed: {err}");
     }
 }
@@ -573,10 +590,8 @@ fn a_closed_alert_output_stops_the_scan_quietly() {
 fn sigint_stops_the_scan_and_keeps_what_it_found() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let ind = dir.path().join("all.csv");
-    std::fs::write(&ind, "indicator,type\n0.0.0.0/0,cidr\n").unwrap();
+    let (ind, flood) = flood(dir.path());
     let out_path = dir.path().join("alerts.json");
-    let flood = iocmatch::synth::syn_flood(Vec::new(), 40_000, 9).unwrap();
     let mut child = bin()
         .args(["scan", "--no-default-set", "--indicators"])
         .arg(&ind)
@@ -601,13 +616,7 @@ fn sigint_stops_the_scan_and_keeps_what_it_found() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted by a signal"), "{err}");
-    let packets: u64 = err
-        .lines()
-        .find(|l| l.trim_start().starts_with("input"))
-        .and_then(|l| l.split("file(s),").nth(1))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no packet count: {err}"));
+    let packets = packets_read(&err);
     assert!(packets > 0 && packets < 40_000, "{packets} packets read: {err}");
     let text = std::fs::read_to_string(&out_path).unwrap();
     let alerts = text
