@@ -269,24 +269,24 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
     let (mut inputs, left_out) = pipeline::expand_inputs(&a.paths)?;
     // The evidence is written in a second pass: standard input and pipes, which can be read only
     // once, are kept in temporary files.
+    let spool = |input: &Path| -> std::io::Result<tempfile::NamedTempFile> {
+        let mut tmp = tempfile::NamedTempFile::new()?;
+        if input.as_os_str() == "-" {
+            std::io::copy(&mut std::io::stdin().lock(), &mut tmp)?;
+        } else {
+            std::io::copy(&mut std::fs::File::open(input)?, &mut tmp)?;
+        }
+        Ok(tmp)
+    };
     let mut _spooled = Vec::new();
-    if a.evidence.is_some() {
-        for input in inputs.iter_mut().filter(|p| !crate::source::rereadable(p)) {
+    for input in inputs.iter_mut().filter(|p| a.evidence.is_some() && !crate::source::rereadable(p)) {
+        let tmp = spool(input).map_err(|e| {
             let name =
                 if input.as_os_str() == "-" { "standard input".to_string() } else { input.display().to_string() };
-            let spool = |input: &Path| -> std::io::Result<tempfile::NamedTempFile> {
-                let mut tmp = tempfile::NamedTempFile::new()?;
-                if input.as_os_str() == "-" {
-                    std::io::copy(&mut std::io::stdin().lock(), &mut tmp)?;
-                } else {
-                    std::io::copy(&mut std::fs::File::open(input)?, &mut tmp)?;
-                }
-                Ok(tmp)
-            };
-            let tmp = spool(input).map_err(|e| format!("spooling {name} for --evidence: {e}"))?;
-            *input = tmp.path().to_path_buf();
-            _spooled.push(tmp);
-        }
+            format!("spooling {name} for --evidence: {e}")
+        })?;
+        *input = tmp.path().to_path_buf();
+        _spooled.push(tmp);
     }
     let mut writer = report::Writer::new(a.format, output(&a.output)?);
     let opts = engine::Options {
@@ -335,7 +335,8 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => pipeline::write_failed(&e),
         res => res.map_err(|e| format!("writing alerts: {e}"))?,
     }
-    if res.stats.output_closed || pipeline::output_closed() {
+    // Set by the scan's writes and by the last flush above alike.
+    if pipeline::output_closed() {
         res.stats.interrupted.get_or_insert(0);
         res.stats.output_closed = true;
     }
