@@ -39,40 +39,6 @@ const KNOWN: &[(&str, &str, &str, &str)] = &[
         "internal-service.example.net",
         "CNAME in the additional section, which is not walked (by design)",
     ),
-    // MPLS over UDP (RFC 7510, udp/6635) is not decapsulated: the outer UDP flow is the
-    // connection. Supporting it needs a new TunnelKind, which the engine maps exhaustively.
-    (
-        "tcpdump__mpls-over-udp.pcap",
-        "conv-missing",
-        "icmp 10.1.0.10:0 10.3.0.10:0",
-        "MPLS-in-UDP (udp/6635) is not decapsulated",
-    ),
-    (
-        "tcpdump__mpls-over-udp.pcap",
-        "conv-extra",
-        "udp 10.100.12.170:58699 10.100.13.157:6635",
-        "MPLS-in-UDP (udp/6635) is not decapsulated: the carrier is the connection",
-    ),
-    (
-        "tcpdump__mpls-over-udp.pcap",
-        "conv-extra",
-        "udp 10.100.12.170:6635 10.100.13.157:51348",
-        "MPLS-in-UDP (udp/6635) is not decapsulated: the carrier is the connection",
-    ),
-    // Geneve (udp/6081) is not a tunnel iocmatch decapsulates (README lists the ones it does).
-    ("zeek__tunnels-geneve.pcap", "conv-missing", "icmp 30.0.0.1:0 30.0.0.2:0", "Geneve is not decapsulated"),
-    (
-        "zeek__tunnels-geneve.pcap",
-        "conv-extra",
-        "udp 20.0.0.1:50901 20.0.0.2:6081",
-        "Geneve is not decapsulated: the carrier is the connection",
-    ),
-    (
-        "zeek__tunnels-geneve.pcap",
-        "conv-extra",
-        "udp 20.0.0.1:6081 20.0.0.2:0",
-        "Geneve is not decapsulated: the carrier is the connection (this datagram has dport 0)",
-    ),
     // Malformed on purpose: an IPv6 packet cut inside its fragment header. We keep the
     // addresses with the last next-header we could read (44); tshark calls it a fragment.
     (

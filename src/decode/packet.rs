@@ -42,6 +42,10 @@ pub const VXLAN_PORT: u16 = 4789;
 pub const GTPU_PORT: u16 = 2152;
 /// UDP port of Teredo (RFC 4380).
 pub const TEREDO_PORT: u16 = 3544;
+/// UDP destination port of Geneve (RFC 8926): AWS Gateway Load Balancer, VMware NSX, OVN.
+pub const GENEVE_PORT: u16 = 6081;
+/// UDP destination port of MPLS in UDP (RFC 7510).
+pub const MPLS_UDP_PORT: u16 = 6635;
 
 /// More VLAN tags than this before the payload is treated as garbage (real QinQ uses 2).
 const MAX_VLAN_TAGS: usize = 8;
@@ -95,6 +99,10 @@ pub enum TunnelKind {
     IpInIp,
     /// Teredo (IPv6 in UDP 3544).
     Teredo,
+    /// Geneve (UDP 6081).
+    Geneve,
+    /// MPLS in UDP (UDP 6635).
+    MplsUdp,
 }
 
 /// One IP header of the frame.
@@ -921,6 +929,13 @@ fn udp_tunnel(sport: u16, dport: u16, payload: &[u8]) -> Option<(TunnelKind, Inn
         }
         return Some((TunnelKind::Vxlan, Inner::Ether(tail(payload, 8))));
     }
+    if dport == GENEVE_PORT {
+        return geneve(payload).map(|i| (TunnelKind::Geneve, i));
+    }
+    if dport == MPLS_UDP_PORT {
+        // The label stack starts the payload; its bottom label says what follows, as in Ethernet.
+        return Some((TunnelKind::MplsUdp, Inner::EtherType(ETH_MPLS_UC, payload)));
+    }
     if dport == GTPU_PORT || sport == GTPU_PORT {
         return gtpu(payload).map(|i| (TunnelKind::GtpU, i));
     }
@@ -939,6 +954,23 @@ fn udp_tunnel(sport: u16, dport: u16, payload: &[u8]) -> Option<(TunnelKind, Inn
         }
     }
     None
+}
+
+/// Geneve (RFC 8926 3.4): version 0, options of the length the header gives (AWS Gateway Load
+/// Balancer puts its flow cookie there), then the frame of the protocol type the header names:
+/// Ethernet (0x6558) or what an EtherType says (IPv4, IPv6, MPLS...). Other versions are not
+/// Geneve as this reader knows it: the datagram stays the connection.
+fn geneve(d: &[u8]) -> Option<Inner<'_>> {
+    let h = arr::<8>(d, 0)?;
+    if h[0] >> 6 != 0 {
+        return None;
+    }
+    let options = usize::from(h[0] & 0x3f) * 4;
+    let body = d.get(8 + options..)?;
+    match u16::from_be_bytes([h[2], h[3]]) {
+        ETH_TEB => Some(Inner::Ether(body)),
+        et => Some(Inner::EtherType(et, body)),
+    }
 }
 
 /// GTPv1-U: only G-PDUs (message type 255) carry user IP packets.
@@ -1094,6 +1126,16 @@ pub(crate) mod tests {
     pub fn vxlan(inner_eth: &[u8]) -> Vec<u8> {
         let mut v = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
         v.extend_from_slice(inner_eth);
+        v
+    }
+
+    /// A Geneve header (version 0) with `options` bytes of options, carrying `protocol`.
+    pub fn geneve(protocol: u16, options: &[u8], inner: &[u8]) -> Vec<u8> {
+        let mut v = vec![(options.len() / 4) as u8, 0];
+        v.extend_from_slice(&protocol.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 42, 0]);
+        v.extend_from_slice(options);
+        v.extend_from_slice(inner);
         v
     }
 
@@ -1386,6 +1428,39 @@ pub(crate) mod tests {
         let f = ipv4(A4, B4, 47, &gre(0x1000, 0x22eb, &e3));
         let d = dec(LINKTYPE_RAW, &f).unwrap();
         assert_eq!((d.depth, d.dport), (2, 443));
+    }
+
+    #[test]
+    fn geneve_and_mpls_in_udp() {
+        // Ethernet inside, as VMware NSX and OVN send it
+        let f = ipv4(A4, B4, 17, &udp(50901, 6081, &geneve(0x6558, &[], &eth(0x0800, &inner_tcp4()))));
+        let d = dec(LINKTYPE_RAW, &f).unwrap();
+        assert_eq!(d.layers[0].unwrap().tunnel, Some(TunnelKind::Geneve));
+        assert_eq!((d.depth, d.sport, d.dport, d.payload), (2, 40000, 443, &b"hello"[..]));
+        // IP inside, after an option (AWS Gateway Load Balancer's flow cookie is one)
+        let option = [0x01, 0x08, 0x03, 0x01, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef];
+        let f = ipv4(A4, B4, 17, &udp(50901, 6081, &geneve(0x0800, &option, &inner_tcp4())));
+        let d = dec(LINKTYPE_RAW, &f).unwrap();
+        assert_eq!((d.depth, d.dport, d.innermost().unwrap().src), (2, 443, v4(B4)));
+        // options longer than the datagram, or another version: the datagram is the connection
+        let mut cut = geneve(0x0800, &[], &inner_tcp4());
+        cut[0] = 63;
+        for bad in [cut, [vec![0x40], geneve(0x0800, &[], &inner_tcp4())[1..].to_vec()].concat()] {
+            let f = ipv4(A4, B4, 17, &udp(50901, 6081, &bad));
+            let d = dec(LINKTYPE_RAW, &f).unwrap();
+            assert_eq!((d.depth, d.dport, d.innermost().unwrap().tunnel), (1, 6081, None));
+        }
+        // MPLS in UDP: a label stack, then IP
+        let mut m = vec![0, 0x10, 0x01, 64];
+        m.extend_from_slice(&inner_tcp4());
+        let f = ipv4(A4, B4, 17, &udp(51348, 6635, &m));
+        let d = dec(LINKTYPE_RAW, &f).unwrap();
+        assert_eq!(d.layers[0].unwrap().tunnel, Some(TunnelKind::MplsUdp));
+        assert_eq!((d.depth, d.mpls_labels, d.dport), (2, 1, 443));
+        // a stack that never ends is not decapsulated
+        let f = ipv4(A4, B4, 17, &udp(51348, 6635, &[0; 200]));
+        let d = dec(LINKTYPE_RAW, &f).unwrap();
+        assert_eq!((d.depth, d.dport), (1, 6635));
     }
 
     #[test]

@@ -242,6 +242,8 @@ fn tunnel_name(k: TunnelKind) -> &'static str {
         TunnelKind::GtpU => "gtp-u",
         TunnelKind::IpInIp => "ip-in-ip",
         TunnelKind::Teredo => "teredo",
+        TunnelKind::Geneve => "geneve",
+        TunnelKind::MplsUdp => "mpls-udp",
     }
 }
 
@@ -694,7 +696,8 @@ impl<'m, S: Sink> Engine<'m, S> {
 
 /// Transports that carry tunnels we decapsulate.
 fn is_tunnel_carrier(proto: u8, sport: u16, dport: u16) -> bool {
-    const PORTS: [u16; 4] = [packet::VXLAN_PORT, packet::GTPU_PORT, packet::TEREDO_PORT, 6081];
+    const PORTS: [u16; 5] =
+        [packet::VXLAN_PORT, packet::GTPU_PORT, packet::TEREDO_PORT, packet::GENEVE_PORT, packet::MPLS_UDP_PORT];
     matches!(proto, 4 | 41 | 47) || proto == 17 && (PORTS.contains(&sport) || PORTS.contains(&dport))
 }
 

@@ -504,7 +504,7 @@ pub mod samples {
         Ok(c.w.into_inner())
     }
 
-    /// Advisory traffic inside GRE and VXLAN tunnels.
+    /// Advisory traffic inside GRE, VXLAN, Geneve and MPLS-in-UDP tunnels.
     pub fn tunnelled() -> io::Result<Vec<u8>> {
         let mut c = cap("2026-10-20T10:00:00Z");
         let inner = ip(addr("10.9.9.9"), addr("45.77.231.209"), 6, tcp(41000, 443, 1, 0, SYN, &[]), Some(16));
@@ -516,6 +516,19 @@ pub mod samples {
         let mut vx = vec![0x08, 0, 0, 0, 0, 0x12, 0x34, 0];
         vx.extend_from_slice(&ethernet(None, 0x0800, &inner));
         c.ip_packet(&ip(addr("192.0.2.1"), addr("192.0.2.3"), 17, udp(49152, 4789, &vx), Some(6)))?;
+        // Geneve as AWS Gateway Load Balancer sends it to an appliance: the IP packet, after a
+        // 12-byte option (class 0x0108) holding the flow cookie.
+        let hello = tls_client_hello(Some("acqv.w8510.com"));
+        let inner = ip(addr("10.9.9.11"), addr("203.0.113.80"), 6, tcp(41100, 443, 1, 1, PSH | ACK, &hello), Some(16));
+        let mut gv = vec![3, 0, 0x08, 0x00, 0, 0, 0x56, 0, 0x01, 0x08, 0x03, 0x02, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+        gv.extend_from_slice(&inner);
+        c.ip_packet(&ip(addr("192.0.2.10"), addr("192.0.2.20"), 17, udp(50901, 6081, &gv), Some(6)))?;
+        // MPLS in UDP (RFC 7510): one label, then the IP packet.
+        let q = dns_query(8, "zdacxzd.w8510.com", 1);
+        let inner = ip(addr("10.9.9.12"), addr("10.9.0.53"), 17, udp(53100, 53, &q), Some(6));
+        let mut mu = vec![0, 0x01, 0x21, 64];
+        mu.extend_from_slice(&inner);
+        c.ip_packet(&ip(addr("192.0.2.30"), addr("192.0.2.40"), 17, udp(51348, 6635, &mu), Some(6)))?;
         Ok(c.w.into_inner())
     }
 
