@@ -115,8 +115,8 @@ pub struct ScanArgs {
     /// Most connections tracked at once; past it the idlest are evicted (counted).
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub max_connections: usize,
-    /// Engines on their own threads, sharded by a symmetric hash of the outer address pair
-    /// (0: one per core). With more than one, alerts of different connections may come out
+    /// Engines on their own threads, sharded by a symmetric hash of each connection's address
+    /// pair, inside tunnels too (0: one per core). With more than one, alerts of different connections may come out
     /// in a different order from run to run.
     #[arg(short = 'j', long, default_value_t = 1, value_name = "N")]
     pub workers: usize,

@@ -640,6 +640,29 @@ fn sigint_stops_the_scan_and_keeps_what_it_found() {
     assert_eq!(alerts, counted, "every alert the summary counts is in the file");
 }
 
+/// Traffic mirrored to the sensor in VXLAN all travels between two addresses. The workers
+/// share it out by the connections inside: a DNS answer in the tunnel reaches every worker, so
+/// the connections to the address it gave are flagged wherever they land, tunnelled or not; and
+/// a connection mirrored from both its ends (two tunnels) is one connection, as with one engine.
+#[test]
+fn workers_share_out_a_tunnel_by_the_connections_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    let ind = dir.path().join("ind.csv");
+    std::fs::write(&ind, "indicator,type\nflagged.example,domain\n198.51.100.0/24,cidr\n").unwrap();
+    let capture = dir.path().join("mirror.pcap");
+    std::fs::write(&capture, iocmatch::synth::vxlan_mirror().unwrap()).unwrap();
+    let args = ["scan", "--no-default-set", "--indicators", ind.to_str().unwrap(), capture.to_str().unwrap()];
+    let one = sorted_run(&[&args[..], &["-j", "1"]].concat());
+    let count = |lines: &[String], what: &str| lines.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(count(&one.0, "dns.resolved"), 80, "{:#?}", one.0);
+    assert_eq!(count(&one.0, "\"dest_ip\":\"198.51.100.9\""), 2, "one alert and one flow: {:#?}", one.0);
+    for j in ["2", "3"] {
+        let many = sorted_run(&[&args[..], &["-j", j]].concat());
+        assert_eq!(one.1, many.1, "-j {j}: the summary counts differ");
+        assert!(one.0 == many.0, "-j {j}: the alerts differ:\n{:#?}\n{:#?}", one.0, many.0);
+    }
+}
+
 /// A capture of several megabytes, so that `-j` splits it into many chunks with records across
 /// every boundary: random-sized frames to flagged and clean networks, a DNS answer for a
 /// flagged name early and connections to its address late (whichever worker they land on), a

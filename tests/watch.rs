@@ -309,6 +309,37 @@ fn live_alerts_and_no_drops() {
     assert!(text.contains("\"event_type\":\"flow\""), "flow events at exit");
 }
 
+/// Traffic mirrored in VXLAN comes between two addresses only; the reader shares it out by the
+/// connections inside, and hands every worker the DNS answer inside the tunnel, so the 80
+/// connections to the address it gave are all flagged, on whichever worker they land; and the
+/// connection mirrored from both its ends is flagged once, as one connection.
+#[test]
+fn a_mirror_tunnel_is_shared_out_by_the_connections_inside() {
+    let Some(lab) = Lab::new(16) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.csv");
+    std::fs::write(&feed, "indicator,type\nflagged.example,domain\n198.51.100.0/24,cidr\n").unwrap();
+    let capture = dir.path().join("mirror.pcap");
+    std::fs::write(&capture, iocmatch::synth::vxlan_mirror().unwrap()).unwrap();
+    let out = dir.path().join("alerts.json");
+    let w = Watch::start(&lab, &out, &["--no-default-set", "--indicators", feed.to_str().unwrap(), "--workers", "3"]);
+    replay(&lab, &capture);
+    let resolved = |w: &Watch| w.alerts().iter().filter(|a| a["match"]["field"] == "dns.resolved").count();
+    let t = Instant::now();
+    while resolved(&w) < 80 && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.wait_alert("198.51.100.0/24", "ip.dst", Duration::from_secs(10));
+    let (code, _) = w.stop();
+    assert_eq!(code, 0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let all: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let alerts: Vec<_> = all.iter().filter(|a| a["event_type"] == "alert").collect();
+    assert_eq!(alerts.iter().filter(|a| a["match"]["field"] == "dns.resolved").count(), 80, "{alerts:#?}");
+    let mirrored: Vec<_> = all.iter().filter(|a| a["dest_ip"] == "198.51.100.9").collect();
+    assert_eq!(mirrored.len(), 2, "one alert and one flow event: {mirrored:#?}");
+}
+
 /// An indicator feed given as a pipe (`--indicators <(curl ...)`) is read once: SIGHUP (which
 /// logrotate sends) reopens the alert file and leaves the set as it is, instead of waiting on the
 /// pipe forever with the thread that handles signals, so the sensor still stops on SIGTERM.

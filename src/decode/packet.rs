@@ -921,6 +921,19 @@ fn gre(d: &[u8]) -> Result<(TunnelKind, Inner<'_>), Skip> {
     }
 }
 
+/// Whether a UDP datagram from `sport` to `dport` whose payload starts with `head` may be a
+/// tunnel that [`decode`] reads through: true for every one [`udp_tunnel`] takes, and for some
+/// it does not (the sharding decodes those in full, and the decoder decides). Trailing bytes do
+/// not change the answer: it looks at the ports and the first two bytes only.
+pub fn udp_may_tunnel(sport: u16, dport: u16, head: &[u8]) -> bool {
+    matches!(dport, VXLAN_PORT | GENEVE_PORT | MPLS_UDP_PORT)
+        || [sport, dport].iter().any(|&p| p == GTPU_PORT || p == TEREDO_PORT)
+        // Teredo on any port: an IPv6 header, or the authentication or origin header before it.
+        || matches!(head, [b, ..] if b >> 4 == 6)
+        || matches!(head, [0, 0 | 1, ..])
+}
+
+/// The tunnel a UDP datagram carries, if any. (Keep [`udp_may_tunnel`] a superset of it.)
 fn udp_tunnel(sport: u16, dport: u16, payload: &[u8]) -> Option<(TunnelKind, Inner<'_>)> {
     if dport == VXLAN_PORT {
         let h = arr::<8>(payload, 0)?;
@@ -1428,6 +1441,44 @@ pub(crate) mod tests {
         let f = ipv4(A4, B4, 47, &gre(0x1000, 0x22eb, &e3));
         let d = dec(LINKTYPE_RAW, &f).unwrap();
         assert_eq!((d.depth, d.dport), (2, 443));
+    }
+
+    /// The sharding decodes in full only what [`udp_may_tunnel`] picks out: every datagram the
+    /// decoder takes for a tunnel must be among them.
+    #[test]
+    fn udp_may_tunnel_holds_every_udp_tunnel() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let ports = [VXLAN_PORT, GENEVE_PORT, MPLS_UDP_PORT, GTPU_PORT, TEREDO_PORT, 53, 443, 40000];
+        let teredo_v6 = {
+            let mut v = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
+            v.extend_from_slice(&[0x20, 0x01, 0, 0]);
+            v.extend_from_slice(&[0; 28]);
+            v.extend_from_slice(&[0; 8]);
+            v
+        };
+        let mut taken = 0;
+        for i in 0..200_000u32 {
+            let r = next();
+            let (sport, dport) = (ports[(r % 8) as usize], ports[((r >> 3) % 8) as usize]);
+            let mut payload: Vec<u8> = (0..(r >> 8) % 80).map(|_| next() as u8).collect();
+            match i % 4 {
+                0 => payload = [&teredo_v6[..], &payload[..payload.len().min((r % 3) as usize)]].concat(),
+                1 => payload = [&[0, 0, 1, 2, 3, 4, 5, 6][..], &teredo_v6].concat(),
+                2 if !payload.is_empty() => payload[0] = 0x08,
+                _ => {}
+            }
+            if udp_tunnel(sport, dport, &payload).is_some() {
+                taken += 1;
+                assert!(udp_may_tunnel(sport, dport, &payload), "{sport} -> {dport}: {payload:02x?}");
+            }
+        }
+        assert!(taken > 10_000, "{taken}");
     }
 
     #[test]

@@ -1,20 +1,31 @@
 //! The symmetric flow hash that shards packets (and flow records) over workers, for the live
 //! sensor and for `scan --workers`.
 //!
-//! Only the outermost IP address pair is hashed, ordered, so both directions of a connection
-//! land on the same worker, and so do every fragment of a datagram (which carry no ports after
-//! the first) and every connection inside one tunnel. Frames without IP hash to 0.
+//! A packet goes where the engine files its connection: the address pair of its innermost IP
+//! layer, ordered, so both directions of a connection land on the same worker, and so do the
+//! fragments of a datagram (which carry no ports after the first). Only the pair is hashed,
+//! not the ports. Most frames (TCP, ICMP) are not tunnels: their outer header is read directly.
+//! The rest are decoded as the engine decodes them, so the connections inside one tunnel (a
+//! VXLAN mirror, a Geneve load balancer, which send everything between two addresses) spread
+//! over the workers, and a connection that reaches the sensor through several tunnels (both
+//! ends mirrored, a Teredo relay) meets in one engine. A fragment of a tunnel's datagram goes
+//! by the tunnel's pair, with the rest of that datagram, and is reassembled there. Frames
+//! without IP hash to 0.
 
 use std::hash::BuildHasher;
 
+use crate::decode::packet::{self, Decoded};
 use crate::decode::peek::ip_header;
 
 const SEED: u64 = 0x1f0c_5a7e_d00d_feed;
 
-/// True for a UDP datagram from a DNS port (53, mDNS 5353, LLMNR 5355): a DNS answer that
-/// every worker must learn from.
+/// UDP source ports of DNS answers (53, mDNS 5353, LLMNR 5355), which every worker learns from.
+const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
+
+/// True for a UDP datagram from a DNS port (53, mDNS 5353, LLMNR 5355), in a tunnel or not: a
+/// DNS answer that every worker must learn from.
 pub fn is_dns_response(linktype: u32, data: &[u8]) -> bool {
-    ip_header(linktype, data).is_some_and(dns_response_ip)
+    owner(linktype, data, 1).1
 }
 
 fn dns_response_ip(ip: &[u8]) -> bool {
@@ -23,12 +34,70 @@ fn dns_response_ip(ip: &[u8]) -> bool {
         Some(6) if ip.len() >= 40 && ip[6] == 17 => ip.get(40..),
         _ => None,
     };
-    udp.and_then(|u| u.get(0..2)).is_some_and(|p| matches!(u16::from_be_bytes([p[0], p[1]]), 53 | 5353 | 5355))
+    udp.and_then(|u| u.get(0..2)).is_some_and(|p| DNS_PORTS.contains(&u16::from_be_bytes([p[0], p[1]])))
 }
 
-/// Hash of the frame's outermost address pair, the same in both directions.
+/// Whether the outermost IP header `ip` carries more IP layers (a tunnel), or may: the rest
+/// (TCP, ICMP, a fragment, UDP that is no tunnel) is filed by this header's pair. A UDP
+/// datagram is decoded if its ports or first bytes say it may be a tunnel
+/// ([`packet::udp_may_tunnel`]); other protocols (GRE, IP in IP, or an IPv6 extension header
+/// that hides what follows) are decoded.
+#[inline(always)]
+fn may_tunnel(ip: &[u8]) -> bool {
+    let (proto, l4) = match ip.first().map(|b| b >> 4) {
+        Some(4) if ip.len() >= 20 => {
+            if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+                return false; // a fragment: reassembled by this pair's engine, then decoded
+            }
+            (ip[9], ip.get(usize::from(ip[0] & 0x0f) * 4..))
+        }
+        Some(6) if ip.len() >= 40 => (ip[6], ip.get(40..)),
+        _ => return false,
+    };
+    match proto {
+        1 | 6 | 58 => false,
+        17 => match l4 {
+            Some([a, b, c, d, _, _, _, _, payload @ ..]) => {
+                packet::udp_may_tunnel(u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]), payload)
+            }
+            _ => false,
+        },
+        _ => true,
+    }
+}
+
+/// The hash of the innermost address pair of a frame the decoder reads (see the module doc),
+/// and whether it is a DNS answer.
+#[cold]
+#[inline(never)]
+fn decoded(linktype: u32, data: &[u8], ip: &[u8]) -> (u64, bool) {
+    let mut d = Decoded::default();
+    if packet::decode(linktype, data, true, &mut d).is_err() {
+        return (flow_hash_ip(ip), dns_response_ip(ip));
+    }
+    let Some(inner) = d.innermost() else { return (flow_hash_ip(ip), dns_response_ip(ip)) };
+    let hash = match (inner.src, inner.dst) {
+        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => pair_hash(u32::from(a), u32::from(b)),
+        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => pair_hash(u128::from(a), u128::from(b)),
+        _ => 0,
+    };
+    let dns = inner.proto == 17 && d.fragment.is_none_or(|f| f.offset == 0) && DNS_PORTS.contains(&d.sport);
+    (hash, dns)
+}
+
+/// The hash of a frame's pair (see the module doc) and whether it is a DNS answer.
+#[inline(always)]
+fn hash_of(linktype: u32, data: &[u8]) -> (u64, bool) {
+    match ip_header(linktype, data) {
+        Some(ip) if may_tunnel(ip) => decoded(linktype, data, ip),
+        Some(ip) => (flow_hash_ip(ip), dns_response_ip(ip)),
+        None => (0, false),
+    }
+}
+
+/// Hash of the frame's address pair (see the module doc), the same in both directions.
 pub fn flow_hash(linktype: u32, data: &[u8]) -> u64 {
-    ip_header(linktype, data).map_or(0, flow_hash_ip)
+    hash_of(linktype, data).0
 }
 
 /// The hash of an address pair, the same in either order.
@@ -70,10 +139,8 @@ fn of(hash: u64, n: usize) -> usize {
 /// worker learns from), from one look at the headers.
 #[inline]
 pub fn owner(linktype: u32, data: &[u8], n: usize) -> (usize, bool) {
-    match ip_header(linktype, data) {
-        Some(ip) => (of(flow_hash_ip(ip), n), dns_response_ip(ip)),
-        None => (of(0, n), false),
-    }
+    let (hash, dns) = hash_of(linktype, data);
+    (of(hash, n), dns)
 }
 
 /// [`owner`] as worker `mine` of a file every worker walks asks it: whether the frame is its
@@ -155,6 +222,37 @@ mod tests {
         for n in 2..9 {
             assert_eq!(record_worker(&r, n), worker_of(1, &f, n), "{n} workers");
         }
+    }
+
+    /// `payload` (an IPv4 packet) in VXLAN between `outer` addresses, over Ethernet.
+    fn in_vxlan(outer: ([u8; 4], [u8; 4]), payload: &[u8]) -> Vec<u8> {
+        use crate::decode::packet::tests::{eth, ipv4, udp, vxlan};
+        eth(0x0800, &ipv4(outer.0, outer.1, 17, &udp(49152, 4789, &vxlan(&eth(0x0800, payload)))))
+    }
+
+    #[test]
+    fn a_tunnel_is_shared_out_by_the_connections_inside() {
+        use crate::decode::packet::tests::{eth, ipv4, ipv4_frag, tcp, udp};
+        let mirror = ([172, 16, 0, 1], [172, 16, 0, 100]);
+        let mut seen = [0usize; 4];
+        for i in 0..400u32 {
+            let inner = ipv4([10, 0, (i >> 8) as u8, i as u8], [198, 51, 100, 7], 6, &tcp(40000, 443, b""));
+            let f = in_vxlan(mirror, &inner);
+            let w = worker_of(1, &f, 4);
+            seen[w] += 1;
+            // Where the same connection goes untunnelled, or through another tunnel.
+            assert_eq!(w, worker_of(1, &eth(0x0800, &inner), 4));
+            assert_eq!(w, worker_of(1, &in_vxlan(([172, 16, 0, 2], [172, 16, 0, 100]), &inner), 4));
+        }
+        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+        // A DNS answer inside a tunnel is one every worker learns from; a query is not.
+        let answer = ipv4([10, 0, 0, 53], [10, 0, 0, 9], 17, &udp(53, 40000, b"answer"));
+        let query = ipv4([10, 0, 0, 9], [10, 0, 0, 53], 17, &udp(40000, 53, b"query"));
+        assert!(is_dns_response(1, &in_vxlan(mirror, &answer)));
+        assert!(!is_dns_response(1, &in_vxlan(mirror, &query)));
+        // A fragment of a tunnel's datagram stays with the tunnel's pair, to be reassembled.
+        let carrier = ipv4_frag(mirror.0, mirror.1, 17, 7, 0, true, &udp(49152, 4789, &[0; 64]));
+        assert_eq!(flow_hash(101, &carrier), flow_hash_ip(&ipv4(mirror.0, mirror.1, 17, &[])));
     }
 
     #[test]

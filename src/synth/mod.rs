@@ -568,3 +568,38 @@ pub fn syn_flood<W: Write>(out: W, n: u64, seed: u64) -> io::Result<W> {
     }
     Ok(w.into_inner())
 }
+
+/// Traffic as a sensor receives it from a VXLAN mirror (AWS Traffic Mirroring sends this): every
+/// frame between the mirror's address and the sensor's (172.16.0.1 or .2 to 172.16.0.100), the
+/// mirrored packets inside. In it: a DNS answer that `flagged.example` is 203.0.113.80; 40 SYNs to
+/// that address untunnelled (from 10.9.9.x) and 40 through the mirror (from 10.8.8.x); then a
+/// connection from 10.7.7.7 to 198.51.100.9 mirrored from both its ends, each packet twice, in
+/// two tunnels. Ethernet frames; the same bytes every time.
+pub fn vxlan_mirror() -> io::Result<Vec<u8>> {
+    let vxlan = |from: &str, inner: &[u8]| {
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0x12, 0x34, 0];
+        vx.extend_from_slice(&ethernet(None, 0x0800, inner));
+        ethernet(None, 0x0800, &ip(addr(from), addr("172.16.0.100"), 17, udp(49152, 4789, &vx), Some(6)))
+    };
+    let mut w = PcapWriter::new(Vec::new(), 1)?;
+    let mut t = 1_700_000_000_000_000i64;
+    let mut put = |frame: Vec<u8>| {
+        t += 1;
+        w.frame(t, &frame)
+    };
+    let answer = dns_response(7, "flagged.example", 1, &[Rr::Addr("flagged.example", addr("203.0.113.80"))]);
+    put(vxlan("172.16.0.1", &ip(addr("10.0.0.53"), addr("10.0.0.9"), 17, udp(53, 40000, &answer), Some(6))))?;
+    for i in 0..40u8 {
+        let syn = |src: String| ip(addr(&src), addr("203.0.113.80"), 6, tcp(50_000, 443, 1, 0, SYN, &[]), Some(16));
+        put(ethernet(None, 0x0800, &syn(format!("10.9.9.{i}"))))?;
+        put(vxlan("172.16.0.1", &syn(format!("10.8.8.{i}"))))?;
+    }
+    let (client, server) = (addr("10.7.7.7"), addr("198.51.100.9"));
+    let syn = ip(client, server, 6, tcp(50_000, 443, 1, 0, SYN, &[]), Some(16));
+    let syn_ack = ip(server, client, 6, tcp(443, 50_000, 9, 2, SYN | ACK, &[]), Some(16));
+    for p in [&syn, &syn_ack] {
+        put(vxlan("172.16.0.1", p))?;
+        put(vxlan("172.16.0.2", p))?;
+    }
+    Ok(w.into_inner())
+}

@@ -20,7 +20,7 @@ use crate::cli::SetArgs;
 use crate::indicators::{load, IndicatorSet, Severity};
 use crate::matcher::Matcher;
 use crate::pipeline::engine::{Engine, Options, Sink};
-use crate::pipeline::shard::{is_dns_response, worker_of};
+use crate::pipeline::shard::owner;
 use crate::report::summary::Stats;
 use crate::report::{Alert, FlowEvent, Format, Writer};
 use crate::source::capture::Packet;
@@ -384,7 +384,7 @@ fn reader(
             Ok(p) => {
                 number += 1;
                 me.packets.fetch_add(1, Relaxed);
-                let w = worker_of(linktype, p.data, n);
+                let (w, dns) = owner(linktype, p.data, n);
                 if batches.iter().all(|b| b.frames.is_empty()) {
                     oldest = Instant::now();
                 }
@@ -399,7 +399,7 @@ fn reader(
                 }
                 // Every other worker learns from a DNS answer, queued before anything that
                 // follows it, so a connection to the address it gave is flagged wherever it lands.
-                if n > 1 && is_dns_response(linktype, p.data) {
+                if n > 1 && dns {
                     for v in (0..n).filter(|&v| v != w) {
                         let b = &mut batches[v];
                         b.frames.push((b.data.len() as u32, p.data.len() as u32, p.header.len, ts, number, true));
