@@ -148,12 +148,19 @@ fn tunnels_report_their_layer_and_outer_addresses() {
     assert_eq!(gre["match"]["layer"], "inner");
     assert_eq!(gre["tunnel"]["type"], "gre");
     assert_eq!(gre["tunnel"]["src_ip"], "192.0.2.1");
+    assert_eq!((gre["tunnel"]["proto"].as_str(), gre["tunnel"].get("src_port")), (Some("GRE"), None));
     let vx = find(&a, "dns.query", "dns.studiocloud.xyz");
     assert_eq!(vx["tunnel"]["type"], "vxlan");
     // Geneve from a cloud load balancer, and MPLS in UDP: read through to the application layer.
     let gv = find(&a, "tls.sni", "acqv.w8510.com");
     assert_eq!((gv["tunnel"]["type"].as_str(), gv["tunnel"]["src_ip"].as_str()), (Some("geneve"), Some("192.0.2.10")));
     assert_eq!((gv["src_ip"].as_str(), gv["dest_port"].as_u64()), (Some("10.9.9.11"), Some(443)));
+    // The outer ports and protocol, as in EVE's tunnel object.
+    let t = &gv["tunnel"];
+    assert_eq!(
+        (t["proto"].as_str(), t["src_port"].as_u64(), t["dest_port"].as_u64()),
+        (Some("UDP"), Some(50901), Some(6081))
+    );
     let mu = find(&a, "dns.query", "zdacxzd.w8510.com");
     assert_eq!(mu["tunnel"]["type"], "mpls-udp");
     // Only the outer layer: the inner addresses are not checked.

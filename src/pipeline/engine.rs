@@ -593,6 +593,9 @@ impl<'m, S: Sink> Engine<'m, S> {
                 (true, Some(o)) => Some(Box::new(Tunnel {
                     src_ip: o.src,
                     dest_ip: o.dst,
+                    src_port: (o.proto == 17).then_some(o.sport),
+                    dest_port: (o.proto == 17).then_some(o.dport),
+                    proto: proto_name(o.proto),
                     kind: o.tunnel.map(tunnel_name).unwrap_or("ip"),
                     depth: d.depth - 1,
                 })),

@@ -83,12 +83,19 @@ impl Field {
     }
 }
 
-/// The outer addresses of a tunnelled connection.
+/// The outermost layer of a tunnelled connection, as EVE's `tunnel` object has it (plus `type`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Tunnel {
     pub src_ip: IpAddr,
     pub dest_ip: IpAddr,
-    /// `gre`, `erspan`, `vxlan`, `gtp-u`, `ip-in-ip`, `teredo`.
+    /// The outer UDP ports of a tunnel in UDP (VXLAN, Geneve, GTP-U, Teredo, MPLS in UDP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest_port: Option<u16>,
+    /// The protocol the outer IP header carries: `UDP`, `GRE`, `IPv4`, `IPv6`.
+    pub proto: &'static str,
+    /// `gre`, `erspan`, `vxlan`, `geneve`, `gtp-u`, `ip-in-ip`, `teredo`, `mpls-udp`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// Number of encapsulations around the connection.

@@ -124,6 +124,16 @@ fn head(out: &mut Vec<u8>, timestamp: &str, event_type: &str, e: &impl Endpoints
         ip(out, t.src_ip);
         out.extend_from_slice(b",\"dest_ip\":");
         ip(out, t.dest_ip);
+        if let Some(p) = t.src_port {
+            out.extend_from_slice(b",\"src_port\":");
+            int(out, p);
+        }
+        if let Some(p) = t.dest_port {
+            out.extend_from_slice(b",\"dest_port\":");
+            int(out, p);
+        }
+        out.extend_from_slice(b",\"proto\":");
+        string(out, t.proto);
         out.extend_from_slice(b",\"type\":");
         string(out, t.kind);
         out.extend_from_slice(b",\"depth\":");
@@ -360,6 +370,9 @@ mod tests {
         let tunnel = maybe(r, |r| Tunnel {
             src_ip: ip(r),
             dest_ip: ip(r),
+            src_port: maybe(r, |r| r.below(65536) as u16),
+            dest_port: maybe(r, |r| r.below(65536) as u16),
+            proto: ["UDP", "GRE", "IPv4"][r.below(3) as usize],
             kind: ["gre", "vxlan", "gtp-u"][r.below(3) as usize],
             depth: r.below(256) as u8,
         });
