@@ -48,7 +48,7 @@ pub enum Command {
         Exit status: 0 = nothing flagged, 1 = something flagged, 2 = error, 130 = stopped by SIGINT/SIGTERM
         (the alerts found until then are written; a second signal ends it at once).")]
     Scan(ScanArgs),
-    /// Receive NetFlow v5/v9 and IPFIX on UDP and flag records as they arrive.
+    /// Receive NetFlow v5/v9, IPFIX and sFlow v5 on UDP and flag records as they arrive.
     #[command(after_help = "Examples:\n  \
         iocmatch collect --listen 0.0.0.0:2055 -o /var/log/iocmatch/alerts.json\n  \
         iocmatch collect --listen 127.0.0.1:4739 --indicators feed.csv --idle-exit 60\n\n\
@@ -105,7 +105,7 @@ pub struct ScanArgs {
     #[arg(long)]
     pub active_only: bool,
     /// Input format; by default each input is recognised by its content (captures, Zeek logs,
-    /// Suricata EVE, AWS/GCP/Azure flow logs, nfdump CSV; NetFlow/IPFIX inside captures).
+    /// Suricata EVE, AWS/GCP/Azure flow logs, nfdump CSV; NetFlow/IPFIX and sFlow inside captures).
     #[arg(long, value_enum, default_value = "auto")]
     pub input_format: pipeline::InputFormat,
     /// Writes every packet of every flagged connection (from its first packet) to FILE, a
@@ -131,7 +131,7 @@ pub struct ScanArgs {
 
 #[derive(Args, Debug)]
 pub struct CollectArgs {
-    /// UDP address to listen on (NetFlow usually 2055, IPFIX 4739).
+    /// UDP address to listen on (NetFlow usually 2055, IPFIX 4739, sFlow 6343).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: std::net::SocketAddr,
     #[command(flatten)]
@@ -411,7 +411,7 @@ fn collect(a: CollectArgs) -> Result<u8, String> {
     let quiet = a.quiet;
     let res = pipeline::collect::collect(&matcher, a.listen, engine::Options::default(), &mut writer, stop, |addr| {
         if !quiet {
-            eprintln!("iocmatch: listening for NetFlow/IPFIX on udp {addr}");
+            eprintln!("iocmatch: listening for NetFlow/IPFIX/sFlow on udp {addr}");
         }
     })
     .map_err(|e| format!("udp {}: {e}", a.listen))?;

@@ -129,3 +129,61 @@ fn collect_flags_v5_v9_and_ipfix_records_on_loopback() {
     assert!(rest.contains(&format!("{datagrams} packets")), "{rest}");
     assert!(rest.contains(&format!("{} flow-log records, 0 skipped", all.len())), "{rest}");
 }
+
+/// sFlow datagrams on the same socket as NetFlow: each sampled packet is matched, and its alert
+/// says it was sampled (1 in 1024) and by which exporter.
+#[test]
+fn collect_reads_sflow_samples_too() {
+    use iocmatch::synth::{addr, ethernet, ip, sflow_datagram, tcp};
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("iocs.csv");
+    std::fs::write(&csv, "indicator,type\n198.51.100.0/24,cidr\n").unwrap();
+    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_iocmatch"))
+        .args(["collect", "--listen", &listen, "--no-default-set", "--idle-exit", "1", "--indicators"])
+        .arg(&csv)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start iocmatch collect");
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut guard = Guard(child);
+    let mut stderr = BufReader::new(guard.0.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "collect exited before listening");
+    }
+    let syn = |dst: &str| {
+        ethernet(None, 0x0800, &ip(addr("10.0.0.9"), addr(dst), 6, tcp(40000, 443, 1, 0, 0x02, &[]), Some(16)))
+    };
+    let (clean, flagged) = (syn("192.0.2.7"), syn("198.51.100.7"));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(&sflow_datagram([127, 0, 0, 1], 41, 1024, &[&clean, &flagged], 128), &listen).unwrap();
+    // Bounded: the collector leaves after 1 s without a datagram; the guard kills it otherwise.
+    let t = Instant::now();
+    while guard.0.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(20), "collect did not exit on its own");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    guard.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let alerts: Vec<Value> =
+        out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|v| v["event_type"] == "alert").collect();
+    assert_eq!(alerts.len(), 1, "{out}\n{rest}");
+    let (a, c) = (&alerts[0], &alerts[0]["capture"]);
+    assert_eq!((a["dest_ip"].as_str(), a["match"]["field"].as_str()), (Some("198.51.100.7"), Some("flow.dst")));
+    assert_eq!(c["sampling_rate"], 1024);
+    assert_eq!(c["sequence"], 41);
+    assert_eq!(c["exporter"], sock.local_addr().unwrap().to_string());
+    assert!(rest.contains("2 flow-log records, 0 skipped"), "{rest}");
+}

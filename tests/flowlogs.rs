@@ -365,3 +365,62 @@ fn the_same_input_gives_the_same_output_twice() {
         assert!(run() == first, "a second run wrote different output");
     }
 }
+
+/// sFlow: a switch samples 1 packet in N and sends its first bytes to a collector. A capture of
+/// that export traffic (UDP 6343) is read as a flow log whose records are the sampled packets:
+/// their addresses, a whole DNS message and the DNS correlation it feeds, a ClientHello where
+/// the sample is long enough to hold it; each alert says the packet was sampled, and how.
+#[test]
+fn sflow_samples_in_a_capture_are_matched_with_their_sampling_rate() {
+    use iocmatch::synth::{addr, dns_response, ethernet, ip, sflow_datagram, tcp, tls_client_hello, udp, Rr};
+    let dir = tempfile::tempdir().unwrap();
+    let ind = dir.path().join("ind.csv");
+    std::fs::write(&ind, "indicator,type\nflagged.example,domain\n198.51.100.0/24,cidr\n").unwrap();
+    let frame = |p: Vec<u8>| ethernet(None, 0x0800, &p);
+    let answer = dns_response(7, "c2.flagged.example", 1, &[Rr::Addr("c2.flagged.example", addr("203.0.113.80"))]);
+    let dns = frame(ip(addr("10.0.0.53"), addr("10.0.0.9"), 17, udp(53, 40000, &answer), Some(6)));
+    let syn = |dst: &str, sport| frame(ip(addr("10.0.0.9"), addr(dst), 6, tcp(sport, 443, 1, 0, 0x02, &[]), Some(16)));
+    let hello = tls_client_hello(Some("www.flagged.example"));
+    let tls = frame(ip(addr("10.0.0.9"), addr("192.0.2.80"), 6, tcp(40003, 443, 2, 1, 0x18, &hello), Some(16)));
+    let arp = ethernet(None, 0x0806, &[0; 28]);
+    let (flagged, resolved) = (syn("198.51.100.7", 40001), syn("203.0.113.80", 40002));
+    let datagrams = vec![
+        // The default 128 bytes: the DNS answer whole, the ClientHello cut short.
+        sflow_datagram([192, 0, 2, 1], 1, 512, &[&dns, &flagged, &tls, &arp], 128),
+        sflow_datagram([192, 0, 2, 1], 2, 512, &[&resolved, &tls], 1024),
+    ];
+    let capture = dir.path().join("sflow.pcap");
+    let (ex, co) = ("10.99.0.1:50000".parse().unwrap(), "10.99.0.2:6343".parse().unwrap());
+    std::fs::write(&capture, flows::export_pcap(&datagrams, ex, co)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_iocmatch"))
+        .args(["scan", "--no-default-set", "--indicators"])
+        .args([&ind, &capture])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event_type"] == "alert")
+        .collect();
+    let field = |f: &str| -> Vec<&Value> { alerts.iter().filter(|a| a["match"]["field"] == f).collect() };
+    let fields: BTreeSet<&str> = alerts.iter().map(|a| a["match"]["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, BTreeSet::from(["dns.query", "flow.dst", "dns.resolved", "tls.sni"]), "{alerts:#?}");
+    assert_eq!(field("dns.query")[0]["match"]["value"], "c2.flagged.example");
+    assert_eq!(field("flow.dst")[0]["dest_ip"], "198.51.100.7");
+    let r = field("dns.resolved")[0];
+    assert_eq!(
+        (r["dest_ip"].as_str(), r["match"]["resolved_from"].as_str()),
+        (Some("203.0.113.80"), Some("c2.flagged.example"))
+    );
+    let sni = field("tls.sni");
+    assert_eq!(sni.len(), 1, "only the long sample holds the whole ClientHello: {sni:#?}");
+    assert_eq!(sni[0]["capture"]["sequence"], 2);
+    for a in &alerts {
+        let c = &a["capture"];
+        assert_eq!((c["sampling_rate"].as_u64(), c["exporter"].as_str()), (Some(512), Some("10.99.0.1:50000")), "{a}");
+    }
+    // Six samples: the ARP frame holds no IP packet, and is counted, not lost.
+    assert!(err.contains("5 flow-log records, 1 skipped"), "{err}");
+}

@@ -1,5 +1,5 @@
-//! `iocmatch collect`: a NetFlow v5/v9/IPFIX collector on UDP that matches records as they
-//! arrive and writes alerts like `scan`.
+//! `iocmatch collect`: a NetFlow v5/v9/IPFIX and sFlow v5 collector on UDP that matches records
+//! as they arrive and writes alerts like `scan`.
 //!
 //! One engine, one socket: export traffic is modest (a 30-record v5 datagram per few thousand
 //! flows), so a single thread keeps up; templates are cached per exporter, bounded.

@@ -642,7 +642,9 @@ impl<'m, S: Sink> Engine<'m, S> {
         if inner.proto == 17 && dir == 0 && !d.payload.is_empty() {
             if conn.netflow {
                 export = true;
-            } else if !conn.app_done[0] && ![53, 5353, 5355].contains(&d.dport) && NetflowDecoder::looks_like(d.payload)
+            } else if !conn.app_done[0]
+                && ![53, 5353, 5355].contains(&d.dport)
+                && (NetflowDecoder::looks_like(d.payload) || d.dport == sflow::PORT && sflow::looks_like(d.payload))
             {
                 conn.netflow = true;
                 conn.app_done[0] = true;
@@ -1160,9 +1162,13 @@ impl<S: Sink> Core<'_, S> {
         let (packet, line, exporter, sequence) = match self.pos {
             Pos::Packet(n) => (Some(n), None, None, None),
             Pos::Line(n) => (None, Some(n), None, None),
-            Pos::Export(e, s) => (Some(self.packet).filter(|n| *n > 0), None, e, s),
+            Pos::Export(e, s, _) => (Some(self.packet).filter(|n| *n > 0), None, e, s),
         };
-        Origin { file, packet, line, exporter, sequence }
+        let sampling_rate = match self.pos {
+            Pos::Export(_, _, rate) => rate,
+            _ => None,
+        };
+        Origin { file, packet, line, exporter, sequence, sampling_rate }
     }
 
     /// A connection ended: the flow summary of a flagged one.
@@ -1215,6 +1221,7 @@ impl<S: Sink> Core<'_, S> {
                 line: None,
                 exporter: None,
                 sequence: None,
+                sampling_rate: None,
             },
         };
         self.sink.flow(ev);
@@ -1226,7 +1233,8 @@ impl<S: Sink> Core<'_, S> {
 enum Pos {
     Packet(u64),
     Line(u64),
-    Export(Option<std::net::SocketAddr>, Option<u32>),
+    /// Exporter, sequence number, sampling rate.
+    Export(Option<std::net::SocketAddr>, Option<u32>, Option<u32>),
 }
 
 enum Progress {
@@ -1235,6 +1243,7 @@ enum Progress {
 }
 
 use crate::source::flowlog::netflow::NetflowDecoder;
+use crate::source::flowlog::sflow;
 use crate::source::flowlog::Record;
 
 impl<'m, S: Sink> Engine<'m, S> {
@@ -1271,7 +1280,8 @@ impl<'m, S: Sink> Engine<'m, S> {
         let core = &mut self.core;
         core.stats.records += 1;
         core.ts = r.ts_micros;
-        core.pos = if r.exporter.is_some() { Pos::Export(r.exporter, r.sequence) } else { Pos::Line(r.line) };
+        core.pos =
+            if r.exporter.is_some() { Pos::Export(r.exporter, r.sequence, r.sampling_rate) } else { Pos::Line(r.line) };
         let (Some(src), Some(dst)) = (r.src, r.dst) else {
             // Name-only records (rare): no connection to attach them to.
             core.stats.records_skipped += 1;
@@ -1387,9 +1397,12 @@ impl<'m, S: Sink> Engine<'m, S> {
         self.export_datagram(exporter, payload, ts);
     }
 
-    /// One NetFlow v5/v9 or IPFIX datagram from `exporter` (the collector, or a capture of
-    /// export traffic). Malformed datagrams are counted, never fatal.
+    /// One sFlow v5, NetFlow v5/v9 or IPFIX datagram from `exporter` (the collector, or a
+    /// capture of export traffic). Malformed datagrams are counted, never fatal.
     pub fn export_datagram(&mut self, exporter: std::net::SocketAddr, payload: &[u8], ts_micros: i64) {
+        if sflow::looks_like(payload) {
+            return self.sflow_datagram(exporter, payload, ts_micros);
+        }
         let packet = self.core.packet;
         self.core.ts = ts_micros;
         let mut warnings = Vec::new();
@@ -1414,6 +1427,32 @@ impl<'m, S: Sink> Engine<'m, S> {
             }
         }
         // Back to the capture's own position, and the datagram's time (each record set its own).
+        self.core.packet = packet;
+        self.core.ts = ts_micros;
+        self.core.pos = Pos::Packet(packet);
+    }
+
+    /// One sFlow v5 datagram: each sampled packet is matched as a flow record (see
+    /// [`super::sampled`]). A sample that holds no IP packet is counted as a skipped record.
+    fn sflow_datagram(&mut self, exporter: std::net::SocketAddr, payload: &[u8], ts_micros: i64) {
+        let packet = self.core.packet;
+        let skipped = std::cell::Cell::new(0u64);
+        let res = sflow::read(
+            payload,
+            |d, s| match super::sampled::record(&s, exporter, d.sequence, ts_micros) {
+                Some(r) => self.record(&r),
+                None => skipped.set(skipped.get() + 1),
+            },
+            || skipped.set(skipped.get() + 1),
+        );
+        self.core.stats.records_skipped += skipped.get();
+        if let Err(e) = res {
+            self.core.stats.records_skipped += 1;
+            if self.core.stats.input_errors.len() < 100 {
+                let f = self.core.files.get(self.core.file as usize).cloned().unwrap_or_else(|| Arc::from(""));
+                self.core.stats.input_errors.push(format!("{f}: packet {packet}: {e}"));
+            }
+        }
         self.core.packet = packet;
         self.core.ts = ts_micros;
         self.core.pos = Pos::Packet(packet);

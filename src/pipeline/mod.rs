@@ -8,6 +8,7 @@ pub mod engine;
 mod flow_tests;
 #[cfg(test)]
 mod packet_tests;
+pub(crate) mod sampled;
 pub mod shard;
 pub mod workers;
 

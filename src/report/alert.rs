@@ -226,11 +226,15 @@ pub struct Origin {
     pub packet: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
-    /// NetFlow/IPFIX exporter and sequence number.
+    /// NetFlow/IPFIX/sFlow exporter and sequence number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exporter: Option<std::net::SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sequence: Option<u32>,
+    /// The packet was sampled, 1 in this many (sFlow): a hit proves contact, a miss proves
+    /// nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling_rate: Option<u32>,
 }
 
 /// EVE's own `alert` object, so dashboards built on it show ours.

@@ -164,6 +164,10 @@ fn origin(out: &mut Vec<u8>, o: &Origin) {
         out.extend_from_slice(b",\"sequence\":");
         int(out, n);
     }
+    if let Some(n) = o.sampling_rate {
+        out.extend_from_slice(b",\"sampling_rate\":");
+        int(out, n);
+    }
     out.push(b'}');
 }
 
@@ -382,6 +386,7 @@ mod tests {
             line: maybe(r, |r| r.below(1 << 40)),
             exporter: maybe(r, |r| SocketAddr::new(ip(r), r.below(65536) as u16)),
             sequence: maybe(r, |r| r.next_u64() as u32),
+            sampling_rate: maybe(r, |r| r.next_u64() as u32),
         };
         (ip(r), r.below(65536) as u16, ip(r), r.below(65536) as u16, vlan, tunnel, capture)
     }

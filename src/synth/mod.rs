@@ -603,3 +603,33 @@ pub fn vxlan_mirror() -> io::Result<Vec<u8>> {
     }
     Ok(w.into_inner())
 }
+
+/// An sFlow v5 datagram as a switch sends it to a collector: from agent `agent`, datagram
+/// `sequence`, one flow sample per frame of `frames` (Ethernet), each sampled 1 in `rate` and
+/// cut to its first `snap` bytes (agents keep 128 by default), with a counter sample first.
+pub fn sflow_datagram(agent: [u8; 4], sequence: u32, rate: u32, frames: &[&[u8]], snap: usize) -> Vec<u8> {
+    fn words(out: &mut Vec<u8>, w: &[u32]) {
+        for v in w {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+    let mut d = Vec::new();
+    words(&mut d, &[5, 1]);
+    d.extend_from_slice(&agent);
+    words(&mut d, &[0, sequence, 3_600_000, frames.len() as u32 + 1]);
+    words(&mut d, &[2, 8, 1, 0]); // a counter sample: skipped by collectors that want flows
+    for (i, frame) in frames.iter().enumerate() {
+        let header = &frame[..frame.len().min(snap)];
+        let padded = header.len().div_ceil(4) * 4;
+        let mut record = Vec::new();
+        words(&mut record, &[1, 16 + padded as u32, 1, frame.len() as u32 + 4, 4, header.len() as u32]);
+        record.extend_from_slice(header);
+        record.resize(8 + 16 + padded, 0);
+        let mut sample = Vec::new();
+        words(&mut sample, &[sequence.wrapping_mul(64) + i as u32, 7, rate, rate * (i as u32 + 1), 0, 7, 9, 1]);
+        sample.extend_from_slice(&record);
+        words(&mut d, &[1, sample.len() as u32]);
+        d.extend_from_slice(&sample);
+    }
+    d
+}

@@ -172,7 +172,7 @@ pub struct Conn {
     /// Whether the client (the side that spoke first, or sent the SYN) is the higher endpoint
     /// of the connection's key. The table sets it when it files the connection.
     pub client_hi: bool,
-    /// Carries NetFlow/IPFIX export packets.
+    /// Carries NetFlow/IPFIX or sFlow export packets.
     pub netflow: bool,
     pub vlan_count: u8,
     /// Always [`Live::Yes`]. Its 255 other values are the largest niche in a connection, so a

@@ -32,6 +32,7 @@ mod eve;
 mod eve_fast;
 pub mod netflow;
 mod nfdump;
+pub mod sflow;
 mod swar;
 pub(crate) mod zeek;
 
@@ -63,6 +64,8 @@ pub struct Record {
     /// NetFlow/IPFIX exporter and export-packet sequence number.
     pub exporter: Option<std::net::SocketAddr>,
     pub sequence: Option<u32>,
+    /// 1 in how many packets the record stands for (an sFlow sample); none when not sampled.
+    pub sampling_rate: Option<u32>,
 }
 
 /// The names an application event carries (see [`Record::names`]).
