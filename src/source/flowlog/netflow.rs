@@ -193,6 +193,12 @@ fn addr(v: &[u8]) -> Option<IpAddr> {
 }
 
 /// µs since the epoch of an NTP 64-bit timestamp (seconds since 1900, binary fraction).
+/// `t` units of `per` microseconds each; none past what an `i64` of microseconds holds (a
+/// field of 8 bytes may say anything).
+fn micros(t: u64, per: i64) -> Option<i64> {
+    i64::try_from(t).ok()?.checked_mul(per)
+}
+
 fn ntp_micros(v: u64) -> i64 {
     let secs = (v >> 32) as i64 - 2_208_988_800;
     let frac = ((v & 0xFFFF_FFFF) * 1_000_000) >> 32;
@@ -651,10 +657,10 @@ fn decode_record(t: &Template, b: &[u8], ctx: &Ctx) -> Option<(Option<Record>, u
             Ie::FirstUptime => first_up = uint(v),
             Ie::LastUptime => last_up = uint(v),
             Ie::SysInitMs => sys_init = uint(v),
-            Ie::StartSec => set_time(&mut start, &mut start_rank, 2, uint(v).map(|s| s as i64 * 1_000_000)),
-            Ie::EndSec => set_time(&mut end, &mut end_rank, 2, uint(v).map(|s| s as i64 * 1_000_000)),
-            Ie::StartMs => set_time(&mut start, &mut start_rank, 4, uint(v).map(|s| s as i64 * 1000)),
-            Ie::EndMs => set_time(&mut end, &mut end_rank, 4, uint(v).map(|s| s as i64 * 1000)),
+            Ie::StartSec => set_time(&mut start, &mut start_rank, 2, uint(v).and_then(|s| micros(s, 1_000_000))),
+            Ie::EndSec => set_time(&mut end, &mut end_rank, 2, uint(v).and_then(|s| micros(s, 1_000_000))),
+            Ie::StartMs => set_time(&mut start, &mut start_rank, 4, uint(v).and_then(|s| micros(s, 1000))),
+            Ie::EndMs => set_time(&mut end, &mut end_rank, 4, uint(v).and_then(|s| micros(s, 1000))),
             Ie::StartNtp if v.len() == 8 => set_time(&mut start, &mut start_rank, 3, uint(v).map(ntp_micros)),
             Ie::EndNtp if v.len() == 8 => set_time(&mut end, &mut end_rank, 3, uint(v).map(ntp_micros)),
             _ => {}
@@ -669,7 +675,7 @@ fn decode_record(t: &Template, b: &[u8], ctx: &Ctx) -> Option<(Option<Record>, u
     let uptime_abs = |t: u64| -> Option<i64> {
         let t = t as u32;
         match (ctx.uptime_ms, sys_init) {
-            (_, Some(init)) => Some((init as i64 + t as i64) * 1000),
+            (_, Some(init)) => init.checked_add(u64::from(t)).and_then(|ms| micros(ms, 1000)),
             (Some(up), None) => Some((ctx.now_ms - up.wrapping_sub(t) as i32 as i64) * 1000),
             (None, None) => None,
         }
