@@ -73,17 +73,20 @@ impl Lab {
 
     /// Runs `f` on a thread that has joined the peer namespace.
     fn in_peer<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = PathBuf::from("/run/netns").join(&self.peer_ns);
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).expect("opening the peer namespace");
-            // SAFETY: setns on this thread only; the fd is valid for the call.
-            let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("peer thread")
+        in_ns(&self.peer_ns, f).join().expect("peer thread")
     }
+}
+
+/// Runs `f` on a new thread that has joined network namespace `ns`.
+fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+    let path = PathBuf::from("/run/netns").join(ns);
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).expect("opening the namespace");
+        // SAFETY: setns on this thread only; the fd is valid for the call.
+        let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
 }
 
 impl Drop for Lab {
@@ -103,8 +106,13 @@ struct Watch {
 
 impl Watch {
     fn start(lab: &Lab, out: &Path, extra: &[&str]) -> Watch {
-        let mut args =
-            vec!["netns", "exec", &lab.sensor_ns, BIN, "watch", "-i", &lab.sensor_if, "--stats-interval", "1"];
+        Watch::start_on(lab, &["-i", &lab.sensor_if], out, extra)
+    }
+
+    /// `watch` reading from `source` (`-i IFACE`, or `--nfqueue N`).
+    fn start_on(lab: &Lab, source: &[&str], out: &Path, extra: &[&str]) -> Watch {
+        let mut args = vec!["netns", "exec", &lab.sensor_ns, BIN, "watch", "--stats-interval", "1"];
+        args.extend_from_slice(source);
         args.extend_from_slice(&["-o", out.to_str().unwrap()]);
         args.extend_from_slice(extra);
         let mut child = Command::new("ip")
@@ -338,6 +346,76 @@ fn a_mirror_tunnel_is_shared_out_by_the_connections_inside() {
     assert_eq!(alerts.iter().filter(|a| a["match"]["field"] == "dns.resolved").count(), 80, "{alerts:#?}");
     let mirrored: Vec<_> = all.iter().filter(|a| a["dest_ip"] == "198.51.100.9").collect();
     assert_eq!(mirrored.len(), 2, "one alert and one flow event: {mirrored:#?}");
+}
+
+/// Inline on a netfilter queue: every packet the rule queues waits for its verdict. Monitoring
+/// (no `--block`), a flagged connection goes through and is alerted on; with `--block` the SYN to
+/// a flagged address and the DNS query for a flagged name are dropped, while the rest of the
+/// traffic on the same queue goes through. Skips where `iptables-legacy` is missing.
+#[test]
+fn inline_on_nfqueue_blocks_flagged_connections_only_when_asked() {
+    if Command::new("iptables-legacy").arg("-V").output().map(|o| !o.status.success()).unwrap_or(true) {
+        eprintln!("skipped: no iptables-legacy (apt-get install iptables)");
+        return;
+    }
+    let Some(lab) = Lab::new(17) else { return };
+    let flagged_ip = Ipv4Addr::new(198, 18, 17, 3);
+    ip(&["-n", &lab.sensor_ns, "addr", "add", "198.18.17.3/24", "dev", &lab.sensor_if]).unwrap();
+    for proto in ["udp", "tcp"] {
+        let port = if proto == "udp" { "53" } else { "8080" };
+        let rule = ["-A", "INPUT", "-p", proto, "--dport", port, "-j", "NFQUEUE", "--queue-num", "7", "--queue-bypass"];
+        let st = Command::new("ip").args(["netns", "exec", &lab.sensor_ns, "iptables-legacy"]).args(rule).status();
+        assert!(st.unwrap().success(), "iptables-legacy in the sensor namespace");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.csv");
+    std::fs::write(&feed, format!("indicator,type\nflagged.example,domain\n{flagged_ip},ipv4\n")).unwrap();
+    let (sensor_ip, lab_ns) = (lab.sensor_ip, lab.sensor_ns.clone());
+    // The sensor's services: a DNS port that lists what reaches it, and two TCP listeners.
+    let serve = move || {
+        in_ns(&lab_ns, move || {
+            let dns = UdpSocket::bind(SocketAddrV4::new(sensor_ip, 53)).unwrap();
+            dns.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+            let l1 = std::net::TcpListener::bind(SocketAddrV4::new(sensor_ip, 8080)).unwrap();
+            let l3 = std::net::TcpListener::bind(SocketAddrV4::new(flagged_ip, 8080)).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 512];
+            while let Ok((n, _)) = dns.recv_from(&mut buf) {
+                got.push(buf[..n].to_vec());
+            }
+            drop((l1, l3));
+            got
+        })
+    };
+    let connect = |to: Ipv4Addr| {
+        std::net::TcpStream::connect_timeout(&SocketAddrV4::new(to, 8080).into(), Duration::from_millis(700)).is_ok()
+    };
+    for block in [false, true] {
+        let server = serve();
+        std::thread::sleep(Duration::from_millis(200));
+        let out = dir.path().join(format!("alerts-{block}.json"));
+        let mut extra = vec!["--no-default-set", "--indicators", feed.to_str().unwrap()];
+        if block {
+            extra.push("--block");
+        }
+        let w = Watch::start_on(&lab, &["--nfqueue", "7"], &out, &extra);
+        send_queries(&lab, &["c2.flagged.example", "harmless.example"]);
+        let reached = lab.in_peer(move || (connect(sensor_ip), connect(flagged_ip)));
+        let received = server.join().unwrap();
+        let names = |q: &[u8]| String::from_utf8_lossy(q).to_string();
+        w.wait_alert("flagged.example", "dns.query", Duration::from_secs(10));
+        w.wait_alert(&flagged_ip.to_string(), "ip.dst", Duration::from_secs(10));
+        let (code, log) = w.stop();
+        assert_eq!(code, 0);
+        assert!(reached.0, "block={block}: the clean connection must go through");
+        assert_eq!(reached.1, !block, "block={block}: the connection to the flagged address");
+        let flagged_seen = received.iter().any(|q| names(q).contains("flagged"));
+        assert_eq!(flagged_seen, !block, "block={block}: the flagged query reached the server");
+        assert!(received.iter().any(|q| names(q).contains("harmless")), "block={block}: the harmless query");
+        let stats = stat_line(&log);
+        assert_eq!(stats.contains("packets blocked"), block, "{stats}");
+    }
+    let _ = Command::new("ip").args(["netns", "exec", &lab.sensor_ns, "iptables-legacy", "-F"]).status();
 }
 
 /// An indicator feed given as a pipe (`--indicators <(curl ...)`) is read once: SIGHUP (which

@@ -556,6 +556,19 @@ impl<'m, S: Sink> Engine<'m, S> {
         self.inspect(&d, p.data.len());
     }
 
+    /// Whether the connection of packet `p` (inspected just before) has raised an alert: what
+    /// an inline sensor drops with `--block`. Read again here rather than remembered by
+    /// [`Self::packet`], which runs for every packet of every scan.
+    pub fn flagged(&self, p: &Packet<'_>) -> bool {
+        let mut d = Decoded::default();
+        if packet::decode(p.linktype, p.data, true, &mut d).is_err() {
+            return false;
+        }
+        let Some(inner) = d.innermost() else { return false };
+        let (key, _) = ConnKey::new(inner.proto, (inner.src, d.sport), (inner.dst, d.dport));
+        self.conns.get(&key).is_some_and(|c| c.flagged())
+    }
+
     /// A segment of a known TCP connection that changes nothing but its counters and closing
     /// flags, counted as [`Self::inspect`] would; false (and nothing changed) for anything else:
     /// a new connection, an old one to end or restart, a SYN, or data still to be read.

@@ -34,6 +34,8 @@ pub struct Stats {
     pub resolved_derived: u64,
     pub alerts: u64,
     pub alerts_inactive_dropped: u64,
+    /// Packets of flagged connections an inline sensor dropped (`watch --nfqueue --block`).
+    pub blocked: u64,
     pub alerts_by_set: BTreeMap<String, u64>,
     /// Set, then indicator.
     pub alerts_by_indicator: HashMap<String, HashMap<String, u64>>,
@@ -91,6 +93,7 @@ impl Stats {
         self.resolved_derived += o.resolved_derived;
         self.alerts += o.alerts;
         self.alerts_inactive_dropped += o.alerts_inactive_dropped;
+        self.blocked += o.blocked;
         for (k, v) in o.alerts_by_set {
             *self.alerts_by_set.entry(k).or_default() += v;
         }
@@ -170,6 +173,9 @@ impl Stats {
             "  app       {} DNS messages ({} unreadable), {} TLS ClientHellos ({} unreadable), {} server certificates, {} HTTP requests, {} DNS-derived addresses",
             self.dns_messages, self.dns_errors, self.tls_client_hellos, self.tls_errors, self.certs_seen, self.http_requests, self.resolved_derived
         );
+        if self.blocked > 0 {
+            let _ = writeln!(s, "  blocked   {} packets of flagged connections dropped", self.blocked);
+        }
         let _ = writeln!(s, "  alerts    {}", self.alerts);
         if self.alerts_inactive_dropped > 0 {
             let _ = writeln!(

@@ -1,5 +1,6 @@
-//! The live sensor's threads: readers (libpcap), workers (engines), the alert writer, and the
-//! main thread's control loop (signals, reloads, statistics).
+//! The live sensor's threads: readers (libpcap), workers (engines; inline, each on a netfilter
+//! queue of its own), the alert writer, and the main thread's control loop (signals, reloads,
+//! statistics).
 
 use std::cell::Cell;
 use std::io::Write;
@@ -331,12 +332,113 @@ fn worker(c: WorkerCtx) -> Stats {
     stats
 }
 
+/// An inline worker: reads its netfilter queue, inspects each packet as a captured frame, and
+/// gives it its verdict: accepted, or dropped with `block` when its connection has raised an
+/// alert. Between packets it learns what the other workers share and takes a reloaded set.
+///
+/// The queue is read without blocking, so that the stop flag is seen on a quiet link: after a
+/// run of empty reads the worker sleeps 200 µs between them, which is the most a packet waits
+/// after a quiet spell. The kernel accepts packets itself when the queue is full (fail-open),
+/// and the rule's `--queue-bypass` does when no worker is bound: a sensor that falls behind or
+/// stops never cuts the network.
+fn inline_worker(c: WorkerCtx, mut q: nfq::Queue, num: u16, block: bool, stop: Arc<AtomicBool>) -> Stats {
+    let generation = Rc::new(Cell::new(c.sets.generation.load(SeqCst)));
+    let sink = WorkerSink { out: c.out, peers: c.peers, generation: generation.clone(), shared_dropped: 0 };
+    let mut engine = Engine::shared(c.sets.current.load_full(), c.opts, sink);
+    engine.begin_file(c.label);
+    let mine = &c.metrics.workers[c.index];
+    let publish = |e: &Engine<'_, WorkerSink>| {
+        let s = e.stats();
+        mine.packets.store(s.packets, Relaxed);
+        mine.bytes.store(s.bytes, Relaxed);
+        mine.conns.store(s.conns, Relaxed);
+        mine.conns_evicted.store(s.conns_evicted, Relaxed);
+        mine.alerts.store(s.alerts, Relaxed);
+        mine.dns_derived.store(s.resolved_derived, Relaxed);
+        mine.blocked.store(s.blocked, Relaxed);
+    };
+    let (mut number, mut empty) = (0u64, 0u32);
+    while !stop.load(Relaxed) {
+        while let Ok(msg) = c.rx.try_recv() {
+            if let ToWorker::Resolved(g, ip, r) = msg {
+                if g == generation.get() {
+                    engine.learn_resolved(ip, r);
+                }
+            }
+        }
+        let g = c.sets.generation.load(SeqCst);
+        if g != generation.get() {
+            engine.set_matcher(c.sets.current.load_full());
+            generation.set(g);
+        }
+        let mut msg = match q.recv() {
+            Ok(msg) => msg,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if empty == 0 {
+                    publish(&engine);
+                }
+                empty = empty.saturating_add(1);
+                if empty > 64 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log!("nfqueue {num}: {e}; this worker stops (the rule's --queue-bypass lets packets through)");
+                break;
+            }
+        };
+        empty = 0;
+        number += 1;
+        let ts = msg
+            .get_timestamp()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or_else(crate::time::now_micros, |d| d.as_micros() as i64);
+        let data = msg.get_payload();
+        let wire = u32::try_from(msg.get_original_len()).unwrap_or(u32::MAX).max(data.len() as u32);
+        let p = Packet { linktype: crate::decode::packet::LINKTYPE_RAW, ts_micros: ts, data, wire_len: wire, number };
+        engine.packet(&p);
+        let drop = block && engine.flagged(&p);
+        if drop {
+            engine.stats_mut().blocked += 1;
+        }
+        msg.set_verdict(if drop { nfq::Verdict::Drop } else { nfq::Verdict::Accept });
+        if let Err(e) = q.verdict(msg) {
+            log!("nfqueue {num}: verdict: {e}");
+        }
+        if number % 256 == 0 {
+            publish(&engine);
+        }
+    }
+    let _ = q.unbind(num);
+    let (stats, sink, _) = engine.finish();
+    publish_final(mine, &stats, sink.shared_dropped);
+    stats
+}
+
+/// Opens and binds netfilter queue `num`, failing open (see [`inline_worker`]).
+fn open_queue(num: u16) -> Result<nfq::Queue, String> {
+    let why = |e: std::io::Error| {
+        format!(
+            "nfqueue {num}: {e} (needs root or CAP_NET_ADMIN, a kernel with NFQUEUE, and no other reader bound to it)"
+        )
+    };
+    let mut q = nfq::Queue::open().map_err(why)?;
+    q.bind(num).map_err(why)?;
+    q.set_fail_open(num, true).map_err(why)?;
+    q.set_queue_max_len(num, 8192).map_err(why)?;
+    q.set_nonblocking(true);
+    Ok(q)
+}
+
 fn publish_final(w: &super::metrics::Worker, s: &Stats, shared_dropped: u64) {
     w.packets.store(s.packets, Relaxed);
     w.bytes.store(s.bytes, Relaxed);
     w.conns.store(s.conns, Relaxed);
     w.conns_evicted.store(s.conns_evicted, Relaxed);
     w.alerts.store(s.alerts, Relaxed);
+    w.blocked.store(s.blocked, Relaxed);
     w.shared_dropped.store(shared_dropped, Relaxed);
 }
 
@@ -493,10 +595,16 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
     }
     let n_ind = matcher.len();
     sys::install_handlers()?;
-    let workers = a
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).saturating_sub(1))
-        .max(1);
+    // Inline, each queue has a worker of its own.
+    let queues: Vec<u16> = a.nfqueue.map(|(first, last)| (first..=last).collect()).unwrap_or_default();
+    let inline = !queues.is_empty();
+    let workers = if inline {
+        queues.len()
+    } else {
+        a.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).saturating_sub(1))
+            .max(1)
+    };
     let metrics = Arc::new(Metrics::new(&a.interfaces, workers));
     metrics.indicators.store(n_ind as u64, Relaxed);
 
@@ -504,6 +612,10 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
     let mut caps = Vec::new();
     for iface in &a.interfaces {
         caps.push(open_capture(&a, iface)?);
+    }
+    let mut nfqs = Vec::new();
+    for &num in &queues {
+        nfqs.push(open_queue(num)?);
     }
     let listener = match a.metrics {
         Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| format!("--metrics {addr}: {e}"))?),
@@ -558,7 +670,13 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
         honour_ttl: true,
         ..Default::default()
     };
-    let label: Arc<str> = Arc::from(format!("live:{}", a.interfaces.join(",")));
+    let label: Arc<str> = match a.nfqueue {
+        Some((first, last)) if first == last => Arc::from(format!("nfqueue:{first}")),
+        Some((first, last)) => Arc::from(format!("nfqueue:{first}-{last}")),
+        None => Arc::from(format!("live:{}", a.interfaces.join(","))),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut nfqs = nfqs.into_iter().zip(queues.iter().copied());
     let chans: Vec<_> = (0..workers).map(|_| mpsc::sync_channel::<ToWorker>(a.queue.max(4))).collect();
     let senders: Vec<SyncSender<ToWorker>> = chans.iter().map(|c| c.0.clone()).collect();
     let readers_done = Arc::new(AtomicBool::new(false));
@@ -577,17 +695,19 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
             label: label.clone(),
             readers_done: readers_done.clone(),
         };
-        worker_handles.push(
-            std::thread::Builder::new()
-                .name(format!("worker-{i}"))
-                .spawn(move || worker(ctx))
-                .map_err(|e| e.to_string())?,
-        );
+        let spawn = std::thread::Builder::new().name(format!("worker-{i}"));
+        let handle = match nfqs.next() {
+            Some((q, num)) => {
+                let (block, stop) = (a.block, stop.clone());
+                spawn.spawn(move || inline_worker(ctx, q, num, block, stop))
+            }
+            None => spawn.spawn(move || worker(ctx)),
+        };
+        worker_handles.push(handle.map_err(|e| e.to_string())?);
     }
     let ctl_tx = out_tx;
 
     // Readers.
-    let stop = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
     // libpcap's read timeout does not fire on a quiet link (pcap(3PCAP)): on stop, the readers
     // are woken with pcap_breakloop, or a silent interface would hold the sensor forever.
@@ -605,7 +725,11 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
     drop(senders);
     log!(
         "watching {} with {} indicators, {} worker(s){}",
-        a.interfaces.join(", "),
+        match a.nfqueue {
+            Some(_) if a.block => format!("{label} inline, dropping the packets of flagged connections"),
+            Some(_) => format!("{label} inline, accepting every packet"),
+            None => a.interfaces.join(", "),
+        },
         n_ind,
         workers,
         a.output.as_ref().map(|p| format!(", alerts to {}", p.display())).unwrap_or_default()
@@ -623,8 +747,13 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
             log!("stopping (signal)");
             break;
         }
-        if readers.iter().all(|r| r.is_finished()) {
+        if !inline && readers.iter().all(|r| r.is_finished()) {
             log!("every capture has stopped");
+            exit = crate::cli::ERROR;
+            break;
+        }
+        if inline && worker_handles.iter().all(|w| w.is_finished()) {
+            log!("every queue has stopped");
             exit = crate::cli::ERROR;
             break;
         }

@@ -32,6 +32,8 @@ pub struct Worker {
     pub conns_evicted: AtomicU64,
     pub alerts: AtomicU64,
     pub dns_derived: AtomicU64,
+    /// Packets of flagged connections dropped inline (`--nfqueue --block`).
+    pub blocked: AtomicU64,
     /// DNS-derived addresses not shared with other workers (their queue was full).
     pub shared_dropped: AtomicU64,
 }
@@ -60,6 +62,7 @@ pub struct Snapshot {
     pub conns: u64,
     pub conns_evicted: u64,
     pub alerts: u64,
+    pub blocked: u64,
     pub reloads: u64,
     pub reload_failures: u64,
 }
@@ -91,6 +94,7 @@ impl Metrics {
             conns: w(|x| &x.conns),
             conns_evicted: w(|x| &x.conns_evicted),
             alerts: w(|x| &x.alerts),
+            blocked: w(|x| &x.blocked),
             reloads: self.reloads.load(Relaxed),
             reload_failures: self.reload_failures.load(Relaxed),
         }
@@ -113,6 +117,9 @@ impl Metrics {
             s.reloads,
             s.reload_failures
         );
+        if s.blocked > 0 {
+            let _ = write!(line, "; {} packets blocked", s.blocked);
+        }
         if let Some((p, secs)) = prev.filter(|p| p.1 > 0.0) {
             let _ = write!(
                 line,
@@ -167,6 +174,12 @@ impl Metrics {
             &one(s.conns_evicted),
         );
         metric("alerts_total", "counter", "Alerts raised.", &one(s.alerts));
+        metric(
+            "blocked_packets_total",
+            "counter",
+            "Packets of flagged connections dropped inline (--nfqueue --block).",
+            &one(s.blocked),
+        );
         metric(
             "alerts_written_total",
             "counter",

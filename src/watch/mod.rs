@@ -1,9 +1,11 @@
 //! `iocmatch watch`: the line-mode sensor. Live capture through libpcap (cargo feature `live`),
 //! workers sharded by a symmetric flow hash, alerts to a file or standard output, indicator
-//! sets reloaded without stopping capture, statistics on standard error and over HTTP.
+//! sets reloaded without stopping capture, statistics on standard error and over HTTP. Or
+//! inline: packets read from netfilter queues, each given its verdict once inspected.
 //!
 //! Threads: one reader per interface (never blocks: a full worker queue counts a drop), one
 //! engine per worker, one writer for alerts, the main thread for signals, reloads and stats.
+//! Inline, each worker reads its own queue, and there are no readers.
 
 use std::path::PathBuf;
 
@@ -27,8 +29,18 @@ pub const NOT_BUILT: &str = "this iocmatch was built without live capture. To ge
 #[derive(Args, Debug, Clone)]
 pub struct WatchArgs {
     /// Interface to capture on (e.g. eth0). Repeatable.
-    #[arg(short = 'i', long = "interface", value_name = "IFACE", required = true)]
+    #[arg(short = 'i', long = "interface", value_name = "IFACE", required_unless_present = "nfqueue")]
     pub interfaces: Vec<String>,
+    /// Inline: reads packets from netfilter queue N (or each of N to M, one worker each) instead
+    /// of capturing, and gives each its verdict once inspected. Queue them with a rule such as
+    /// `iptables -A FORWARD -j NFQUEUE --queue-num 0 --queue-bypass` (`--queue-balance 0:3` for
+    /// several). Every packet is accepted unless `--block` is given.
+    #[arg(long, value_name = "N[:M]", conflicts_with_all = ["interfaces", "filter", "workers"], value_parser = parse_queues)]
+    pub nfqueue: Option<(u16, u16)>,
+    /// With --nfqueue: drops the packets of connections that raised an alert, from the packet
+    /// that raised it on (a SYN to a flagged address, a DNS query for a flagged name).
+    #[arg(long)]
+    pub block: bool,
     #[command(flatten)]
     pub set: SetArgs,
     /// Output format.
@@ -87,8 +99,24 @@ pub struct WatchArgs {
     pub no_watch_files: bool,
 }
 
+/// `N` or `N:M` (M >= N, at most 64 queues).
+fn parse_queues(s: &str) -> Result<(u16, u16), String> {
+    let num = |t: &str| t.trim().parse::<u16>().map_err(|_| format!("{t:?} is not a queue number (0-65535)"));
+    let (a, b) = match s.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(s)?, num(s)?),
+    };
+    if b < a || b - a >= 64 {
+        return Err(format!("{s}: give N or N:M with N <= M and at most 64 queues"));
+    }
+    Ok((a, b))
+}
+
 /// Runs `watch`; returns the exit status (0 after SIGINT/SIGTERM).
 pub fn run(a: WatchArgs) -> Result<u8, String> {
+    if a.block && a.nfqueue.is_none() {
+        return Err("--block needs --nfqueue: a capture (-i) sees copies of packets, which it cannot drop".into());
+    }
     #[cfg(feature = "live")]
     {
         live::run(a)
