@@ -280,56 +280,91 @@ struct WorkerCtx {
     readers_done: Arc<AtomicBool>,
 }
 
+/// A worker's engine, and the generation of the set it matches against.
+struct Running {
+    engine: Engine<'static, WorkerSink>,
+    generation: Rc<Cell<u64>>,
+}
+
+impl Running {
+    fn start(c: &WorkerCtx) -> Running {
+        let generation = Rc::new(Cell::new(c.sets.generation.load(SeqCst)));
+        let sink = WorkerSink {
+            out: c.out.clone(),
+            peers: c.peers.clone(),
+            generation: generation.clone(),
+            shared_dropped: 0,
+        };
+        let mut engine = Engine::shared(c.sets.current.load_full(), c.opts.clone(), sink);
+        engine.begin_file(c.label.clone());
+        Running { engine, generation }
+    }
+
+    /// Takes a reloaded set, if there is one: between packets, never within one.
+    fn reload(&mut self, sets: &Sets) {
+        let g = sets.generation.load(SeqCst);
+        if g != self.generation.get() {
+            self.engine.set_matcher(sets.current.load_full());
+            self.generation.set(g);
+        }
+    }
+
+    /// An address another worker learned from a DNS answer, unless the set changed since.
+    fn learn(&mut self, g: u64, ip: IpAddr, r: Resolved) {
+        if g == self.generation.get() {
+            self.engine.learn_resolved(ip, r);
+        }
+    }
+
+    fn publish(&self, w: &super::metrics::Worker) {
+        publish(w, self.engine.stats());
+    }
+
+    fn finish(self, w: &super::metrics::Worker) -> Stats {
+        let (stats, sink, _) = self.engine.finish();
+        publish(w, &stats);
+        w.shared_dropped.store(sink.shared_dropped, Relaxed);
+        stats
+    }
+}
+
+fn publish(w: &super::metrics::Worker, s: &Stats) {
+    w.packets.store(s.packets, Relaxed);
+    w.bytes.store(s.bytes, Relaxed);
+    w.conns.store(s.conns, Relaxed);
+    w.conns_evicted.store(s.conns_evicted, Relaxed);
+    w.alerts.store(s.alerts, Relaxed);
+    w.dns_derived.store(s.resolved_derived, Relaxed);
+    w.blocked.store(s.blocked, Relaxed);
+}
+
 fn worker(c: WorkerCtx) -> Stats {
-    let generation = Rc::new(Cell::new(c.sets.generation.load(SeqCst)));
-    let sink = WorkerSink { out: c.out, peers: c.peers, generation: generation.clone(), shared_dropped: 0 };
-    let mut engine = Engine::shared(c.sets.current.load_full(), c.opts, sink);
-    engine.begin_file(c.label);
+    let mut run = Running::start(&c);
     let mine = &c.metrics.workers[c.index];
-    let publish = |e: &Engine<'_, WorkerSink>| {
-        let s = e.stats();
-        mine.packets.store(s.packets, Relaxed);
-        mine.bytes.store(s.bytes, Relaxed);
-        mine.conns.store(s.conns, Relaxed);
-        mine.conns_evicted.store(s.conns_evicted, Relaxed);
-        mine.alerts.store(s.alerts, Relaxed);
-        mine.dns_derived.store(s.resolved_derived, Relaxed);
-    };
     loop {
         let msg = c.rx.recv_timeout(Duration::from_millis(200));
-        // Swap between packets, never within one; after the wait, so that a frame read after
-        // a reload is matched against the new set.
-        let g = c.sets.generation.load(SeqCst);
-        if g != generation.get() {
-            engine.set_matcher(c.sets.current.load_full());
-            generation.set(g);
-        }
+        // After the wait, so that a frame read after a reload is matched against the new set.
+        run.reload(&c.sets);
         match msg {
             Ok(ToWorker::Frames(b)) => {
                 for &(off, len, wire, ts, number, learn) in &b.frames {
                     let data = &b.data[off as usize..(off + len) as usize];
                     let p = Packet { linktype: b.linktype, ts_micros: ts, data, wire_len: wire, number };
                     if learn {
-                        engine.learn_packet(&p);
+                        run.engine.learn_packet(&p);
                     } else {
-                        engine.packet(&p);
+                        run.engine.packet(&p);
                     }
                 }
-                publish(&engine);
+                run.publish(mine);
             }
-            Ok(ToWorker::Resolved(g, ip, r)) => {
-                if g == generation.get() {
-                    engine.learn_resolved(ip, r);
-                }
-            }
+            Ok(ToWorker::Resolved(g, ip, r)) => run.learn(g, ip, r),
             Err(RecvTimeoutError::Timeout) if c.readers_done.load(SeqCst) => break,
-            Err(RecvTimeoutError::Timeout) => publish(&engine),
+            Err(RecvTimeoutError::Timeout) => run.publish(mine),
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    let (stats, sink, _) = engine.finish();
-    publish_final(mine, &stats, sink.shared_dropped);
-    stats
+    run.finish(mine)
 }
 
 /// An inline worker: reads its netfilter queue, inspects each packet as a captured frame, and
@@ -342,40 +377,21 @@ fn worker(c: WorkerCtx) -> Stats {
 /// and the rule's `--queue-bypass` does when no worker is bound: a sensor that falls behind or
 /// stops never cuts the network.
 fn inline_worker(c: WorkerCtx, mut q: nfq::Queue, num: u16, block: bool, stop: Arc<AtomicBool>) -> Stats {
-    let generation = Rc::new(Cell::new(c.sets.generation.load(SeqCst)));
-    let sink = WorkerSink { out: c.out, peers: c.peers, generation: generation.clone(), shared_dropped: 0 };
-    let mut engine = Engine::shared(c.sets.current.load_full(), c.opts, sink);
-    engine.begin_file(c.label);
+    let mut run = Running::start(&c);
     let mine = &c.metrics.workers[c.index];
-    let publish = |e: &Engine<'_, WorkerSink>| {
-        let s = e.stats();
-        mine.packets.store(s.packets, Relaxed);
-        mine.bytes.store(s.bytes, Relaxed);
-        mine.conns.store(s.conns, Relaxed);
-        mine.conns_evicted.store(s.conns_evicted, Relaxed);
-        mine.alerts.store(s.alerts, Relaxed);
-        mine.dns_derived.store(s.resolved_derived, Relaxed);
-        mine.blocked.store(s.blocked, Relaxed);
-    };
     let (mut number, mut empty) = (0u64, 0u32);
     while !stop.load(Relaxed) {
         while let Ok(msg) = c.rx.try_recv() {
             if let ToWorker::Resolved(g, ip, r) = msg {
-                if g == generation.get() {
-                    engine.learn_resolved(ip, r);
-                }
+                run.learn(g, ip, r);
             }
         }
-        let g = c.sets.generation.load(SeqCst);
-        if g != generation.get() {
-            engine.set_matcher(c.sets.current.load_full());
-            generation.set(g);
-        }
+        run.reload(&c.sets);
         let mut msg = match q.recv() {
             Ok(msg) => msg,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if empty == 0 {
-                    publish(&engine);
+                    run.publish(mine);
                 }
                 empty = empty.saturating_add(1);
                 if empty > 64 {
@@ -398,23 +414,21 @@ fn inline_worker(c: WorkerCtx, mut q: nfq::Queue, num: u16, block: bool, stop: A
         let data = msg.get_payload();
         let wire = u32::try_from(msg.get_original_len()).unwrap_or(u32::MAX).max(data.len() as u32);
         let p = Packet { linktype: crate::decode::packet::LINKTYPE_RAW, ts_micros: ts, data, wire_len: wire, number };
-        engine.packet(&p);
-        let drop = block && engine.flagged(&p);
+        run.engine.packet(&p);
+        let drop = block && run.engine.flagged(&p);
         if drop {
-            engine.stats_mut().blocked += 1;
+            run.engine.stats_mut().blocked += 1;
         }
         msg.set_verdict(if drop { nfq::Verdict::Drop } else { nfq::Verdict::Accept });
         if let Err(e) = q.verdict(msg) {
             log!("nfqueue {num}: verdict: {e}");
         }
         if number % 256 == 0 {
-            publish(&engine);
+            run.publish(mine);
         }
     }
     let _ = q.unbind(num);
-    let (stats, sink, _) = engine.finish();
-    publish_final(mine, &stats, sink.shared_dropped);
-    stats
+    run.finish(mine)
 }
 
 /// Opens and binds netfilter queue `num`, failing open (see [`inline_worker`]).
@@ -430,16 +444,6 @@ fn open_queue(num: u16) -> Result<nfq::Queue, String> {
     q.set_queue_max_len(num, 8192).map_err(why)?;
     q.set_nonblocking(true);
     Ok(q)
-}
-
-fn publish_final(w: &super::metrics::Worker, s: &Stats, shared_dropped: u64) {
-    w.packets.store(s.packets, Relaxed);
-    w.bytes.store(s.bytes, Relaxed);
-    w.conns.store(s.conns, Relaxed);
-    w.conns_evicted.store(s.conns_evicted, Relaxed);
-    w.alerts.store(s.alerts, Relaxed);
-    w.blocked.store(s.blocked, Relaxed);
-    w.shared_dropped.store(shared_dropped, Relaxed);
 }
 
 // ---------------------------------------------------------------------------------------------
