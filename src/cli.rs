@@ -51,14 +51,16 @@ pub enum Command {
     /// Receive NetFlow v5/v9, IPFIX and sFlow v5 on UDP and flag records as they arrive.
     #[command(after_help = "Examples:\n  \
         iocmatch collect --listen 0.0.0.0:2055 -o /var/log/iocmatch/alerts.json\n  \
+        iocmatch collect --listen 0.0.0.0:6343 -o /var/log/iocmatch/sflow-alerts.json\n  \
         iocmatch collect --listen 127.0.0.1:4739 --indicators feed.csv --idle-exit 60\n\n\
         Templates are cached per exporter (bounded); malformed datagrams are counted, never fatal.\n\
         SIGINT/SIGTERM flush the alerts and print the summary. Exit status: 0 = nothing flagged, 1 = flagged, 2 = error.")]
     Collect(CollectArgs),
-    /// Captures live traffic and flags connections as they happen (a sensor, run as a service).
+    /// Captures live traffic (or takes it inline) and flags connections as they happen (a sensor, run as a service).
     #[command(after_help = "Examples:\n  \
         iocmatch watch -i eth0 -o /var/log/iocmatch/alerts.json\n  \
-        iocmatch watch -i eth0 -i eth1 --indicators /etc/iocmatch/feeds/ --metrics 127.0.0.1:9775 --user iocmatch\n\n\
+        iocmatch watch -i eth0 -i eth1 --indicators /etc/iocmatch/feeds/ --metrics 127.0.0.1:9775 --user iocmatch\n  \
+        iocmatch watch --nfqueue 0:1 --block -o alerts.json   # inline (README: the NFQUEUE rule)\n\n\
         SIGHUP reloads the indicator sets and reopens the alert file; SIGINT/SIGTERM flush and exit 0.\n\
         Needs a build with `--features live` (libpcap).")]
     Watch(crate::watch::WatchArgs),
