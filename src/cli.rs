@@ -99,6 +99,10 @@ pub struct ScanArgs {
     /// Writes alerts to FILE instead of standard output.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Sends alerts to syslog instead: HOST:PORT over UDP, or a socket path such as /dev/log.
+    /// One RFC 5424 message per event (facility local5), the event as the output format has it.
+    #[arg(long, value_name = "DEST", conflicts_with = "output")]
+    pub syslog: Option<String>,
     /// Which layers of tunnelled traffic are matched.
     #[arg(long, value_enum, default_value = "all")]
     pub tunnels: engine::Tunnels,
@@ -144,6 +148,10 @@ pub struct CollectArgs {
     /// Writes alerts to FILE instead of standard output.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Sends alerts to syslog instead: HOST:PORT over UDP, or a socket path such as /dev/log.
+    /// One RFC 5424 message per event (facility local5), the event as the output format has it.
+    #[arg(long, value_name = "DEST", conflicts_with = "output")]
+    pub syslog: Option<String>,
     /// Exits after SECS without a datagram.
     #[arg(long, value_name = "SECS")]
     pub idle_exit: Option<f64>,
@@ -290,7 +298,7 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
         *input = tmp.path().to_path_buf();
         _spooled.push(tmp);
     }
-    let mut writer = report::Writer::new(a.format, output(&a.output)?);
+    let mut writer = report::Writer::new(a.format, output(&a.output, a.syslog.as_deref())?);
     let opts = engine::Options {
         tunnels: a.tunnels,
         active_only: a.active_only,
@@ -395,8 +403,11 @@ fn compile(set: &SetArgs) -> Result<Matcher, String> {
     })
 }
 
-/// The alert output of `scan` and `collect`: a new file, or standard output.
-fn output(path: &Option<PathBuf>) -> Result<Box<dyn Write + Send>, String> {
+/// The alert output of `scan` and `collect`: a new file, syslog, or standard output.
+fn output(path: &Option<PathBuf>, syslog: Option<&str>) -> Result<Box<dyn Write + Send>, String> {
+    if let Some(dest) = syslog {
+        return Ok(Box::new(report::syslog::Syslog::open(dest)?));
+    }
     Ok(match path {
         Some(p) => Box::new(std::fs::File::create(p).map_err(|e| format!("{}: cannot create: {e}", p.display()))?),
         None => Box::new(std::io::stdout()),
@@ -405,7 +416,7 @@ fn output(path: &Option<PathBuf>) -> Result<Box<dyn Write + Send>, String> {
 
 fn collect(a: CollectArgs) -> Result<u8, String> {
     let matcher = compile(&a.set)?;
-    let mut writer = report::Writer::new(a.format, output(&a.output)?);
+    let mut writer = report::Writer::new(a.format, output(&a.output, a.syslog.as_deref())?);
     let stop = pipeline::collect::Stop {
         idle: a.idle_exit.map(std::time::Duration::from_secs_f64),
         max_datagrams: a.max_datagrams,

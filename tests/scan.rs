@@ -767,3 +767,30 @@ fn workers_split_a_large_capture_exactly_as_one_engine_reads_it() {
         }
     }
 }
+
+/// `--syslog HOST:PORT`: every event is one RFC 5424 message over UDP, the EVE event as its
+/// message, so a SIEM's syslog input takes them as Suricata's.
+#[test]
+fn alerts_go_to_syslog_one_message_per_event() {
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let dest = rx.local_addr().unwrap().to_string();
+    let out = run(&["scan", "--syslog", &dest, &root("pcaps/raptor-train-c2.pcap")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "the alerts went to syslog, not standard output");
+    let on_stdout = alerts(&run(&["scan", "-q", &root("pcaps/raptor-train-c2.pcap")]));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    rx.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
+    while let Ok(n) = rx.recv(&mut buf) {
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(m.starts_with("<172>1 "), "{m}");
+        let event = m.splitn(8, ' ').nth(7).unwrap().to_string();
+        got.push(serde_json::from_str::<Value>(&event).unwrap());
+    }
+    let sent: Vec<&Value> = got.iter().filter(|e| e["event_type"] == "alert").collect();
+    assert_eq!(sent.len(), on_stdout.len(), "every alert, once");
+    assert!(got.iter().any(|e| e["event_type"] == "flow"), "flow events too");
+    let both = run(&["scan", "--syslog", &dest, "-o", "/dev/null", &root("pcaps/clean.pcap")]);
+    assert_eq!(both.status.code(), Some(2), "--syslog and -o together are refused");
+}

@@ -4,6 +4,7 @@ pub mod alert;
 mod eve;
 pub mod evidence;
 pub mod summary;
+pub mod syslog;
 
 use std::io::{self, Write};
 

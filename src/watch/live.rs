@@ -139,7 +139,10 @@ impl Write for Counted {
     }
 }
 
-fn open_output(path: Option<&Path>, n: &Arc<AtomicU64>) -> Result<Box<dyn Write + Send>, String> {
+fn open_output(path: Option<&Path>, syslog: Option<&str>, n: &Arc<AtomicU64>) -> Result<Box<dyn Write + Send>, String> {
+    if let Some(dest) = syslog {
+        return Ok(Box::new(crate::report::syslog::Syslog::open(dest)?));
+    }
     Ok(match path {
         Some(p) => {
             let f = std::fs::OpenOptions::new()
@@ -169,6 +172,7 @@ fn rotate(path: &Path, keep: u32) {
 struct WriterCfg {
     format: Format,
     path: Option<PathBuf>,
+    syslog: Option<String>,
     rotate_size: u64,
     rotate_keep: u32,
 }
@@ -195,7 +199,7 @@ fn writer_thread(
                 rotate(p, cfg.rotate_keep);
             }
         }
-        match open_output(cfg.path.as_deref(), &size) {
+        match open_output(cfg.path.as_deref(), cfg.syslog.as_deref(), &size) {
             Ok(out) => *w = Writer::new(cfg.format, out),
             Err(e) => log!("{why}: {e}; still writing to the old file"),
         }
@@ -626,7 +630,7 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
         None => None,
     };
     let size = Arc::new(AtomicU64::new(0));
-    let first_out = open_output(a.output.as_deref(), &size)?;
+    let first_out = open_output(a.output.as_deref(), a.syslog.as_deref(), &size)?;
     if let Some(user) = &a.user {
         sys::drop_privileges(user)?;
         log!("running as {user}");
@@ -656,6 +660,7 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
         let cfg = WriterCfg {
             format: a.format,
             path: a.output.clone(),
+            syslog: a.syslog.clone(),
             rotate_size: a.rotate_size,
             rotate_keep: a.rotate_keep,
         };
@@ -736,7 +741,11 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
         },
         n_ind,
         workers,
-        a.output.as_ref().map(|p| format!(", alerts to {}", p.display())).unwrap_or_default()
+        match (&a.output, &a.syslog) {
+            (Some(p), _) => format!(", alerts to {}", p.display()),
+            (None, Some(dest)) => format!(", alerts to syslog {dest}"),
+            (None, None) => String::new(),
+        }
     );
 
     // Control loop.

@@ -49,6 +49,10 @@ pub struct WatchArgs {
     /// Appends alerts to FILE instead of standard output; reopened on SIGHUP (logrotate).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Sends alerts to syslog instead: HOST:PORT over UDP, or a socket path such as /dev/log.
+    /// One RFC 5424 message per event (facility local5), the event as the output format has it.
+    #[arg(long, value_name = "DEST", conflicts_with = "output")]
+    pub syslog: Option<String>,
     /// Rotates the alert file past this many bytes (FILE.1, FILE.2, ...); 0 = never.
     #[arg(long, default_value_t = 0, value_name = "BYTES")]
     pub rotate_size: u64,
