@@ -103,14 +103,20 @@ impl Metrics {
     /// The log line: totals, and rates since `prev` taken `secs` ago.
     pub fn log_line(&self, prev: Option<(Snapshot, f64)>) -> String {
         let s = self.snapshot();
+        // Inline there is no capture to drop packets: a full netfilter queue passes them on
+        // uninspected, which the kernel does not count (compare the rule's counter).
+        let drops = if self.ifaces.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " drops: libpcap {} (buffer) + {} (interface), ours {} (queue full);",
+                s.pcap_dropped, s.pcap_ifdropped, s.queue_dropped
+            )
+        };
         let mut line = format!(
-            "stats: {} packets ({:.1} MB) inspected; drops: libpcap {} (buffer) + {} (interface), ours {} (queue full); \
-             {} connections, {} evicted; {} alerts; {} reloads ({} failed)",
+            "stats: {} packets ({:.1} MB) inspected;{drops} {} connections, {} evicted; {} alerts; {} reloads ({} failed)",
             s.packets,
             s.bytes as f64 / 1e6,
-            s.pcap_dropped,
-            s.pcap_ifdropped,
-            s.queue_dropped,
             s.conns,
             s.conns_evicted,
             s.alerts,
