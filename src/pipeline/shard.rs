@@ -8,9 +8,10 @@
 //! The rest are decoded as the engine decodes them, so the connections inside one tunnel (a
 //! VXLAN mirror, a Geneve load balancer, which send everything between two addresses) spread
 //! over the workers, and a connection that reaches the sensor through several tunnels (both
-//! ends mirrored, a Teredo relay) meets in one engine. A fragment of a tunnel's datagram goes
-//! by the tunnel's pair, with the rest of that datagram, and is reassembled there. Frames
-//! without IP hash to 0.
+//! ends mirrored, a Teredo relay) meets in one engine. So are frames whose IP header is not
+//! where a look finds it (under MPLS labels, PPPoE). A fragment of a tunnel's datagram goes by
+//! the tunnel's pair, with the rest of that datagram, and is reassembled there. Frames without
+//! IP hash to 0.
 
 use std::hash::BuildHasher;
 
@@ -67,15 +68,17 @@ fn may_tunnel(ip: &[u8]) -> bool {
 }
 
 /// The hash of the innermost address pair of a frame the decoder reads (see the module doc),
-/// and whether it is a DNS answer.
+/// and whether it is a DNS answer; `ip` is its outer IP header, where one was found without the
+/// decoder (frames under MPLS labels or PPPoE have none: the decoder finds their IP layers).
 #[cold]
 #[inline(never)]
-fn decoded(linktype: u32, data: &[u8], ip: &[u8]) -> (u64, bool) {
+fn decoded(linktype: u32, data: &[u8], ip: Option<&[u8]>) -> (u64, bool) {
+    let outer = || ip.map_or((0, false), |ip| (flow_hash_ip(ip), dns_response_ip(ip)));
     let mut d = Decoded::default();
     if packet::decode(linktype, data, true, &mut d).is_err() {
-        return (flow_hash_ip(ip), dns_response_ip(ip));
+        return outer();
     }
-    let Some(inner) = d.innermost() else { return (flow_hash_ip(ip), dns_response_ip(ip)) };
+    let Some(inner) = d.innermost() else { return outer() };
     let hash = match (inner.src, inner.dst) {
         (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => pair_hash(u32::from(a), u32::from(b)),
         (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => pair_hash(u128::from(a), u128::from(b)),
@@ -89,9 +92,9 @@ fn decoded(linktype: u32, data: &[u8], ip: &[u8]) -> (u64, bool) {
 #[inline(always)]
 fn hash_of(linktype: u32, data: &[u8]) -> (u64, bool) {
     match ip_header(linktype, data) {
-        Some(ip) if may_tunnel(ip) => decoded(linktype, data, ip),
+        Some(ip) if may_tunnel(ip) => decoded(linktype, data, Some(ip)),
         Some(ip) => (flow_hash_ip(ip), dns_response_ip(ip)),
-        None => (0, false),
+        None => decoded(linktype, data, None),
     }
 }
 
@@ -250,6 +253,17 @@ mod tests {
         let query = ipv4([10, 0, 0, 9], [10, 0, 0, 53], 17, &udp(40000, 53, b"query"));
         assert!(is_dns_response(1, &in_vxlan(mirror, &answer)));
         assert!(!is_dns_response(1, &in_vxlan(mirror, &query)));
+        // Under MPLS labels: spread by the pair inside too, and a DNS answer is seen.
+        let mpls = |ip: &[u8]| eth(0x8847, &[&[0, 0x10, 0x01, 64][..], ip].concat());
+        let mut labelled = [0usize; 4];
+        for i in 0..400u32 {
+            let inner = ipv4([10, 0, (i >> 8) as u8, i as u8], [198, 51, 100, 7], 6, &tcp(40000, 443, b""));
+            let w = worker_of(1, &mpls(&inner), 4);
+            labelled[w] += 1;
+            assert_eq!(w, worker_of(1, &eth(0x0800, &inner), 4));
+        }
+        assert!(labelled.iter().all(|&n| n > 50), "{labelled:?}");
+        assert!(is_dns_response(1, &mpls(&answer)));
         // A fragment of a tunnel's datagram stays with the tunnel's pair, to be reassembled.
         let carrier = ipv4_frag(mirror.0, mirror.1, 17, 7, 0, true, &udp(49152, 4789, &[0; 64]));
         assert_eq!(flow_hash(101, &carrier), flow_hash_ip(&ipv4(mirror.0, mirror.1, 17, &[])));
