@@ -391,7 +391,7 @@ fn inline_worker(c: WorkerCtx, mut q: nfq::Queue, num: u16, block: bool, stop: A
             }
         }
         run.reload(&c.sets);
-        let mut msg = match q.recv() {
+        let msg = match q.recv() {
             Ok(msg) => msg,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if empty == 0 {
@@ -411,28 +411,43 @@ fn inline_worker(c: WorkerCtx, mut q: nfq::Queue, num: u16, block: bool, stop: A
         };
         empty = 0;
         number += 1;
-        let ts = msg
-            .get_timestamp()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or_else(crate::time::now_micros, |d| d.as_micros() as i64);
-        let data = msg.get_payload();
-        let wire = u32::try_from(msg.get_original_len()).unwrap_or(u32::MAX).max(data.len() as u32);
-        let p = Packet { linktype: crate::decode::packet::LINKTYPE_RAW, ts_micros: ts, data, wire_len: wire, number };
-        run.engine.packet(&p);
-        let drop = block && run.engine.flagged(&p);
-        if drop {
-            run.engine.stats_mut().blocked += 1;
-        }
-        msg.set_verdict(if drop { nfq::Verdict::Drop } else { nfq::Verdict::Accept });
-        if let Err(e) = q.verdict(msg) {
-            log!("nfqueue {num}: verdict: {e}");
-        }
+        judge(&mut run, &mut q, msg, number, block, num);
         if number % 256 == 0 {
             run.publish(mine);
         }
     }
+    // What is queued but not read yet would be dropped by the kernel with the queue: judge it
+    // (as much as the queue holds, so that traffic that keeps coming cannot hold the stop).
+    for _ in 0..QUEUE_MAX {
+        let Ok(msg) = q.recv() else { break };
+        number += 1;
+        judge(&mut run, &mut q, msg, number, block, num);
+    }
     let _ = q.unbind(num);
     run.finish(mine)
+}
+
+/// Packets a netfilter queue holds before the kernel lets more through uninspected.
+const QUEUE_MAX: u32 = 8192;
+
+/// Inspects a queued packet (packet `number` of queue `num`) and gives it its verdict.
+fn judge(run: &mut Running, q: &mut nfq::Queue, mut msg: nfq::Message, number: u64, block: bool, num: u16) {
+    let ts = msg
+        .get_timestamp()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(crate::time::now_micros, |d| d.as_micros() as i64);
+    let data = msg.get_payload();
+    let wire = u32::try_from(msg.get_original_len()).unwrap_or(u32::MAX).max(data.len() as u32);
+    let p = Packet { linktype: crate::decode::packet::LINKTYPE_RAW, ts_micros: ts, data, wire_len: wire, number };
+    run.engine.packet(&p);
+    let drop = block && run.engine.flagged(&p);
+    if drop {
+        run.engine.stats_mut().blocked += 1;
+    }
+    msg.set_verdict(if drop { nfq::Verdict::Drop } else { nfq::Verdict::Accept });
+    if let Err(e) = q.verdict(msg) {
+        log!("nfqueue {num}: verdict: {e}");
+    }
 }
 
 /// Opens and binds netfilter queue `num`, failing open (see [`inline_worker`]).
@@ -445,7 +460,7 @@ fn open_queue(num: u16) -> Result<nfq::Queue, String> {
     let mut q = nfq::Queue::open().map_err(why)?;
     q.bind(num).map_err(why)?;
     q.set_fail_open(num, true).map_err(why)?;
-    q.set_queue_max_len(num, 8192).map_err(why)?;
+    q.set_queue_max_len(num, QUEUE_MAX).map_err(why)?;
     q.set_nonblocking(true);
     Ok(q)
 }
