@@ -424,3 +424,40 @@ fn sflow_samples_in_a_capture_are_matched_with_their_sampling_rate() {
     // Six samples: the ARP frame holds no IP packet, and is counted, not lost.
     assert!(err.contains("5 flow-log records, 1 skipped"), "{err}");
 }
+
+/// A capture holding sFlow export traffic next to the traffic it samples, split over workers:
+/// the DNS answer in a sample reaches every worker, so the connections to the address it gave
+/// are flagged wherever they land, as one engine flags them.
+#[test]
+fn sflow_answers_reach_every_worker() {
+    use iocmatch::synth::{addr, dns_response, ethernet, ip, sflow_datagram, tcp, udp, Capture, Rr};
+    let dir = tempfile::tempdir().unwrap();
+    let ind = dir.path().join("ind.csv");
+    std::fs::write(&ind, "indicator,type\nflagged.example,domain\n").unwrap();
+    let answer = dns_response(7, "c2.flagged.example", 1, &[Rr::Addr("c2.flagged.example", addr("203.0.113.80"))]);
+    let dns = ethernet(None, 0x0800, &ip(addr("10.0.0.53"), addr("10.0.0.9"), 17, udp(53, 40000, &answer), Some(6)));
+    let mut c = Capture::new(Vec::new(), 1_700_000_000_000_000).unwrap();
+    let datagram = sflow_datagram([192, 0, 2, 1], 1, 256, &[&dns], 128);
+    c.udp((addr("10.99.0.1"), 50000), (addr("10.99.0.2"), 6343), &datagram).unwrap();
+    for i in 0..40u8 {
+        let syn = ip(addr(&format!("10.9.{i}.{i}")), addr("203.0.113.80"), 6, tcp(50_000, 443, 1, 0, 0x02, &[]), None);
+        c.ip_packet(&syn).unwrap();
+    }
+    let capture = dir.path().join("mixed.pcap");
+    std::fs::write(&capture, c.w.into_inner()).unwrap();
+    let run = |j: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_iocmatch"))
+            .args(["scan", "--no-default-set", "-j", j, "--indicators"])
+            .args([&ind, &capture])
+            .output()
+            .unwrap();
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+        lines.sort();
+        lines
+    };
+    let one = run("1");
+    assert_eq!(one.iter().filter(|l| l.contains("dns.resolved")).count(), 40, "{one:#?}");
+    for j in ["2", "3"] {
+        assert!(run(j) == one, "-j {j} finds what one engine finds");
+    }
+}

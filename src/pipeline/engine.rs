@@ -411,10 +411,25 @@ impl<'m, S: Sink> Engine<'m, S> {
         if packet::decode(p.linktype, p.data, true, &mut d).is_err() || d.payload.is_empty() {
             return;
         }
-        if d.innermost().map(|l| l.proto) != Some(17) {
+        let Some(inner) = d.innermost().copied().filter(|l| l.proto == 17) else { return };
+        self.core.ts = p.ts_micros;
+        if d.dport == sflow::PORT && sflow::looks_like(d.payload) {
+            // The DNS answers among its samples, learned as the worker that owns it learns them
+            // (and counted there, not here).
+            let exporter = std::net::SocketAddr::new(inner.src, d.sport);
+            let derived = self.core.stats.resolved_derived;
+            let _ = sflow::read(
+                d.payload,
+                |dg, s| {
+                    if let Some(r) = super::sampled::record(&s, exporter, dg.sequence, p.ts_micros) {
+                        self.learn_dns(&r);
+                    }
+                },
+                || {},
+            );
+            self.core.stats.resolved_derived = derived;
             return;
         }
-        self.core.ts = p.ts_micros;
         self.core.learn_only = true;
         let mut scratch = Conn::blank();
         let (messages, errors) = (self.core.stats.dns_messages, self.core.stats.dns_errors);

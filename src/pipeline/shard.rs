@@ -17,6 +17,7 @@ use std::hash::BuildHasher;
 
 use crate::decode::packet::{self, Decoded};
 use crate::decode::peek::ip_header;
+use crate::source::flowlog::sflow;
 
 const SEED: u64 = 0x1f0c_5a7e_d00d_feed;
 
@@ -24,7 +25,8 @@ const SEED: u64 = 0x1f0c_5a7e_d00d_feed;
 const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
 
 /// True for a UDP datagram from a DNS port (53, mDNS 5353, LLMNR 5355), in a tunnel or not: a
-/// DNS answer that every worker must learn from.
+/// DNS answer that every worker must learn from; and for an sFlow datagram, whose samples may
+/// hold DNS answers.
 pub fn is_dns_response(linktype: u32, data: &[u8]) -> bool {
     owner(linktype, data, 1).1
 }
@@ -84,8 +86,10 @@ fn decoded(linktype: u32, data: &[u8], ip: Option<&[u8]>) -> (u64, bool) {
         (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => pair_hash(u128::from(a), u128::from(b)),
         _ => 0,
     };
-    let dns = inner.proto == 17 && d.fragment.is_none_or(|f| f.offset == 0) && DNS_PORTS.contains(&d.sport);
-    (hash, dns)
+    let udp = inner.proto == 17 && d.fragment.is_none_or(|f| f.offset == 0);
+    // sFlow samples may hold DNS answers (learned as records are): every worker reads them too.
+    let sflow = d.dport == sflow::PORT && sflow::looks_like(d.payload);
+    (hash, udp && (DNS_PORTS.contains(&d.sport) || sflow))
 }
 
 /// The hash of a frame's pair (see the module doc) and whether it is a DNS answer.
