@@ -413,20 +413,16 @@ impl<'m, S: Sink> Engine<'m, S> {
         }
         let Some(inner) = d.innermost().copied().filter(|l| l.proto == 17) else { return };
         self.core.ts = p.ts_micros;
-        if d.dport == sflow::PORT && sflow::looks_like(d.payload) {
+        if sflow::is_export(d.dport, d.payload) {
             // The DNS answers among its samples, learned as the worker that owns it learns them
             // (and counted there, not here).
             let exporter = std::net::SocketAddr::new(inner.src, d.sport);
             let derived = self.core.stats.resolved_derived;
-            let _ = sflow::read(
-                d.payload,
-                |dg, s| {
-                    if let Some(r) = super::sampled::record(&s, exporter, dg.sequence, p.ts_micros) {
-                        self.learn_dns(&r);
-                    }
-                },
-                || {},
-            );
+            let _ = super::sampled::records(d.payload, exporter, p.ts_micros, |r| {
+                if let Some(r) = r {
+                    self.learn_dns(&r);
+                }
+            });
             self.core.stats.resolved_derived = derived;
             return;
         }
@@ -672,7 +668,7 @@ impl<'m, S: Sink> Engine<'m, S> {
                 export = true;
             } else if !conn.app_done[0]
                 && ![53, 5353, 5355].contains(&d.dport)
-                && (NetflowDecoder::looks_like(d.payload) || d.dport == sflow::PORT && sflow::looks_like(d.payload))
+                && (NetflowDecoder::looks_like(d.payload) || sflow::is_export(d.dport, d.payload))
             {
                 conn.netflow = true;
                 conn.app_done[0] = true;
@@ -1187,14 +1183,10 @@ impl<S: Sink> Core<'_, S> {
 
     fn origin(&self) -> Origin {
         let file = self.files.get(self.file as usize).cloned().unwrap_or_else(|| Arc::from(""));
-        let (packet, line, exporter, sequence) = match self.pos {
-            Pos::Packet(n) => (Some(n), None, None, None),
-            Pos::Line(n) => (None, Some(n), None, None),
-            Pos::Export(e, s, _) => (Some(self.packet).filter(|n| *n > 0), None, e, s),
-        };
-        let sampling_rate = match self.pos {
-            Pos::Export(_, _, rate) => rate,
-            _ => None,
+        let (packet, line, exporter, sequence, sampling_rate) = match self.pos {
+            Pos::Packet(n) => (Some(n), None, None, None, None),
+            Pos::Line(n) => (None, Some(n), None, None, None),
+            Pos::Export(e, s, rate) => (Some(self.packet).filter(|n| *n > 0), None, e, s, rate),
         };
         Origin { file, packet, line, exporter, sequence, sampling_rate }
     }
@@ -1464,16 +1456,12 @@ impl<'m, S: Sink> Engine<'m, S> {
     /// [`super::sampled`]). A sample that holds no IP packet is counted as a skipped record.
     fn sflow_datagram(&mut self, exporter: std::net::SocketAddr, payload: &[u8], ts_micros: i64) {
         let packet = self.core.packet;
-        let skipped = std::cell::Cell::new(0u64);
-        let res = sflow::read(
-            payload,
-            |d, s| match super::sampled::record(&s, exporter, d.sequence, ts_micros) {
-                Some(r) => self.record(&r),
-                None => skipped.set(skipped.get() + 1),
-            },
-            || skipped.set(skipped.get() + 1),
-        );
-        self.core.stats.records_skipped += skipped.get();
+        let mut skipped = 0;
+        let res = super::sampled::records(payload, exporter, ts_micros, |r| match r {
+            Some(r) => self.record(&r),
+            None => skipped += 1,
+        });
+        self.core.stats.records_skipped += skipped;
         if let Err(e) = res {
             self.core.stats.records_skipped += 1;
             if self.core.stats.input_errors.len() < 100 {

@@ -9,15 +9,28 @@
 use std::net::SocketAddr;
 
 use crate::decode::{dns, http, packet, tls};
-use crate::source::flowlog::sflow::{Sample, Sampled};
+use crate::source::flowlog::sflow::{self, Sample, Sampled, SflowError};
 use crate::source::flowlog::{Names, Record};
 
 /// The UDP ports whose payloads are read as DNS (as the engine reads a captured datagram's).
 const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
 
+/// The samples of the sFlow datagram `payload` (from `exporter`, at `ts_micros`) as records, in
+/// order: `each` is given the record of every sampled packet, and none for a sample that holds no
+/// IP packet or one whose header the decoders do not read. The error is what ended the datagram
+/// early, after the samples before it.
+pub fn records(
+    payload: &[u8],
+    exporter: SocketAddr,
+    ts_micros: i64,
+    mut each: impl FnMut(Option<Record>),
+) -> Result<(), SflowError> {
+    sflow::read(payload, |d, s| each(record(&s, exporter, d.sequence, ts_micros))).map(drop)
+}
+
 /// The record of `sample`, which came from `exporter` in its datagram `sequence` at `ts_micros`;
 /// none for a header that holds no IP packet.
-pub fn record(s: &Sample<'_>, exporter: SocketAddr, sequence: u32, ts_micros: i64) -> Option<Record> {
+fn record(s: &Sample<'_>, exporter: SocketAddr, sequence: u32, ts_micros: i64) -> Option<Record> {
     let mut r = Record {
         ts_micros,
         pkts: [1, 0],
@@ -31,6 +44,7 @@ pub fn record(s: &Sample<'_>, exporter: SocketAddr, sequence: u32, ts_micros: i6
             (r.src, r.dst, r.sport, r.dport, r.proto) = (Some(src), Some(dst), sport, dport, proto);
             r.bytes = [u64::from(length), 0];
         }
+        Sampled::Unread { .. } => return None,
         Sampled::Header { linktype, frame_length, header } => {
             let mut d = packet::Decoded::default();
             packet::decode(linktype, header, true, &mut d).ok()?;

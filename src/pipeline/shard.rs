@@ -26,7 +26,9 @@ const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
 
 /// True for a UDP datagram from a DNS port (53, mDNS 5353, LLMNR 5355), in a tunnel or not: a
 /// DNS answer that every worker must learn from; and for an sFlow datagram, whose samples may
-/// hold DNS answers.
+/// hold DNS answers. (The readers ask [`owner`], which tells this with the worker; the tests ask
+/// each half on its own.)
+#[cfg(test)]
 pub fn is_dns_response(linktype: u32, data: &[u8]) -> bool {
     owner(linktype, data, 1).1
 }
@@ -88,7 +90,7 @@ fn decoded(linktype: u32, data: &[u8], ip: Option<&[u8]>) -> (u64, bool) {
     };
     let udp = inner.proto == 17 && d.fragment.is_none_or(|f| f.offset == 0);
     // sFlow samples may hold DNS answers (learned as records are): every worker reads them too.
-    let sflow = d.dport == sflow::PORT && sflow::looks_like(d.payload);
+    let sflow = sflow::is_export(d.dport, d.payload);
     (hash, udp && (DNS_PORTS.contains(&d.sport) || sflow))
 }
 
@@ -103,6 +105,7 @@ fn hash_of(linktype: u32, data: &[u8]) -> (u64, bool) {
 }
 
 /// Hash of the frame's address pair (see the module doc), the same in both directions.
+#[cfg(test)]
 pub fn flow_hash(linktype: u32, data: &[u8]) -> u64 {
     hash_of(linktype, data).0
 }
@@ -128,6 +131,7 @@ fn flow_hash_ip(ip: &[u8]) -> u64 {
 }
 
 /// The worker (of `n`) a frame goes to.
+#[cfg(test)]
 pub fn worker_of(linktype: u32, data: &[u8], n: usize) -> usize {
     if n <= 1 {
         return 0;

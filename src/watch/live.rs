@@ -638,7 +638,7 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
     }
     let mut nfqs = Vec::new();
     for &num in &queues {
-        nfqs.push(open_queue(num)?);
+        nfqs.push((open_queue(num)?, num));
     }
     let listener = match a.metrics {
         Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| format!("--metrics {addr}: {e}"))?),
@@ -700,7 +700,7 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
         None => Arc::from(format!("live:{}", a.interfaces.join(","))),
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let mut nfqs = nfqs.into_iter().zip(queues.iter().copied());
+    let mut nfqs = nfqs.into_iter();
     let chans: Vec<_> = (0..workers).map(|_| mpsc::sync_channel::<ToWorker>(a.queue.max(4))).collect();
     let senders: Vec<SyncSender<ToWorker>> = chans.iter().map(|c| c.0.clone()).collect();
     let readers_done = Arc::new(AtomicBool::new(false));

@@ -29,6 +29,9 @@ pub enum Sampled<'a> {
     Header { linktype: u32, frame_length: u32, header: &'a [u8] },
     /// The packet's addresses and ports, decoded by the agent (sampled IPv4 or IPv6 data).
     Tuple { src: IpAddr, dst: IpAddr, sport: u16, dport: u16, proto: u8, length: u32 },
+    /// The packet's first bytes, framed by a protocol the packet decoder does not read (token
+    /// ring, FDDI, 802.11...): a sample that cannot be matched, to count.
+    Unread { header_protocol: u32 },
 }
 
 /// One sampled packet, with the sample's facts.
@@ -73,6 +76,12 @@ impl std::fmt::Display for SflowError {
 /// agent address).
 pub fn looks_like(payload: &[u8]) -> bool {
     matches!(payload, [0, 0, 0, 5, 0, 0, 0, 1 | 2, ..])
+}
+
+/// Whether a UDP datagram to `dport` carrying `payload`, seen in captured traffic, is sFlow
+/// export traffic: sent to the sFlow port, and starting as a version 5 datagram does.
+pub fn is_export(dport: u16, payload: &[u8]) -> bool {
+    dport == PORT && looks_like(payload)
 }
 
 /// A cursor over XDR words.
@@ -135,14 +144,9 @@ fn linktype(header_protocol: u32) -> Option<u32> {
     }
 }
 
-/// Reads one datagram: calls `sample` for every sampled packet in it, in order, and `skipped`
-/// for every flow record it cannot hand over (another header protocol); returns the header,
-/// or the error that stopped it (after the samples before it).
-pub fn read<'a>(
-    payload: &'a [u8],
-    mut sample: impl FnMut(&Datagram, Sample<'a>),
-    mut skipped: impl FnMut(),
-) -> Result<Datagram, SflowError> {
+/// Reads one datagram: calls `sample` for every sampled packet in it, in order; returns the
+/// header, or the error that stopped it (after the samples before it).
+pub fn read<'a>(payload: &'a [u8], mut sample: impl FnMut(&Datagram, Sample<'a>)) -> Result<Datagram, SflowError> {
     let mut x = Xdr { data: payload, at: 0 };
     let version = x.u32("the header")?;
     if version != 5 {
@@ -193,10 +197,7 @@ pub fn read<'a>(
                     let header = r.opaque(hlen as usize, "a raw packet header")?;
                     match linktype(proto) {
                         Some(linktype) => Sampled::Header { linktype, frame_length, header },
-                        None => {
-                            skipped();
-                            continue;
-                        }
+                        None => Sampled::Unread { header_protocol: proto },
                     }
                 }
                 3 | 4 => {
@@ -281,9 +282,11 @@ pub(crate) mod tests {
     }
 
     fn all(d: &[u8]) -> (Result<Datagram, SflowError>, Vec<Sample<'_>>, usize) {
-        let (mut got, mut skipped) = (Vec::new(), 0);
-        let r = read(d, |_, s| got.push(s), || skipped += 1);
-        (r, got, skipped)
+        let mut got = Vec::new();
+        let r = read(d, |_, s| got.push(s));
+        let unread = got.iter().filter(|s| matches!(s.packet, Sampled::Unread { .. })).count();
+        got.retain(|s| !matches!(s.packet, Sampled::Unread { .. }));
+        (r, got, unread)
     }
 
     #[test]
