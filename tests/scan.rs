@@ -670,6 +670,39 @@ fn workers_share_out_a_tunnel_by_the_connections_inside() {
     }
 }
 
+/// Datagrams that arrive in IP fragments say whose connection they hold only once whole: a DNS
+/// answer too long for one packet (the flagged address in its last fragment), and segments of
+/// connections mirrored in VXLAN whose tunnel datagrams were fragmented. Every worker
+/// reassembles them, so each count, alert and flow is what one engine finds: the connections to
+/// the answer's address are flagged wherever they land, and each mirrored connection is one
+/// connection, in the engine that owns it.
+#[test]
+fn workers_reassemble_fragments_and_inspect_them_where_they_belong() {
+    let dir = tempfile::tempdir().unwrap();
+    let ind = dir.path().join("ind.csv");
+    std::fs::write(&ind, "indicator,type\nflagged.example,domain\n198.51.100.0/24,cidr\n").unwrap();
+    let capture = dir.path().join("fragments.pcap");
+    std::fs::write(&capture, iocmatch::synth::fragmented_mirror().unwrap()).unwrap();
+    let args = ["scan", "--no-default-set", "--indicators", ind.to_str().unwrap(), capture.to_str().unwrap()];
+    let run = |j: &str| {
+        let out = bin().args([&args[..], &["-j", j]].concat()).output().expect("run iocmatch");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let fragments = err.lines().find(|l| l.contains("fragments")).unwrap_or_default().trim().to_string();
+        let (lines, input) = sorted(&out);
+        (lines, input, fragments)
+    };
+    let one = run("1");
+    let count = |lines: &[String], what: &str| lines.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(count(&one.0, "dns.resolved"), 40, "{:#?}", one.0);
+    assert_eq!(count(&one.0, "\"dest_ip\":\"198.51.100.9\""), 16, "an alert and a flow each: {:#?}", one.0);
+    assert!(one.2.starts_with("fragments 19 seen, 9 datagrams reassembled"), "{}", one.2);
+    for j in ["2", "3", "4"] {
+        let many = run(j);
+        assert_eq!((&one.1, &one.2), (&many.1, &many.2), "-j {j}: the summary counts differ");
+        assert!(one.0 == many.0, "-j {j}: the alerts differ:\n{:#?}\n{:#?}", one.0, many.0);
+    }
+}
+
 /// A capture of several megabytes, so that `-j` splits it into many chunks with records across
 /// every boundary: random-sized frames to flagged and clean networks, a DNS answer for a
 /// flagged name early and connections to its address late (whichever worker they land on), a

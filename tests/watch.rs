@@ -348,6 +348,39 @@ fn a_mirror_tunnel_is_shared_out_by_the_connections_inside() {
     assert_eq!(mirrored.len(), 2, "one alert and one flow event: {mirrored:#?}");
 }
 
+/// Datagrams that arrive in IP fragments say whose connection they hold only once whole; the
+/// reader hands such fragments to every worker, which reassembles them: the 40 connections to
+/// the address in the last fragment of a long DNS answer are all flagged, on whichever worker
+/// they land, and each of the 8 connections mirrored in VXLAN, some of whose tunnel datagrams
+/// were fragmented, is one connection (one alert, one flow event).
+#[test]
+fn fragments_are_reassembled_by_every_worker_and_inspected_by_the_owner() {
+    let Some(lab) = Lab::new(18) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.csv");
+    std::fs::write(&feed, "indicator,type\nflagged.example,domain\n198.51.100.0/24,cidr\n").unwrap();
+    let capture = dir.path().join("fragments.pcap");
+    std::fs::write(&capture, iocmatch::synth::fragmented_mirror().unwrap()).unwrap();
+    let out = dir.path().join("alerts.json");
+    let w = Watch::start(&lab, &out, &["--no-default-set", "--indicators", feed.to_str().unwrap(), "--workers", "3"]);
+    replay(&lab, &capture);
+    let count = |w: &Watch, f: &dyn Fn(&serde_json::Value) -> bool| w.alerts().iter().filter(|a| f(a)).count();
+    let resolved = |a: &serde_json::Value| a["match"]["field"] == "dns.resolved";
+    let mirrored = |a: &serde_json::Value| a["dest_ip"] == "198.51.100.9";
+    let t = Instant::now();
+    while (count(&w, &resolved) < 40 || count(&w, &mirrored) < 8) && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, _) = w.stop();
+    assert_eq!(code, 0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let all: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let alerts: Vec<_> = all.iter().filter(|a| a["event_type"] == "alert").collect();
+    assert_eq!(alerts.iter().filter(|a| resolved(a)).count(), 40, "{alerts:#?}");
+    let mirrored: Vec<_> = all.iter().filter(|a| mirrored(a)).collect();
+    assert_eq!(mirrored.len(), 16, "one alert and one flow event each: {mirrored:#?}");
+}
+
 /// Inline on a netfilter queue: every packet the rule queues waits for its verdict. Monitoring
 /// (no `--block`), a flagged connection goes through and is alerted on; with `--block` the SYN to
 /// a flagged address and the DNS query for a flagged name are dropped, while the rest of the

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::shard;
 use crate::decode::defrag::Defrag;
 use crate::decode::packet::{self, Decoded, TunnelKind};
 use crate::decode::peek::{self, PlainTcp};
@@ -207,6 +208,9 @@ pub struct Engine<'m, S: Sink> {
     /// (packet number, and where its bytes are) and, for a plain TCP segment, what
     /// [`Engine::established`] needs of it.
     ahead: [Option<(Seen, Option<Segment>)>; AHEAD_SLOTS],
+    /// Which of how many engines sharing the traffic this one is ([`Engine::set_share`]): a
+    /// datagram reassembled from fragments is inspected by the engine that owns its connection.
+    share: (usize, usize),
 }
 
 /// What the fast path needs of a plain TCP segment: its connection's key and hash in the
@@ -297,7 +301,20 @@ impl<'m, S: Sink> Engine<'m, S> {
             next_sweep: i64::MIN,
             since_sweep: 0,
             ahead: [None; AHEAD_SLOTS],
+            share: (0, 1),
         }
+    }
+
+    /// Makes this engine worker `index` of `n` that share traffic by [`shard::owner`]: it is
+    /// given its own frames ([`Self::packet`]) and those every worker reads
+    /// ([`Self::learn_packet`]), and inspects a reassembled datagram only when it owns the
+    /// connection inside ([`shard::pair_owner`]); otherwise it learns from it. Alone, an engine
+    /// owns everything.
+    ///
+    /// [`shard::owner`]: super::shard::owner
+    /// [`shard::pair_owner`]: super::shard::pair_owner
+    pub fn set_share(&mut self, index: usize, n: usize) {
+        self.share = (index, n.max(1));
     }
 
     /// Replaces the indicator set between two packets. Nothing is re-checked retroactively:
@@ -398,32 +415,56 @@ impl<'m, S: Sink> Engine<'m, S> {
             };
             self.core.end(c, why);
         }
-        let d = self.defrag.stats();
-        self.core.stats.reassembled = d.reassembled;
         (self.core.stats, self.core.sink, self.core.flagged)
     }
 
-    /// Reads a DNS response that another worker owns, only to learn the addresses flagged
-    /// names resolved to: the reader gives every worker each DNS answer, in order with the
-    /// rest of its traffic, so a connection to a resolved address is flagged on any worker.
+    /// Reads a frame another worker owns but every worker reads ([`shard::owner`]), counting
+    /// nothing: the reader gives it to every worker in order with the rest of its traffic.
+    /// - A DNS answer (or sFlow datagram) is read only to learn the addresses flagged names
+    ///   resolved to, so a connection to a resolved address is flagged on any worker.
+    /// - A fragment is reassembled, and the whole datagram inspected if this engine owns the
+    ///   connection inside (a tunnel's), or else learned from (a long DNS answer).
+    ///
+    /// [`shard::owner`]: super::shard::owner
     pub fn learn_packet(&mut self, p: &Packet<'_>) {
         let mut d = Decoded::default();
-        if packet::decode(p.linktype, p.data, true, &mut d).is_err() || d.payload.is_empty() {
+        if packet::decode(p.linktype, p.data, true, &mut d).is_err() {
+            return;
+        }
+        if let Some(frag) = d.fragment {
+            self.core.packet = p.number;
+            self.core.pos = Pos::Packet(p.number);
+            self.core.ts = p.ts_micros;
+            self.fragment(d, frag, p.data.len());
+            return;
+        }
+        self.learn(&d, p.ts_micros);
+    }
+
+    /// Learns from a whole datagram another engine inspects: the DNS answers in it, if it is one
+    /// every worker reads (see [`shard::owner`]), with nothing counted.
+    ///
+    /// [`shard::owner`]: super::shard::owner
+    fn learn(&mut self, d: &Decoded<'_>, ts_micros: i64) {
+        if d.payload.is_empty() {
             return;
         }
         let Some(inner) = d.innermost().copied().filter(|l| l.proto == 17) else { return };
-        self.core.ts = p.ts_micros;
+        self.core.ts = ts_micros;
         if sflow::is_export(d.dport, d.payload) {
             // The DNS answers among its samples, learned as the worker that owns it learns them
             // (and counted there, not here).
             let exporter = std::net::SocketAddr::new(inner.src, d.sport);
             let derived = self.core.stats.resolved_derived;
-            let _ = super::sampled::records(d.payload, exporter, p.ts_micros, |r| {
+            let _ = super::sampled::records(d.payload, exporter, ts_micros, |r| {
                 if let Some(r) = r {
                     self.learn_dns(&r);
                 }
             });
             self.core.stats.resolved_derived = derived;
+            return;
+        }
+        if !shard::DNS_PORTS.contains(&d.sport) {
             return;
         }
         self.core.learn_only = true;
@@ -549,22 +590,45 @@ impl<'m, S: Sink> Engine<'m, S> {
         self.tick(p.ts_micros);
         if let Some(frag) = d.fragment {
             self.core.stats.fragments += 1;
-            let Some(inner) = d.innermost().copied() else { return };
-            let ts = p.ts_micros as f64 / 1e6;
-            if let Some((proto, payload)) = self.defrag.push(ts, inner.src, inner.dst, inner.proto, frag, d.ip_payload)
-            {
-                let mut whole: Decoded<'_> = d;
-                whole.fragment = None;
-                packet::decode_transport(proto, &payload, decap, &mut whole);
-                self.inspect(&whole, p.data.len());
-            } else if frag.offset == 0 && d.sport != 0 && !is_tunnel_carrier(inner.proto, d.sport, d.dport) {
-                // The first fragment carries the ports: the connection is known from it. A
-                // fragmented tunnel packet is left for reassembly, which yields the inner one.
-                self.inspect(&d, p.data.len());
+            if self.fragment(d, frag, p.data.len()) {
+                self.core.stats.reassembled += 1;
             }
             return;
         }
         self.inspect(&d, p.data.len());
+    }
+
+    /// Pushes fragment `d` for reassembly (true when it completed its datagram), and inspects
+    /// what is known of the connection: the whole datagram once reassembled, and the first
+    /// fragment at once, since it carries the ports (but a tunnel's is left for reassembly,
+    /// which yields the connection inside). Of engines sharing traffic, only the one that owns
+    /// that connection inspects it; the others learn from it (see [`Self::set_share`]).
+    fn fragment(&mut self, d: Decoded<'_>, frag: packet::Fragment, wire: usize) -> bool {
+        let Some(inner) = d.innermost().copied() else { return false };
+        let ts = self.core.ts as f64 / 1e6;
+        let Some((proto, payload)) = self.defrag.push(ts, inner.src, inner.dst, inner.proto, frag, d.ip_payload) else {
+            if frag.offset == 0 && d.sport != 0 && !is_tunnel_carrier(inner.proto, d.sport, d.dport) {
+                self.inspect_owned(&d, wire);
+            }
+            return false;
+        };
+        let mut whole: Decoded<'_> = d;
+        whole.fragment = None;
+        packet::decode_transport(proto, &payload, true, &mut whole);
+        self.inspect_owned(&whole, wire);
+        true
+    }
+
+    /// Inspects `d` if this engine owns its connection (see [`Self::set_share`]), else learns
+    /// from it.
+    fn inspect_owned(&mut self, d: &Decoded<'_>, wire: usize) {
+        let (index, n) = self.share;
+        let owned = n <= 1 || d.innermost().is_some_and(|l| shard::pair_owner(l.src, l.dst, n) == index);
+        if owned {
+            self.inspect(d, wire);
+        } else {
+            self.learn(d, self.core.ts);
+        }
     }
 
     /// Whether the connection of packet `p` (inspected just before) has raised an alert: what

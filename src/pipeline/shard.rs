@@ -9,9 +9,16 @@
 //! VXLAN mirror, a Geneve load balancer, which send everything between two addresses) spread
 //! over the workers, and a connection that reaches the sensor through several tunnels (both
 //! ends mirrored, a Teredo relay) meets in one engine. So are frames whose IP header is not
-//! where a look finds it (under MPLS labels, PPPoE). A fragment of a tunnel's datagram goes by
-//! the tunnel's pair, with the rest of that datagram, and is reassembled there. Frames without
-//! IP hash to 0.
+//! where a look finds it (under MPLS labels, PPPoE). Frames without IP hash to 0.
+//!
+//! Some frames are read by every worker, not only by the one that owns them:
+//! - a DNS answer (and an sFlow datagram, whose samples may hold some), so a connection to an
+//!   address a flagged name resolved to is flagged whichever worker owns it;
+//! - an IP fragment of anything but TCP or ICMP. Only the whole datagram says whose it is: a
+//!   tunnel's datagram holds a connection that is filed by its inner pair, and a DNS answer too
+//!   long for one packet is one every worker learns from. So every worker reassembles it, the one
+//!   that owns its innermost pair inspects it, and the others learn from it. The fragment's own
+//!   pair picks the worker that counts its packets.
 
 use std::hash::BuildHasher;
 
@@ -22,20 +29,33 @@ use crate::source::flowlog::sflow;
 const SEED: u64 = 0x1f0c_5a7e_d00d_feed;
 
 /// UDP source ports of DNS answers (53, mDNS 5353, LLMNR 5355), which every worker learns from.
-const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
+pub const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
 
-/// True for a UDP datagram from a DNS port (53, mDNS 5353, LLMNR 5355), in a tunnel or not: a
-/// DNS answer that every worker must learn from; and for an sFlow datagram, whose samples may
-/// hold DNS answers. (The readers ask [`owner`], which tells this with the worker; the tests ask
-/// each half on its own.)
+/// True for a frame every worker reads (see the module doc): a UDP datagram from a DNS port (53,
+/// mDNS 5353, LLMNR 5355) or an sFlow datagram, in a tunnel or not, and an IP fragment of
+/// anything but TCP or ICMP. (The readers ask [`owner`], which tells this with the worker; the
+/// tests ask each half on its own.)
 #[cfg(test)]
-pub fn is_dns_response(linktype: u32, data: &[u8]) -> bool {
+pub fn read_by_all(linktype: u32, data: &[u8]) -> bool {
     owner(linktype, data, 1).1
 }
 
-fn dns_response_ip(ip: &[u8]) -> bool {
+/// Whether a fragment of a datagram of protocol `proto` is read by every worker: anything but
+/// TCP and ICMP may be a tunnel or a DNS answer once reassembled.
+#[inline]
+fn fragment_read_by_all(proto: u8) -> bool {
+    !matches!(proto, 1 | 6 | 58)
+}
+
+/// [`read_by_all`] for a frame whose outermost IP header `ip` holds no tunnel.
+fn read_by_all_ip(ip: &[u8]) -> bool {
     let udp = match ip.first().map(|b| b >> 4) {
-        Some(4) if ip.len() >= 20 && ip[9] == 17 => ip.get(((ip[0] & 0x0f) as usize) * 4..),
+        Some(4) if ip.len() >= 20 => {
+            if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+                return fragment_read_by_all(ip[9]);
+            }
+            (ip[9] == 17).then(|| ip.get(((ip[0] & 0x0f) as usize) * 4..)).flatten()
+        }
         Some(6) if ip.len() >= 40 && ip[6] == 17 => ip.get(40..),
         _ => None,
     };
@@ -52,7 +72,7 @@ fn may_tunnel(ip: &[u8]) -> bool {
     let (proto, l4) = match ip.first().map(|b| b >> 4) {
         Some(4) if ip.len() >= 20 => {
             if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
-                return false; // a fragment: reassembled by this pair's engine, then decoded
+                return false; // a fragment: filed by this pair until it is reassembled
             }
             (ip[9], ip.get(usize::from(ip[0] & 0x0f) * 4..))
         }
@@ -72,36 +92,54 @@ fn may_tunnel(ip: &[u8]) -> bool {
 }
 
 /// The hash of the innermost address pair of a frame the decoder reads (see the module doc),
-/// and whether it is a DNS answer; `ip` is its outer IP header, where one was found without the
-/// decoder (frames under MPLS labels or PPPoE have none: the decoder finds their IP layers).
+/// and whether every worker reads it; `ip` is its outer IP header, where one was found without
+/// the decoder (frames under MPLS labels or PPPoE have none: the decoder finds their IP layers).
 #[cold]
 #[inline(never)]
 fn decoded(linktype: u32, data: &[u8], ip: Option<&[u8]>) -> (u64, bool) {
-    let outer = || ip.map_or((0, false), |ip| (flow_hash_ip(ip), dns_response_ip(ip)));
+    let outer = || ip.map_or((0, false), |ip| (flow_hash_ip(ip), read_by_all_ip(ip)));
     let mut d = Decoded::default();
     if packet::decode(linktype, data, true, &mut d).is_err() {
         return outer();
     }
     let Some(inner) = d.innermost() else { return outer() };
-    let hash = match (inner.src, inner.dst) {
-        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => pair_hash(u32::from(a), u32::from(b)),
-        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => pair_hash(u128::from(a), u128::from(b)),
-        _ => 0,
-    };
-    let udp = inner.proto == 17 && d.fragment.is_none_or(|f| f.offset == 0);
+    let hash = addr_pair_hash(inner.src, inner.dst);
+    if d.fragment.is_some() {
+        return (hash, fragment_read_by_all(inner.proto));
+    }
     // sFlow samples may hold DNS answers (learned as records are): every worker reads them too.
     let sflow = sflow::is_export(d.dport, d.payload);
-    (hash, udp && (DNS_PORTS.contains(&d.sport) || sflow))
+    (hash, inner.proto == 17 && (DNS_PORTS.contains(&d.sport) || sflow))
 }
 
-/// The hash of a frame's pair (see the module doc) and whether it is a DNS answer.
+/// The hash of a frame's pair (see the module doc) and whether every worker reads it.
 #[inline(always)]
 fn hash_of(linktype: u32, data: &[u8]) -> (u64, bool) {
     match ip_header(linktype, data) {
         Some(ip) if may_tunnel(ip) => decoded(linktype, data, Some(ip)),
-        Some(ip) => (flow_hash_ip(ip), dns_response_ip(ip)),
+        Some(ip) => (flow_hash_ip(ip), read_by_all_ip(ip)),
         None => decoded(linktype, data, None),
     }
+}
+
+/// The hash of two addresses (of one family; 0 for a mixed pair), as a packet's pair is hashed.
+fn addr_pair_hash(a: std::net::IpAddr, b: std::net::IpAddr) -> u64 {
+    use std::net::IpAddr;
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => pair_hash(u32::from(a), u32::from(b)),
+        (IpAddr::V6(a), IpAddr::V6(b)) => pair_hash(u128::from(a), u128::from(b)),
+        _ => 0,
+    }
+}
+
+/// The worker (of `n`) that owns the connections between `a` and `b`: where a datagram
+/// reassembled from fragments every worker read is inspected.
+#[inline]
+pub fn pair_owner(a: std::net::IpAddr, b: std::net::IpAddr, n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    of(addr_pair_hash(a, b), n)
 }
 
 /// Hash of the frame's address pair (see the module doc), the same in both directions.
@@ -146,8 +184,8 @@ fn of(hash: u64, n: usize) -> usize {
     (((hash >> 32) * n as u64) >> 32) as usize
 }
 
-/// The worker (of `n`) that owns a frame, and whether the frame is a DNS answer (which every
-/// worker learns from), from one look at the headers.
+/// The worker (of `n`) that owns a frame, and whether every worker reads it too (a DNS answer,
+/// sFlow, a fragment: see the module doc), from one look at the headers.
 #[inline]
 pub fn owner(linktype: u32, data: &[u8], n: usize) -> (usize, bool) {
     let (hash, dns) = hash_of(linktype, data);
@@ -155,7 +193,9 @@ pub fn owner(linktype: u32, data: &[u8], n: usize) -> (usize, bool) {
 }
 
 /// [`owner`] as worker `mine` of a file every worker walks asks it: whether the frame is its
-/// own, and whether it is another's DNS answer to learn from.
+/// own, and whether it is another's that it reads too (see [`Engine::learn_packet`]).
+///
+/// [`Engine::learn_packet`]: super::engine::Engine::learn_packet
 #[inline]
 pub fn route(linktype: u32, data: &[u8], n: usize, mine: usize) -> (bool, bool) {
     let (w, dns) = owner(linktype, data, n);
@@ -165,16 +205,13 @@ pub fn route(linktype: u32, data: &[u8], n: usize, mine: usize) -> (bool, bool) 
 /// The worker (of `n`) a flow record goes to: its address pair, hashed exactly as a packet's
 /// (so the records and the packets of one connection, given together, meet in one engine).
 pub fn record_worker(r: &crate::source::flowlog::Record, n: usize) -> usize {
-    use std::net::IpAddr;
     if n <= 1 {
         return 0;
     }
-    let h = match (r.src, r.dst) {
-        (Some(IpAddr::V4(a)), Some(IpAddr::V4(b))) => pair_hash(u32::from(a), u32::from(b)),
-        (Some(IpAddr::V6(a)), Some(IpAddr::V6(b))) => pair_hash(u128::from(a), u128::from(b)),
-        _ => 0,
-    };
-    of(h, n)
+    match (r.src, r.dst) {
+        (Some(a), Some(b)) => of(addr_pair_hash(a, b), n),
+        _ => of(0, n),
+    }
 }
 
 #[cfg(test)]
@@ -209,7 +246,7 @@ mod tests {
                 for mine in 0..n {
                     let (own, dns) = route(1, &a, n, mine);
                     assert_eq!(own, worker_of(1, &a, n) == mine);
-                    assert_eq!(dns, !own && is_dns_response(1, &a));
+                    assert_eq!(dns, !own && read_by_all(1, &a));
                 }
             }
         }
@@ -259,8 +296,8 @@ mod tests {
         // A DNS answer inside a tunnel is one every worker learns from; a query is not.
         let answer = ipv4([10, 0, 0, 53], [10, 0, 0, 9], 17, &udp(53, 40000, b"answer"));
         let query = ipv4([10, 0, 0, 9], [10, 0, 0, 53], 17, &udp(40000, 53, b"query"));
-        assert!(is_dns_response(1, &in_vxlan(mirror, &answer)));
-        assert!(!is_dns_response(1, &in_vxlan(mirror, &query)));
+        assert!(read_by_all(1, &in_vxlan(mirror, &answer)));
+        assert!(!read_by_all(1, &in_vxlan(mirror, &query)));
         // Under MPLS labels: spread by the pair inside too, and a DNS answer is seen.
         let mpls = |ip: &[u8]| eth(0x8847, &[&[0, 0x10, 0x01, 64][..], ip].concat());
         let mut labelled = [0usize; 4];
@@ -271,10 +308,21 @@ mod tests {
             assert_eq!(w, worker_of(1, &eth(0x0800, &inner), 4));
         }
         assert!(labelled.iter().all(|&n| n > 50), "{labelled:?}");
-        assert!(is_dns_response(1, &mpls(&answer)));
-        // A fragment of a tunnel's datagram stays with the tunnel's pair, to be reassembled.
+        assert!(read_by_all(1, &mpls(&answer)));
+        // A fragment of a tunnel's datagram goes by the tunnel's pair, and every worker reads it:
+        // only the reassembled datagram says whose connection it holds.
         let carrier = ipv4_frag(mirror.0, mirror.1, 17, 7, 0, true, &udp(49152, 4789, &[0; 64]));
         assert_eq!(flow_hash(101, &carrier), flow_hash_ip(&ipv4(mirror.0, mirror.1, 17, &[])));
+        assert!(read_by_all(101, &carrier));
+        // So does every UDP fragment (a DNS answer too long for one packet), first or later, and
+        // a later one is not taken for a DNS answer by the bytes where its ports would be.
+        let later = ipv4_frag([10, 0, 0, 9], [10, 0, 0, 53], 17, 7, 64, false, &[0, 53, 0, 53, 0, 0, 0, 0]);
+        assert!(read_by_all(101, &later));
+        assert_eq!(flow_hash(101, &later), flow_hash_ip(&ipv4([10, 0, 0, 9], [10, 0, 0, 53], 17, &[])));
+        // A fragment of TCP or ICMP holds no tunnel and no DNS answer: only its owner reads it.
+        for proto in [6, 1] {
+            assert!(!read_by_all(101, &ipv4_frag(mirror.0, mirror.1, proto, 7, 0, true, &[0; 64])));
+        }
     }
 
     #[test]
@@ -290,7 +338,7 @@ mod tests {
         let dns = eth_v4([192, 0, 2, 53], [10, 0, 0, 9], 53, 40000, false);
         for len in 0..=dns.len() {
             let f = &dns[..len];
-            assert_eq!(owner(1, f, 4), (worker_of(1, f, 4), is_dns_response(1, f)), "cut at {len}");
+            assert_eq!(owner(1, f, 4), (worker_of(1, f, 4), read_by_all(1, f)), "cut at {len}");
         }
         assert!(owner(1, &dns, 4).1);
         assert_eq!(flow_hash(1, &[0u8; 5]), 0);

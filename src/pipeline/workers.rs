@@ -12,7 +12,9 @@
 //! - a flow log is parsed by every worker, each keeping the records of its address pairs;
 //! - a packet a worker does not own but which carries a DNS answer is still read, only to
 //!   learn what flagged names resolved to, so `dns.resolved` holds whichever worker the later
-//!   connection lands on, at the same point in the traffic as with one engine.
+//!   connection lands on, at the same point in the traffic as with one engine; so is a fragment
+//!   of a datagram that may be a tunnel's or a DNS answer, which every worker reassembles and
+//!   the owner of the connection inside inspects (see [`super::shard`]).
 //!
 //! Alerts go through one writer under a lock (they are few), so their order across
 //! connections is not the packets' order; within a connection it is.
@@ -223,8 +225,8 @@ struct SplitState {
 /// of a `-j 2` run).
 #[derive(Clone, Copy, Debug)]
 struct Place {
-    /// The frame's offset in the chunk's bytes; the top bit set when the worker only learns
-    /// from it (a DNS answer on another worker's connection).
+    /// The frame's offset in the chunk's bytes; the top bit set when the frame is another
+    /// worker's, which every worker reads ([`Engine::learn_packet`]): a DNS answer, a fragment.
     at: u32,
     len: u32,
     wire_len: u32,
@@ -621,10 +623,10 @@ impl Split {
                 Some(Take::Packet) => {
                     hopped.count += 1;
                     let p = records.packet(record, before + hopped.count);
-                    let (w, dns) = super::shard::owner(p.linktype, p.data, self.n);
+                    let (w, shared) = super::shard::owner(p.linktype, p.data, self.n);
                     let place = Place::of(&p, off + (p.data.as_ptr() as usize - record.as_ptr() as usize));
                     hopped.shares[w].push(place);
-                    if dns {
+                    if shared {
                         let learn = Place { at: place.at | Place::LEARN, ..place };
                         for (j, s) in hopped.shares.iter_mut().enumerate() {
                             if j != w {
@@ -1039,9 +1041,9 @@ fn route<S: Sink>(engine: &mut Engine<'_, S>, p: &Packet<'_>, index: usize, n: u
     }
     match super::shard::route(p.linktype, p.data, n, index) {
         (true, _) => engine.packet(p),
-        (false, dns) => {
+        (false, shared) => {
             engine.advance(p.ts_micros);
-            if dns {
+            if shared {
                 engine.learn_packet(p);
             }
         }
@@ -1060,6 +1062,7 @@ fn work(
     walked: &AtomicU64,
 ) -> Outcome {
     let mut engine = Engine::new(m, opts, sink);
+    engine.set_share(index, n);
     let mut fatal = 0;
     for job in jobs {
         match job {
@@ -1189,9 +1192,9 @@ fn check_run(
             for place in &share.places {
                 let (number, learn) = (place.number, place.learn());
                 let p = place.packet(share.chunk.bytes(run.mapped()));
-                let (owner, dns) = super::shard::owner(p.linktype, p.data, n);
+                let (owner, shared) = super::shard::owner(p.linktype, p.data, n);
                 assert_eq!(learn, owner != j, "chunk {c}: packet {number} handed to worker {j}, owned by {owner}");
-                assert!(!learn || dns, "chunk {c}: packet {number} handed to learn from is no DNS answer");
+                assert!(!learn || shared, "chunk {c}: packet {number} handed to learn from is not read by all");
                 if !learn {
                     mine.push(seen(&p));
                 }
@@ -1347,9 +1350,9 @@ mod tests {
                         assert_eq!(packet.ts_micros, place.ts_micros, "chunk {c}: packet {number}");
                         assert_eq!(packet.ts_micros, number as i64 - 1, "chunk {c}: packet {number} is another's");
                         assert_eq!(c * CHUNK + at - 16, offsets[number as usize - 1], "chunk {c}: packet {number}");
-                        let (owner, dns) = crate::pipeline::shard::owner(1, packet.data, n);
+                        let (owner, shared) = crate::pipeline::shard::owner(1, packet.data, n);
                         assert_eq!(learn, owner != j, "chunk {c}: packet {number} handed to {j}");
-                        assert!(!learn || dns, "chunk {c}: packet {number} is no DNS answer");
+                        assert!(!learn || shared, "chunk {c}: packet {number} is not read by all");
                         if !learn {
                             mine.push((number, offsets[number as usize - 1]));
                         }

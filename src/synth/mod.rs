@@ -604,6 +604,75 @@ pub fn vxlan_mirror() -> io::Result<Vec<u8>> {
     Ok(w.into_inner())
 }
 
+/// The IPv4 packet `packet` (with a 20-byte header, as [`ip`] makes it) cut into fragments of
+/// at most `room` bytes of payload each (rounded down to a multiple of 8), with identification
+/// `id`, in order.
+pub fn fragments_v4(packet: &[u8], id: u16, room: usize) -> Vec<Vec<u8>> {
+    let (head, body) = packet.split_at(20);
+    let room = (room / 8).max(1) * 8;
+    let mut out = Vec::new();
+    for (i, part) in body.chunks(room).enumerate() {
+        let offset = i * room;
+        let more = offset + part.len() < body.len();
+        let mut h = head.to_vec();
+        h[2..4].copy_from_slice(&((20 + part.len()) as u16).to_be_bytes());
+        h[4..6].copy_from_slice(&id.to_be_bytes());
+        h[6..8].copy_from_slice(&((offset / 8) as u16 | if more { 0x2000 } else { 0 }).to_be_bytes());
+        h[10..12].copy_from_slice(&[0, 0]);
+        let ck = fold(csum(&h, 0));
+        h[10..12].copy_from_slice(&ck.to_be_bytes());
+        h.extend_from_slice(part);
+        out.push(h);
+    }
+    out
+}
+
+/// Traffic in which some datagrams arrive in IP fragments, so that only the reassembled
+/// datagram says which connection it belongs to:
+/// - a DNS answer too long for one packet, giving `flagged.example` 120 addresses
+///   (203.0.113.1-120), in two fragments, then 40 SYNs to the last address (from 10.9.9.x),
+///   which only the second fragment holds;
+/// - 8 connections from 10.8.8.x to 198.51.100.9:443 mirrored in VXLAN (from 172.16.0.1 to
+///   172.16.0.100): each a SYN, a segment of 2,000 bytes whose VXLAN datagram is fragmented on
+///   its way to the sensor, and an ACK.
+///
+/// Ethernet frames; the same bytes every time.
+pub fn fragmented_mirror() -> io::Result<Vec<u8>> {
+    let mut w = PcapWriter::new(Vec::new(), 1)?;
+    let mut t = 1_700_000_000_000_000i64;
+    let mut put = |packet: &[u8]| {
+        t += 1;
+        w.frame(t, &ethernet(None, 0x0800, packet))
+    };
+    let addrs: Vec<IpAddr> = (1..=120).map(|i| addr(&format!("203.0.113.{i}"))).collect();
+    let answers: Vec<Rr<'_>> = addrs.iter().map(|&a| Rr::Addr("flagged.example", a)).collect();
+    let answer = dns_response(7, "flagged.example", 1, &answers);
+    let dns = ip(addr("10.0.0.53"), addr("10.0.0.9"), 17, udp(53, 40000, &answer), Some(6));
+    for f in fragments_v4(&dns, 7, 1400) {
+        put(&f)?;
+    }
+    for i in 0..40u8 {
+        put(&ip(addr(&format!("10.9.9.{i}")), addr("203.0.113.120"), 6, tcp(50_000, 443, 1, 0, SYN, &[]), Some(16)))?;
+    }
+    let vxlan = |inner: &[u8]| {
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0x12, 0x34, 0];
+        vx.extend_from_slice(&ethernet(None, 0x0800, inner));
+        ip(addr("172.16.0.1"), addr("172.16.0.100"), 17, udp(49152, 4789, &vx), Some(6))
+    };
+    let server = addr("198.51.100.9");
+    for i in 0..8u16 {
+        let client = addr(&format!("10.8.8.{i}"));
+        let seg =
+            |seq, flags, payload: &[u8]| ip(client, server, 6, tcp(50_000 + i, 443, seq, 1, flags, payload), Some(16));
+        put(&vxlan(&seg(1, SYN, &[])))?;
+        for f in fragments_v4(&vxlan(&seg(2, PSH | ACK, &[0x41; 2000])), 100 + i, 1400) {
+            put(&f)?;
+        }
+        put(&vxlan(&seg(2002, ACK, &[])))?;
+    }
+    Ok(w.into_inner())
+}
+
 /// An sFlow v5 datagram as a switch sends it to a collector: from agent `agent`, datagram
 /// `sequence`, one flow sample per frame of `frames` (Ethernet), each sampled 1 in `rate` and
 /// cut to its first `snap` bytes (agents keep 128 by default), with a counter sample first.

@@ -344,6 +344,10 @@ fn publish(w: &super::metrics::Worker, s: &Stats) {
 
 fn worker(c: WorkerCtx) -> Stats {
     let mut run = Running::start(&c);
+    // Capture workers are given their frames by `shard::owner`, which also gives each worker
+    // the fragments of datagrams that may hold another's connection; inline workers each own
+    // what their queue holds.
+    run.engine.set_share(c.index, c.peers.len());
     let mine = &c.metrics.workers[c.index];
     loop {
         let msg = c.rx.recv_timeout(Duration::from_millis(200));
@@ -509,7 +513,7 @@ fn reader(
             Ok(p) => {
                 number += 1;
                 me.packets.fetch_add(1, Relaxed);
-                let (w, dns) = owner(linktype, p.data, n);
+                let (w, shared) = owner(linktype, p.data, n);
                 if batches.iter().all(|b| b.frames.is_empty()) {
                     oldest = Instant::now();
                 }
@@ -522,9 +526,10 @@ fn reader(
                 if b.frames.len() >= BATCH {
                     send(w, &mut batches);
                 }
-                // Every other worker learns from a DNS answer, queued before anything that
-                // follows it, so a connection to the address it gave is flagged wherever it lands.
-                if n > 1 && dns {
+                // Every other worker reads a DNS answer (and a fragment that may hold another's
+                // connection), queued before anything that follows it, so a connection to the
+                // address it gave is flagged wherever it lands.
+                if n > 1 && shared {
                     for v in (0..n).filter(|&v| v != w) {
                         let b = &mut batches[v];
                         b.frames.push((b.data.len() as u32, p.data.len() as u32, p.header.len, ts, number, true));
