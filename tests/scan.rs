@@ -703,6 +703,38 @@ fn workers_reassemble_fragments_and_inspect_them_where_they_belong() {
     }
 }
 
+/// Connections idle past their timeout when the input ends end as timed out, as with one
+/// engine, also on a worker that saw none of the last packets (its clock follows the others').
+#[test]
+fn workers_end_idle_connections_as_one_engine_does() {
+    use iocmatch::synth::{addr, ethernet, ip, tcp, PcapWriter, SYN};
+    let dir = tempfile::tempdir().unwrap();
+    let ind = dir.path().join("ind.csv");
+    std::fs::write(&ind, "indicator,type\n198.51.100.0/24,cidr\n").unwrap();
+    let mut w = PcapWriter::new(Vec::new(), 1).unwrap();
+    let t0 = 1_700_000_000_000_000i64;
+    for i in 0..8u8 {
+        let syn = ip(addr(&format!("10.6.6.{i}")), addr("198.51.100.9"), 6, tcp(50_000, 443, 1, 0, SYN, &[]), Some(16));
+        w.frame(t0 + i64::from(i), &ethernet(None, 0x0800, &syn)).unwrap();
+    }
+    // Two hours later, one clean pair's packets only: a single worker sees them.
+    for i in 0..4 {
+        let late = ip(addr("10.0.0.1"), addr("192.0.2.1"), 6, tcp(40_000, 80, 1, 0, SYN, &[]), Some(16));
+        w.frame(t0 + 7_200_000_000 + i, &ethernet(None, 0x0800, &late)).unwrap();
+    }
+    let capture = dir.path().join("idle.pcap");
+    std::fs::write(&capture, w.into_inner()).unwrap();
+    let args = ["scan", "--no-default-set", "--indicators", ind.to_str().unwrap(), capture.to_str().unwrap()];
+    let one = sorted_run(&[&args[..], &["-j", "1"]].concat());
+    let reasons =
+        |lines: &[String], r: &str| lines.iter().filter(|l| l.contains(&format!("\"reason\":\"{r}\""))).count();
+    assert_eq!(reasons(&one.0, "timeout"), 8, "{:#?}", one.0);
+    for j in ["2", "3"] {
+        let many = sorted_run(&[&args[..], &["-j", j]].concat());
+        assert!(one.0 == many.0, "-j {j}: the events differ:\n{:#?}\n{:#?}", one.0, many.0);
+    }
+}
+
 /// A capture of several megabytes, so that `-j` splits it into many chunks with records across
 /// every boundary: random-sized frames to flagged and clean networks, a DNS answer for a
 /// flagged name early and connections to its address late (whichever worker they land on), a

@@ -476,9 +476,11 @@ impl<'m, S: Sink> Engine<'m, S> {
     }
 
     /// Moves the engine's clock to a packet another worker owns, sweeping idle connections
-    /// when it is time, so they end when they would with one engine.
+    /// when it is time, so they end when they would with one engine, and as they would at the
+    /// end of the input (timed out, if idle past their timeout at the last packet's time).
     #[inline]
     pub fn advance(&mut self, ts_micros: i64) {
+        self.core.ts = ts_micros;
         self.tick(ts_micros);
     }
 
