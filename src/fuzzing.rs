@@ -17,6 +17,7 @@ use crate::indicators::load::{self, Format};
 use crate::indicators::{csv, misp, normalize, plain, stix, zeek, IndicatorSet, Kind, Provenance};
 use crate::matcher::Matcher;
 use crate::pipeline::engine::{Engine, Options, Sink};
+use crate::report::summary::Stats;
 use crate::report::{Alert, FlowEvent};
 use crate::source::capture;
 use crate::track::conn::Limits;
@@ -409,24 +410,7 @@ pub fn engine(data: &[u8]) {
         });
         black_box(res.is_ok());
         let (st, events, flagged) = e.finish();
-        let sorted = |m: &std::collections::HashMap<String, u64>| {
-            let mut v: Vec<_> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();
-            v.sort();
-            v
-        };
-        let mut by_indicator: Vec<_> = st.alerts_by_indicator.iter().map(|(k, m)| (k.clone(), sorted(m))).collect();
-        by_indicator.sort();
-        let mut hosts: Vec<_> = st.hosts.iter().collect();
-        hosts.sort();
-        let counters = format!(
-            "{:?}",
-            (
-                (st.packets, st.bytes, st.decoded, &st.skipped, &st.unknown_linktypes, st.fragments, st.too_deep),
-                (st.conns, st.conns_flagged, st.conns_evicted, st.dns_messages, st.dns_errors, st.tls_client_hellos),
-                (st.tls_errors, st.http_requests, st.certs_seen, st.resolved_derived, st.alerts, &st.alerts_by_set),
-                (by_indicator, hosts, &st.input_errors),
-            )
-        );
+        let counters = counters(&st);
         let spans: Vec<String> = flagged.iter().map(|s| format!("{s:?}")).collect();
         Some((counters, events.0, spans))
     };
@@ -434,4 +418,90 @@ pub fn engine(data: &[u8]) {
     assert!(short.0 == full.0, "counters differ:\n{}\n{}", short.0, full.0);
     assert!(short.1 == full.1, "events differ:\n{:#?}\n{:#?}", short.1, full.1);
     assert!(short.2 == full.2, "flagged connections differ");
+    // Shared out over three engines as `scan -j 3` and the live workers share traffic, with caps
+    // no input here reaches: what one engine finds, in any order across connections.
+    let (Some(alone), Some(three)) = (sharded(data, 1), sharded(data, 3)) else { return };
+    assert!(alone.0 == three.0, "counters differ with 3 engines:\n{}\n{}", alone.0, three.0);
+    if alone.1 != three.1 {
+        let only = |a: &[String], b: &[String]| a.iter().filter(|x| !b.contains(x)).cloned().collect::<Vec<_>>();
+        panic!(
+            "events differ with 3 engines: only with one {:#?}, only with three {:#?}",
+            only(&alone.1, &three.1),
+            only(&three.1, &alone.1)
+        );
+    }
+    assert!(alone.2 == three.2, "flagged connections differ with 3 engines");
+}
+
+/// The counters of a run, in a stable order.
+fn counters(st: &Stats) -> String {
+    let sorted = |m: &std::collections::HashMap<String, u64>| {
+        let mut v: Vec<_> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        v.sort();
+        v
+    };
+    let mut by_indicator: Vec<_> = st.alerts_by_indicator.iter().map(|(k, m)| (k.clone(), sorted(m))).collect();
+    by_indicator.sort();
+    let mut hosts: Vec<_> = st.hosts.iter().collect();
+    hosts.sort();
+    format!(
+        "{:?}",
+        (
+            (
+                st.packets,
+                st.bytes,
+                st.decoded,
+                &st.skipped,
+                &st.unknown_linktypes,
+                st.fragments,
+                st.reassembled,
+                st.too_deep
+            ),
+            (st.conns, st.conns_flagged, st.conns_evicted, st.dns_messages, st.dns_errors, st.tls_client_hellos),
+            (st.tls_errors, st.http_requests, st.certs_seen, st.resolved_derived, st.alerts, &st.alerts_by_set),
+            (by_indicator, hosts, &st.input_errors),
+        )
+    )
+}
+
+/// A whole capture through `n` engines sharing it as the workers do ([`shard::owner`]: each
+/// frame to its owner, and to every other engine too when all read it): the merged counters,
+/// the events sorted, and the flagged connections sorted.
+///
+/// [`shard::owner`]: crate::pipeline::shard::owner
+fn sharded(data: &[u8], n: usize) -> Option<(String, Vec<String>, Vec<String>)> {
+    let opts = Options { keep_flagged: true, ..Options::default() };
+    let mut engines: Vec<_> = (0..n)
+        .map(|i| {
+            let mut e = Engine::new(engine_matcher(), opts.clone(), Recorded::default());
+            e.set_share(i, n);
+            e.begin_file(Arc::from("fuzz.pcap"));
+            e
+        })
+        .collect();
+    let r = capture::decompress(Box::new(Cursor::new(data.to_vec()))).ok()?;
+    let res = capture::read_buffered_ahead(r.take(MAX_DECOMPRESSED), FUZZ_BUFFER, |p, _| {
+        let (owner, shared) = crate::pipeline::shard::owner(p.linktype, p.data, n);
+        for (i, e) in engines.iter_mut().enumerate() {
+            if i == owner {
+                e.packet(&p);
+            } else {
+                e.advance(p.ts_micros);
+                if shared {
+                    e.learn_packet(&p);
+                }
+            }
+        }
+    });
+    black_box(res.is_ok());
+    let (mut stats, mut events, mut spans) = (Stats::default(), Vec::new(), Vec::new());
+    for e in engines {
+        let (st, recorded, flagged) = e.finish();
+        stats.merge(st);
+        events.extend(recorded.0);
+        spans.extend(flagged.iter().map(|s| format!("{s:?}")));
+    }
+    events.sort();
+    spans.sort();
+    Some((counters(&stats), events, spans))
 }
