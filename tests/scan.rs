@@ -163,6 +163,9 @@ fn tunnels_report_their_layer_and_outer_addresses() {
     );
     let mu = find(&a, "dns.query", "zdacxzd.w8510.com");
     assert_eq!(mu["tunnel"]["type"], "mpls-udp");
+    // AYIYA, IPv6 inside IPv4.
+    let ay = find(&a, "dns.query", "natcloudservice.com");
+    assert_eq!((ay["tunnel"]["type"].as_str(), ay["src_ip"].as_str()), (Some("ayiya"), Some("2001:db8::9")));
     // Only the outer layer: the inner addresses are not checked.
     let outer = alerts(&run(&["scan", "-q", "--tunnels", "outer", &root("pcaps/tunnelled.pcap")]));
     assert!(outer.iter().all(|x| x["match"]["field"] != "ip.dst"), "{outer:#?}");

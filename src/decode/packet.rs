@@ -46,6 +46,8 @@ pub const TEREDO_PORT: u16 = 3544;
 pub const GENEVE_PORT: u16 = 6081;
 /// UDP destination port of MPLS in UDP (RFC 7510).
 pub const MPLS_UDP_PORT: u16 = 6635;
+/// UDP port of AYIYA (Anything In Anything, the tunnel of SixXS's IPv6 brokers).
+pub const AYIYA_PORT: u16 = 5072;
 
 /// More VLAN tags than this before the payload is treated as garbage (real QinQ uses 2).
 const MAX_VLAN_TAGS: usize = 8;
@@ -103,6 +105,8 @@ pub enum TunnelKind {
     Geneve,
     /// MPLS in UDP (UDP 6635).
     MplsUdp,
+    /// AYIYA (UDP 5072).
+    Ayiya,
 }
 
 /// One IP header of the frame.
@@ -927,7 +931,7 @@ fn gre(d: &[u8]) -> Result<(TunnelKind, Inner<'_>), Skip> {
 /// not change the answer: it looks at the ports and the first two bytes only.
 pub fn udp_may_tunnel(sport: u16, dport: u16, head: &[u8]) -> bool {
     matches!(dport, VXLAN_PORT | GENEVE_PORT | MPLS_UDP_PORT)
-        || [sport, dport].iter().any(|&p| p == GTPU_PORT || p == TEREDO_PORT)
+        || [sport, dport].iter().any(|&p| matches!(p, GTPU_PORT | TEREDO_PORT | AYIYA_PORT))
         // Teredo on any port: an IPv6 header, or the authentication or origin header before it.
         || matches!(head, [b, ..] if b >> 4 == 6)
         || matches!(head, [0, 0 | 1, ..])
@@ -954,6 +958,9 @@ fn udp_tunnel(sport: u16, dport: u16, payload: &[u8]) -> Option<(TunnelKind, Inn
     }
     if dport == TEREDO_PORT || sport == TEREDO_PORT {
         return teredo(payload).map(|i| (TunnelKind::Teredo, i));
+    }
+    if dport == AYIYA_PORT || sport == AYIYA_PORT {
+        return ayiya(payload).map(|i| (TunnelKind::Ayiya, i));
     }
     // Teredo relays and clients also talk from and to arbitrary ports (a relay answers from
     // its own port, a client from its NAT mapping): only 3544 is fixed, on the server side.
@@ -1018,6 +1025,26 @@ fn gtpu(d: &[u8]) -> Option<Inner<'_>> {
         4 | 6 => Some(Inner::Ip(inner)),
         _ => None,
     }
+}
+
+/// AYIYA (draft-massar-v6ops-ayiya), as Zeek reads it: 8 bytes of header, an identity of 2^n
+/// bytes and a signature of m words (n and m in the high nibbles of the first two bytes); then,
+/// for a forwarded packet (opcode 1), the packet the next-header byte names: IPv4 (4) or IPv6
+/// (41), and it must start as one. Anything else (a heartbeat, a query) is no tunnel: the
+/// datagram stays the connection.
+fn ayiya(d: &[u8]) -> Option<Inner<'_>> {
+    let h = arr::<4>(d, 0)?;
+    if h[2] & 0x0f != 1 {
+        return None;
+    }
+    let header = 8 + (1usize << (h[0] >> 4)) + usize::from(h[1] >> 4) * 4;
+    let inner = d.get(header..)?;
+    let version = match h[3] {
+        IPPROTO_IPIP => 4,
+        IPPROTO_IPV6 => 6,
+        _ => return None,
+    };
+    (inner.first()? >> 4 == version).then_some(Inner::Ip(inner))
 }
 
 /// Teredo: optional authentication and origin indication headers, then an IPv6 packet whose
@@ -1454,7 +1481,7 @@ pub(crate) mod tests {
             x ^= x << 17;
             x
         };
-        let ports = [VXLAN_PORT, GENEVE_PORT, MPLS_UDP_PORT, GTPU_PORT, TEREDO_PORT, 53, 443, 40000];
+        let ports = [VXLAN_PORT, GENEVE_PORT, MPLS_UDP_PORT, GTPU_PORT, TEREDO_PORT, AYIYA_PORT, 53, 443, 40000];
         let teredo_v6 = {
             let mut v = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
             v.extend_from_slice(&[0x20, 0x01, 0, 0]);
@@ -1465,7 +1492,7 @@ pub(crate) mod tests {
         let mut taken = 0;
         for i in 0..200_000u32 {
             let r = next();
-            let (sport, dport) = (ports[(r % 8) as usize], ports[((r >> 3) % 8) as usize]);
+            let (sport, dport) = (ports[(r % 9) as usize], ports[((r >> 4) % 9) as usize]);
             let mut payload: Vec<u8> = (0..(r >> 8) % 80).map(|_| next() as u8).collect();
             match i % 4 {
                 0 => payload = [&teredo_v6[..], &payload[..payload.len().min((r % 3) as usize)]].concat(),
@@ -1512,6 +1539,36 @@ pub(crate) mod tests {
         let f = ipv4(A4, B4, 17, &udp(51348, 6635, &[0; 200]));
         let d = dec(LINKTYPE_RAW, &f).unwrap();
         assert_eq!((d.depth, d.dport), (1, 6635));
+    }
+
+    #[test]
+    fn ayiya() {
+        // As a SixXS client sends to its broker: a 16-byte identity (its IPv6 address), a
+        // 20-byte SHA-1 signature, a forwarded IPv6 packet.
+        let ayiya = |head: [u8; 4], inner: &[u8]| [&head[..], &[0; 4], &[0x11; 16], &[0x22; 20], inner].concat();
+        let tcp6 = ipv6(A6, B6, 6, &tcp(40000, 443, b"hello"));
+        let f = ipv4(A4, B4, 17, &udp(5072, 5072, &ayiya([0x41, 0x52, 0x11, 41], &tcp6)));
+        let d = dec(LINKTYPE_RAW, &f).unwrap();
+        assert_eq!(d.layers[0].unwrap().tunnel, Some(TunnelKind::Ayiya));
+        assert_eq!(
+            (d.depth, d.innermost().unwrap().dst, d.dport, d.payload),
+            (2, IpAddr::from(B6), 443, &b"hello"[..])
+        );
+        // IPv4 inside, from the broker's port to a client's
+        let f = ipv4(A4, B4, 17, &udp(5072, 40001, &ayiya([0x41, 0x52, 0x11, 4], &inner_tcp4())));
+        assert_eq!(dec(LINKTYPE_RAW, &f).unwrap().depth, 2);
+        // A heartbeat (opcode 0), a next header that is not IP or not what follows, a header
+        // longer than the datagram: the datagram is the connection.
+        for bad in [
+            ayiya([0x41, 0x52, 0x10, 41], &tcp6),
+            ayiya([0x41, 0x52, 0x11, 17], &tcp6),
+            ayiya([0x41, 0x52, 0x11, 4], &tcp6),
+            ayiya([0xf1, 0x52, 0x11, 41], &tcp6),
+        ] {
+            let f = ipv4(A4, B4, 17, &udp(40001, 5072, &bad));
+            let d = dec(LINKTYPE_RAW, &f).unwrap();
+            assert_eq!((d.depth, d.dport, d.innermost().unwrap().tunnel), (1, 5072, None));
+        }
     }
 
     #[test]

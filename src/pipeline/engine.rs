@@ -248,6 +248,7 @@ fn tunnel_name(k: TunnelKind) -> &'static str {
         TunnelKind::Teredo => "teredo",
         TunnelKind::Geneve => "geneve",
         TunnelKind::MplsUdp => "mpls-udp",
+        TunnelKind::Ayiya => "ayiya",
     }
 }
 

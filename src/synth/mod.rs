@@ -529,6 +529,15 @@ pub mod samples {
         let mut mu = vec![0, 0x01, 0x21, 64];
         mu.extend_from_slice(&inner);
         c.ip_packet(&ip(addr("192.0.2.30"), addr("192.0.2.40"), 17, udp(51348, 6635, &mu), Some(6)))?;
+        // AYIYA, as a SixXS client forwarded its IPv6 to the tunnel broker: the header, the
+        // client's address as its identity, a SHA-1 signature, then the IPv6 packet.
+        let q = dns_query(9, "natcloudservice.com", 28);
+        let inner = ip(addr("2001:db8::9"), addr("2001:db8::53"), 17, udp(53200, 53, &q), Some(6));
+        let mut ay = vec![0x41, 0x52, 0x11, 41, 0x6a, 0x15, 0x5c, 0x20];
+        ay.extend_from_slice(&v6(addr("2001:db8::9")));
+        ay.extend_from_slice(&[0x5a; 20]);
+        ay.extend_from_slice(&inner);
+        c.ip_packet(&ip(addr("192.0.2.50"), addr("192.0.2.60"), 17, udp(5072, 5072, &ay), Some(6)))?;
         Ok(c.w.into_inner())
     }
 
