@@ -738,6 +738,46 @@ fn workers_end_idle_connections_as_one_engine_does() {
     }
 }
 
+/// A DNS answer over TCP (a resolver's retry after a truncated answer) reaches every worker:
+/// the connections to the address it gave are flagged wherever they land.
+#[test]
+fn workers_learn_dns_answers_over_tcp() {
+    use iocmatch::synth::{addr, dns_query, dns_response, ethernet, ip, tcp, PcapWriter, Rr, ACK, PSH, SYN};
+    let dir = tempfile::tempdir().unwrap();
+    let ind = dir.path().join("ind.csv");
+    std::fs::write(&ind, "indicator,type\nflagged.example,domain\n").unwrap();
+    let mut w = PcapWriter::new(Vec::new(), 1).unwrap();
+    let mut t = 1_700_000_000_000_000i64;
+    let mut put = |p: Vec<u8>| {
+        t += 1;
+        w.frame(t, &ethernet(None, 0x0800, &p)).unwrap();
+    };
+    let (client, resolver) = (addr("10.0.0.9"), addr("10.0.0.53"));
+    let framed = |m: Vec<u8>| [&(m.len() as u16).to_be_bytes()[..], &m].concat();
+    let query = framed(dns_query(7, "flagged.example", 1));
+    let answer = framed(dns_response(7, "flagged.example", 1, &[Rr::Addr("flagged.example", addr("203.0.113.80"))]));
+    let up = |seq, ack, flags, data: &[u8]| ip(client, resolver, 6, tcp(40000, 53, seq, ack, flags, data), Some(16));
+    let down = |seq, ack, flags, data: &[u8]| ip(resolver, client, 6, tcp(53, 40000, seq, ack, flags, data), Some(16));
+    put(up(100, 0, SYN, &[]));
+    put(down(500, 101, SYN | ACK, &[]));
+    put(up(101, 501, ACK, &[]));
+    put(up(101, 501, PSH | ACK, &query));
+    put(down(501, 101 + query.len() as u32, PSH | ACK, &answer));
+    for i in 0..40u8 {
+        put(ip(addr(&format!("10.9.9.{i}")), addr("203.0.113.80"), 6, tcp(50_000, 443, 1, 0, SYN, &[]), Some(16)));
+    }
+    let capture = dir.path().join("dns-tcp.pcap");
+    std::fs::write(&capture, w.into_inner()).unwrap();
+    let args = ["scan", "--no-default-set", "--indicators", ind.to_str().unwrap(), capture.to_str().unwrap()];
+    let one = sorted_run(&[&args[..], &["-j", "1"]].concat());
+    assert_eq!(one.0.iter().filter(|l| l.contains("dns.resolved")).count(), 40, "{:#?}", one.0);
+    for j in ["2", "3"] {
+        let many = sorted_run(&[&args[..], &["-j", j]].concat());
+        assert_eq!(one.1, many.1, "-j {j}: the summary counts differ");
+        assert!(one.0 == many.0, "-j {j}: the events differ:\n{:#?}\n{:#?}", one.0, many.0);
+    }
+}
+
 /// A capture of several megabytes, so that `-j` splits it into many chunks with records across
 /// every boundary: random-sized frames to flagged and clean networks, a DNS answer for a
 /// flagged name early and connections to its address late (whichever worker they land on), a

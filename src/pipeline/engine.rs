@@ -211,7 +211,15 @@ pub struct Engine<'m, S: Sink> {
     /// Which of how many engines sharing the traffic this one is ([`Engine::set_share`]): a
     /// datagram reassembled from fragments is inspected by the engine that owns its connection.
     share: (usize, usize),
+    /// DNS over TCP that other engines own, followed only to learn from the answers (see
+    /// [`Engine::learn_tcp`]); at most [`LEARNING_CAP`] connections.
+    learning: ConnTable,
 }
+
+/// Connections of DNS over TCP an engine follows for others (see [`Engine::learn_tcp`]). Past
+/// this many, those closed or idle past their timeout are dropped, then all of them: a flood of
+/// port-53 connections costs every engine a bounded table, and only some answers.
+const LEARNING_CAP: usize = 4096;
 
 /// What the fast path needs of a plain TCP segment: its connection's key and hash in the
 /// table, which side of the key sent it, its flags and whether it carries data. Kept small:
@@ -303,6 +311,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             since_sweep: 0,
             ahead: [None; AHEAD_SLOTS],
             share: (0, 1),
+            learning: ConnTable::default(),
         }
     }
 
@@ -439,19 +448,67 @@ impl<'m, S: Sink> Engine<'m, S> {
             self.fragment(d, frag, p.data.len());
             return;
         }
-        self.learn(&d, p.ts_micros);
+        self.learn(&d, p.ts_micros, p.data.len());
+    }
+
+    /// A segment of DNS over TCP that another engine owns: its connection is followed in a
+    /// table of its own, as [`Self::inspect`] follows one (a new SYN after the close, or idle
+    /// past the timeout, starts it again; streams from the SYN), and the server's answers are
+    /// read to learn from, with nothing counted or reported. So an answer that came over TCP
+    /// (a resolver's retry after a truncated one) flags later connections on every engine.
+    fn learn_tcp(&mut self, d: &Decoded<'_>, wire: usize) {
+        let Some(inner) = d.innermost().copied() else { return };
+        let (src, dst) = ((inner.src, d.sport), (inner.dst, d.dport));
+        let (key, src_hi) = ConnKey::new(inner.proto, src, dst);
+        let (now, limits) = (self.core.ts, self.core.opts.limits);
+        let tcp = d.tcp;
+        if self.learning.len() >= LEARNING_CAP && !self.learning.contains_key(&key) {
+            self.learning.retain(|_, c| !c.closed_at.is_some() && limits.expired(c, now).is_none());
+            if self.learning.len() >= LEARNING_CAP {
+                self.learning = ConnTable::default();
+            }
+        }
+        let reply = tcp.is_some_and(|t| t.flags & 0x12 == 0x12);
+        let client = if reply { dst } else { src };
+        let blank = || Conn { first_us: now, last_us: now, app_done: [false; 2], ..Conn::blank() };
+        let (conn, is_new) = self.learning.get_or_insert_with(key, client, blank);
+        if !is_new {
+            let restart = (conn.closed_at.is_some() && tcp.is_some_and(|t| t.flags & 0x12 == 0x02))
+                || limits.expired(conn, now).is_some();
+            if restart {
+                self.learning.remove(&key);
+                return self.learn_tcp(d, wire);
+            }
+        }
+        let dir = conn.dir_of_side(src_hi);
+        conn.count(dir, wire, now, tcp.map(|t| t.flags));
+        if let Some(t) = tcp.filter(|t| t.flags & 0x02 != 0) {
+            conn.syn(dir, t.seq);
+        }
+        if !d.payload.is_empty() && !conn.app_done[dir] {
+            let st = &self.core.stats;
+            let (messages, errors) = (st.dns_messages, st.dns_errors);
+            self.core.learn_only = true;
+            self.core.app(conn, dir, d);
+            self.core.learn_only = false;
+            (self.core.stats.dns_messages, self.core.stats.dns_errors) = (messages, errors);
+        }
     }
 
     /// Learns from a whole datagram another engine inspects: the DNS answers in it, if it is one
     /// every worker reads (see [`shard::owner`]), with nothing counted.
     ///
     /// [`shard::owner`]: super::shard::owner
-    fn learn(&mut self, d: &Decoded<'_>, ts_micros: i64) {
-        if d.payload.is_empty() {
+    fn learn(&mut self, d: &Decoded<'_>, ts_micros: i64, wire: usize) {
+        let Some(inner) = d.innermost().copied() else { return };
+        self.core.ts = ts_micros;
+        if inner.proto == 6 && d.tcp.is_some() {
+            self.learn_tcp(d, wire);
             return;
         }
-        let Some(inner) = d.innermost().copied().filter(|l| l.proto == 17) else { return };
-        self.core.ts = ts_micros;
+        if inner.proto != 17 || d.payload.is_empty() {
+            return;
+        }
         if sflow::is_export(d.dport, d.payload) {
             // The DNS answers among its samples, learned as the worker that owns it learns them
             // (and counted there, not here).
@@ -630,7 +687,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         if owned {
             self.inspect(d, wire);
         } else {
-            self.learn(d, self.core.ts);
+            self.learn(d, self.core.ts, wire);
         }
     }
 

@@ -13,7 +13,8 @@
 //!
 //! Some frames are read by every worker, not only by the one that owns them:
 //! - a DNS answer (and an sFlow datagram, whose samples may hold some), so a connection to an
-//!   address a flagged name resolved to is flagged whichever worker owns it;
+//!   address a flagged name resolved to is flagged whichever worker owns it; over TCP, every
+//!   segment of the connection, which each worker follows to read the answers;
 //! - an IP fragment of anything but TCP or ICMP. Only the whole datagram says whose it is: a
 //!   tunnel's datagram holds a connection that is filed by its inner pair, and a DNS answer too
 //!   long for one packet is one every worker learns from. So every worker reassembles it, the one
@@ -32,8 +33,8 @@ const SEED: u64 = 0x1f0c_5a7e_d00d_feed;
 pub const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
 
 /// True for a frame every worker reads (see the module doc): a UDP datagram from a DNS port (53,
-/// mDNS 5353, LLMNR 5355) or an sFlow datagram, in a tunnel or not, and an IP fragment of
-/// anything but TCP or ICMP. (The readers ask [`owner`], which tells this with the worker; the
+/// mDNS 5353, LLMNR 5355), a TCP segment from or to one, or an sFlow datagram, in a tunnel or
+/// not, and an IP fragment of anything but TCP or ICMP. (The readers ask [`owner`], which tells this with the worker; the
 /// tests ask each half on its own.)
 #[cfg(test)]
 pub fn read_by_all(linktype: u32, data: &[u8]) -> bool {
@@ -49,17 +50,30 @@ fn fragment_read_by_all(proto: u8) -> bool {
 
 /// [`read_by_all`] for a frame whose outermost IP header `ip` holds no tunnel.
 fn read_by_all_ip(ip: &[u8]) -> bool {
-    let udp = match ip.first().map(|b| b >> 4) {
+    let (proto, l4) = match ip.first().map(|b| b >> 4) {
         Some(4) if ip.len() >= 20 => {
             if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
                 return fragment_read_by_all(ip[9]);
             }
-            (ip[9] == 17).then(|| ip.get(((ip[0] & 0x0f) as usize) * 4..)).flatten()
+            (ip[9], ip.get(((ip[0] & 0x0f) as usize) * 4..))
         }
-        Some(6) if ip.len() >= 40 && ip[6] == 17 => ip.get(40..),
-        _ => None,
+        Some(6) if ip.len() >= 40 => (ip[6], ip.get(40..)),
+        _ => return false,
     };
-    udp.and_then(|u| u.get(0..2)).is_some_and(|p| DNS_PORTS.contains(&u16::from_be_bytes([p[0], p[1]])))
+    let port = |at: usize| l4.and_then(|l| l.get(at..at + 2)).map(|p| u16::from_be_bytes([p[0], p[1]]));
+    dns_read_by_all(proto, port(0).unwrap_or(0), port(2).unwrap_or(0))
+}
+
+/// Whether a datagram or segment of protocol `proto` between ports `sport` and `dport` is DNS
+/// that every worker reads: an answer over UDP (from a DNS port), and DNS over TCP either way
+/// (each worker follows the connection to read its answers: see `Engine::learn_packet`).
+#[inline]
+fn dns_read_by_all(proto: u8, sport: u16, dport: u16) -> bool {
+    match proto {
+        17 => DNS_PORTS.contains(&sport),
+        6 => DNS_PORTS.contains(&sport) || DNS_PORTS.contains(&dport),
+        _ => false,
+    }
 }
 
 /// Whether the outermost IP header `ip` carries more IP layers (a tunnel), or may: the rest
@@ -108,8 +122,8 @@ fn decoded(linktype: u32, data: &[u8], ip: Option<&[u8]>) -> (u64, bool) {
         return (hash, fragment_read_by_all(inner.proto));
     }
     // sFlow samples may hold DNS answers (learned as records are): every worker reads them too.
-    let sflow = sflow::is_export(d.dport, d.payload);
-    (hash, inner.proto == 17 && (DNS_PORTS.contains(&d.sport) || sflow))
+    let sflow = inner.proto == 17 && sflow::is_export(d.dport, d.payload);
+    (hash, sflow || dns_read_by_all(inner.proto, d.sport, d.dport))
 }
 
 /// The hash of a frame's pair (see the module doc) and whether every worker reads it.
@@ -341,6 +355,12 @@ mod tests {
             assert_eq!(owner(1, f, 4), (worker_of(1, f, 4), read_by_all(1, f)), "cut at {len}");
         }
         assert!(owner(1, &dns, 4).1);
+        // DNS over TCP, either way, is read by all (each follows the connection for its
+        // answers); other TCP is not.
+        use crate::decode::packet::tests::{eth, ipv4, tcp};
+        let seg = |sport, dport| eth(0x0800, &ipv4([10, 0, 0, 9], [10, 0, 0, 53], 6, &tcp(sport, dport, b"")));
+        assert!(read_by_all(1, &seg(40000, 53)) && read_by_all(1, &seg(53, 40000)));
+        assert!(!read_by_all(1, &seg(40000, 443)));
         assert_eq!(flow_hash(1, &[0u8; 5]), 0);
         assert_eq!(flow_hash(999, &[0x45; 60]), 0);
     }
