@@ -48,22 +48,6 @@ fn fragment_read_by_all(proto: u8) -> bool {
     !matches!(proto, 1 | 6 | 58)
 }
 
-/// [`read_by_all`] for a frame whose outermost IP header `ip` holds no tunnel.
-fn read_by_all_ip(ip: &[u8]) -> bool {
-    let (proto, l4) = match ip.first().map(|b| b >> 4) {
-        Some(4) if ip.len() >= 20 => {
-            if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
-                return fragment_read_by_all(ip[9]);
-            }
-            (ip[9], ip.get(((ip[0] & 0x0f) as usize) * 4..))
-        }
-        Some(6) if ip.len() >= 40 => (ip[6], ip.get(40..)),
-        _ => return false,
-    };
-    let port = |at: usize| l4.and_then(|l| l.get(at..at + 2)).map(|p| u16::from_be_bytes([p[0], p[1]]));
-    dns_read_by_all(proto, port(0).unwrap_or(0), port(2).unwrap_or(0))
-}
-
 /// Whether a datagram or segment of protocol `proto` between ports `sport` and `dport` is DNS
 /// that every worker reads: an answer over UDP (from a DNS port), and DNS over TCP either way
 /// (each worker follows the connection to read its answers: see `Engine::learn_packet`).
@@ -76,32 +60,42 @@ fn dns_read_by_all(proto: u8, sport: u16, dport: u16) -> bool {
     }
 }
 
-/// Whether the outermost IP header `ip` carries more IP layers (a tunnel), or may: the rest
-/// (TCP, ICMP, a fragment, UDP that is no tunnel) is filed by this header's pair. A UDP
-/// datagram is decoded if its ports or first bytes say it may be a tunnel
+/// What the outermost IP header `ip` tells without the decoder: `None` when it carries more IP
+/// layers (a tunnel), or may; else the frame is filed by this header's pair, and the answer is
+/// whether every worker reads it. TCP, ICMP, a fragment and UDP that is no tunnel are filed by
+/// this pair. A UDP datagram is decoded if its ports or first bytes say it may be a tunnel
 /// ([`packet::udp_may_tunnel`]); other protocols (GRE, IP in IP, or an IPv6 extension header
-/// that hides what follows) are decoded.
+/// that hides what follows) are decoded. One look at the header for both answers: this runs
+/// for every frame.
 #[inline(always)]
-fn may_tunnel(ip: &[u8]) -> bool {
+fn plain(ip: &[u8]) -> Option<bool> {
     let (proto, l4) = match ip.first().map(|b| b >> 4) {
         Some(4) if ip.len() >= 20 => {
             if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
-                return false; // a fragment: filed by this pair until it is reassembled
+                // A fragment: filed by this pair; whole, it may be another's (see the module doc).
+                return Some(fragment_read_by_all(ip[9]));
             }
             (ip[9], ip.get(usize::from(ip[0] & 0x0f) * 4..))
         }
         Some(6) if ip.len() >= 40 => (ip[6], ip.get(40..)),
-        _ => return false,
+        _ => return Some(false),
     };
-    match proto {
-        1 | 6 | 58 => false,
-        17 => match l4 {
-            Some([a, b, c, d, _, _, _, _, payload @ ..]) => {
-                packet::udp_may_tunnel(u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]), payload)
+    let be = |a: u8, b: u8| u16::from_be_bytes([a, b]);
+    match (proto, l4) {
+        (1 | 58, _) => Some(false),
+        (6, Some([a, b, c, d, ..])) => Some(dns_read_by_all(6, be(*a, *b), be(*c, *d))),
+        (6, _) => Some(false),
+        (17, Some([a, b, c, d, _, _, _, _, payload @ ..])) => {
+            let (sport, dport) = (be(*a, *b), be(*c, *d));
+            if packet::udp_may_tunnel(sport, dport, payload) {
+                None
+            } else {
+                Some(dns_read_by_all(17, sport, dport))
             }
-            _ => false,
-        },
-        _ => true,
+        }
+        (17, Some([a, b, ..])) => Some(dns_read_by_all(17, be(*a, *b), 0)),
+        (17, _) => Some(false),
+        _ => None,
     }
 }
 
@@ -111,7 +105,9 @@ fn may_tunnel(ip: &[u8]) -> bool {
 #[cold]
 #[inline(never)]
 fn decoded(linktype: u32, data: &[u8], ip: Option<&[u8]>) -> (u64, bool) {
-    let outer = || ip.map_or((0, false), |ip| (flow_hash_ip(ip), read_by_all_ip(ip)));
+    // A frame the decoder refuses stays with its outer pair (it is skipped there, and nobody
+    // else could read it either).
+    let outer = || (ip.map_or(0, flow_hash_ip), false);
     let mut d = Decoded::default();
     if packet::decode(linktype, data, true, &mut d).is_err() {
         return outer();
@@ -130,8 +126,10 @@ fn decoded(linktype: u32, data: &[u8], ip: Option<&[u8]>) -> (u64, bool) {
 #[inline(always)]
 fn hash_of(linktype: u32, data: &[u8]) -> (u64, bool) {
     match ip_header(linktype, data) {
-        Some(ip) if may_tunnel(ip) => decoded(linktype, data, Some(ip)),
-        Some(ip) => (flow_hash_ip(ip), read_by_all_ip(ip)),
+        Some(ip) => match plain(ip) {
+            Some(shared) => (flow_hash_ip(ip), shared),
+            None => decoded(linktype, data, Some(ip)),
+        },
         None => decoded(linktype, data, None),
     }
 }
