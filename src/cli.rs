@@ -86,6 +86,22 @@ pub struct SetArgs {
     pub allow: Vec<PathBuf>,
 }
 
+/// Where alerts go, and in which format: the same flags for `scan`, `collect` and `watch`.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "eve")]
+    pub format: report::Format,
+    /// Writes alerts to FILE instead of standard output: `scan` and `collect` create it anew,
+    /// `watch` appends to it and reopens it on SIGHUP (logrotate).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Sends alerts to syslog instead: HOST:PORT over UDP, or a socket path such as /dev/log.
+    /// One RFC 5424 message per event (facility local5), the event as the output format has it.
+    #[arg(long, value_name = "DEST", conflicts_with = "output")]
+    pub syslog: Option<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct ScanArgs {
     /// Capture files or folders; '-' reads standard input.
@@ -93,16 +109,8 @@ pub struct ScanArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub set: SetArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "eve")]
-    pub format: report::Format,
-    /// Writes alerts to FILE instead of standard output.
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Sends alerts to syslog instead: HOST:PORT over UDP, or a socket path such as /dev/log.
-    /// One RFC 5424 message per event (facility local5), the event as the output format has it.
-    #[arg(long, value_name = "DEST", conflicts_with = "output")]
-    pub syslog: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Which layers of tunnelled traffic are matched.
     #[arg(long, value_enum, default_value = "all")]
     pub tunnels: engine::Tunnels,
@@ -142,16 +150,8 @@ pub struct CollectArgs {
     pub listen: std::net::SocketAddr,
     #[command(flatten)]
     pub set: SetArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "eve")]
-    pub format: report::Format,
-    /// Writes alerts to FILE instead of standard output.
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Sends alerts to syslog instead: HOST:PORT over UDP, or a socket path such as /dev/log.
-    /// One RFC 5424 message per event (facility local5), the event as the output format has it.
-    #[arg(long, value_name = "DEST", conflicts_with = "output")]
-    pub syslog: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Exits after SECS without a datagram.
     #[arg(long, value_name = "SECS")]
     pub idle_exit: Option<f64>,
@@ -298,7 +298,7 @@ fn scan(a: ScanArgs) -> Result<u8, String> {
         *input = tmp.path().to_path_buf();
         _spooled.push(tmp);
     }
-    let mut writer = report::Writer::new(a.format, output(&a.output, a.syslog.as_deref())?);
+    let mut writer = report::Writer::new(a.out.format, output(&a.out)?);
     let opts = engine::Options {
         tunnels: a.tunnels,
         active_only: a.active_only,
@@ -404,11 +404,11 @@ fn compile(set: &SetArgs) -> Result<Matcher, String> {
 }
 
 /// The alert output of `scan` and `collect`: a new file, syslog, or standard output.
-fn output(path: &Option<PathBuf>, syslog: Option<&str>) -> Result<Box<dyn Write + Send>, String> {
-    if let Some(dest) = syslog {
+fn output(o: &OutputArgs) -> Result<Box<dyn Write + Send>, String> {
+    if let Some(dest) = &o.syslog {
         return Ok(Box::new(report::syslog::Syslog::open(dest)?));
     }
-    Ok(match path {
+    Ok(match &o.output {
         Some(p) => Box::new(std::fs::File::create(p).map_err(|e| format!("{}: cannot create: {e}", p.display()))?),
         None => Box::new(std::io::stdout()),
     })
@@ -416,7 +416,7 @@ fn output(path: &Option<PathBuf>, syslog: Option<&str>) -> Result<Box<dyn Write 
 
 fn collect(a: CollectArgs) -> Result<u8, String> {
     let matcher = compile(&a.set)?;
-    let mut writer = report::Writer::new(a.format, output(&a.output, a.syslog.as_deref())?);
+    let mut writer = report::Writer::new(a.out.format, output(&a.out)?);
     let stop = pipeline::collect::Stop {
         idle: a.idle_exit.map(std::time::Duration::from_secs_f64),
         max_datagrams: a.max_datagrams,

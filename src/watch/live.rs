@@ -650,7 +650,7 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
         None => None,
     };
     let size = Arc::new(AtomicU64::new(0));
-    let first_out = open_output(a.output.as_deref(), a.syslog.as_deref(), &size)?;
+    let first_out = open_output(a.out.output.as_deref(), a.out.syslog.as_deref(), &size)?;
     if let Some(user) = &a.user {
         sys::drop_privileges(user)?;
         log!("running as {user}");
@@ -678,9 +678,9 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
     let (out_tx, out_rx) = mpsc::sync_channel::<ToWriter>(16 * 1024);
     let writer = {
         let cfg = WriterCfg {
-            format: a.format,
-            path: a.output.clone(),
-            syslog: a.syslog.clone(),
+            format: a.out.format,
+            path: a.out.output.clone(),
+            syslog: a.out.syslog.clone(),
             rotate_size: a.rotate_size,
             rotate_keep: a.rotate_keep,
         };
@@ -761,7 +761,7 @@ pub fn run(a: WatchArgs) -> Result<u8, String> {
         },
         n_ind,
         workers,
-        match (&a.output, &a.syslog) {
+        match (&a.out.output, &a.out.syslog) {
             (Some(p), _) => format!(", alerts to {}", p.display()),
             (None, Some(dest)) => format!(", alerts to syslog {dest}"),
             (None, None) => String::new(),

@@ -7,13 +7,10 @@
 //! engine per worker, one writer for alerts, the main thread for signals, reloads and stats.
 //! Inline, each worker reads its own queue, and there are no readers.
 
-use std::path::PathBuf;
-
 use clap::Args;
 
-use crate::cli::SetArgs;
+use crate::cli::{OutputArgs, SetArgs};
 use crate::pipeline::engine;
-use crate::report;
 
 pub mod metrics;
 
@@ -43,16 +40,8 @@ pub struct WatchArgs {
     pub block: bool,
     #[command(flatten)]
     pub set: SetArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "eve")]
-    pub format: report::Format,
-    /// Appends alerts to FILE instead of standard output; reopened on SIGHUP (logrotate).
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Sends alerts to syslog instead: HOST:PORT over UDP, or a socket path such as /dev/log.
-    /// One RFC 5424 message per event (facility local5), the event as the output format has it.
-    #[arg(long, value_name = "DEST", conflicts_with = "output")]
-    pub syslog: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Rotates the alert file past this many bytes (FILE.1, FILE.2, ...); 0 = never.
     #[arg(long, default_value_t = 0, value_name = "BYTES")]
     pub rotate_size: u64,
