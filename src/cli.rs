@@ -96,8 +96,9 @@ pub struct OutputArgs {
     /// `watch` appends to it and reopens it on SIGHUP (logrotate).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Sends alerts to syslog instead: HOST:PORT over UDP, or a socket path such as /dev/log.
-    /// One RFC 5424 message per event (facility local5), the event as the output format has it.
+    /// Sends alerts to syslog instead: HOST:PORT over UDP, tcp://HOST:PORT (octet-counted, made
+    /// again when it fails), or a socket path such as /dev/log. One RFC 5424 message per event
+    /// (facility local5), the event as the output format has it.
     #[arg(long, value_name = "DEST", conflicts_with = "output")]
     pub syslog: Option<String>,
 }

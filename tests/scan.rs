@@ -901,4 +901,27 @@ fn alerts_go_to_syslog_one_message_per_event() {
     assert!(got.iter().any(|e| e["event_type"] == "flow"), "flow events too");
     let both = run(&["scan", "--syslog", &dest, "-o", "/dev/null", &root("pcaps/clean.pcap")]);
     assert_eq!(both.status.code(), Some(2), "--syslog and -o together are refused");
+
+    // Over TCP, each message octet-counted (RFC 6587): the same events.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dest = format!("tcp://{}", l.local_addr().unwrap());
+    let reader = std::thread::spawn(move || {
+        let (c, _) = l.accept().unwrap();
+        let mut r = std::io::BufReader::new(c);
+        let mut events = Vec::new();
+        loop {
+            let mut len = Vec::new();
+            if std::io::BufRead::read_until(&mut r, b' ', &mut len).unwrap() == 0 {
+                break events;
+            }
+            let n: usize = String::from_utf8_lossy(&len).trim().parse().unwrap();
+            let mut m = vec![0; n];
+            std::io::Read::read_exact(&mut r, &mut m).unwrap();
+            let m = String::from_utf8(m).unwrap();
+            events.push(serde_json::from_str::<Value>(m.splitn(8, ' ').nth(7).unwrap()).unwrap());
+        }
+    });
+    let out = run(&["scan", "--syslog", &dest, &root("pcaps/raptor-train-c2.pcap")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(reader.join().unwrap(), got, "the same events over TCP as over UDP");
 }

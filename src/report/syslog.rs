@@ -1,26 +1,87 @@
 //! Alerts to syslog (`--syslog`): each output line (an EVE JSON event, or a line of the Zeek or
-//! CSV format) becomes one RFC 5424 message, sent over UDP to a collector (`HOST:PORT`) or to
-//! a local syslog daemon's datagram socket (a path, usually `/dev/log`), which then forwards it
-//! reliably. This is how Suricata's EVE output and Maltrail reach a SIEM.
+//! CSV format) becomes one RFC 5424 message, sent to a local syslog daemon's datagram socket (a
+//! path, usually `/dev/log`), which then forwards it reliably; over UDP to a collector
+//! (`HOST:PORT`); or over TCP (`tcp://HOST:PORT`), framed by octet counting (RFC 6587), as
+//! rsyslog, syslog-ng and most SIEMs take it. This is how Suricata's EVE output and Maltrail
+//! reach a SIEM.
 //!
 //! Facility local5 (Suricata's default for EVE over syslog), severity warning; the header's
 //! timestamp is when the message was sent, the event's own time is in the message. A message
-//! the local daemon refuses (it is restarting) is counted and reported on standard error (the
-//! first, then every thousandth), not fatal: a sensor must not stop because its syslog does.
-//! Over UDP nothing is refused: a collector that is down loses the messages, as UDP syslog does.
+//! that cannot be delivered is counted and reported on standard error (the first, then every
+//! thousandth), never fatal: a sensor must not stop because its syslog does.
+//! - A local daemon that refuses a message (it is restarting) loses it.
+//! - Over UDP nothing is refused: a collector that is down loses the messages, as UDP syslog does.
+//! - Over TCP a connection that fails is made again, at once and then at most every
+//!   [`RETRY`]; the messages until it is back are lost. A collector that stops reading holds a
+//!   message at most [`TCP_TIMEOUT`], then the connection is dropped. As with any TCP syslog,
+//!   what was written into a connection the collector had just closed is lost unseen.
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Facility local5 (21) and severity warning (4).
 const PRI: u32 = 21 * 8 + 4;
+
+/// How long a TCP collector may take to accept a connection or a message.
+const TCP_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a TCP connection that failed is tried again.
+const RETRY: Duration = Duration::from_secs(5);
 
 /// Where messages go.
 enum To {
     Udp(UdpSocket, SocketAddr),
     Local(UnixDatagram, PathBuf),
+    Tcp(Tcp),
+}
+
+/// A TCP collector: the connection when there is one, and when to try again when not.
+struct Tcp {
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    retry_at: Option<Instant>,
+}
+
+impl Tcp {
+    /// Sends one framed message, connecting first if need be; a connection that fails is
+    /// made again once at once (the collector restarted), then not before [`RETRY`].
+    fn send(&mut self, framed: &[u8]) -> io::Result<()> {
+        for _ in 0..2 {
+            if self.stream.is_none() {
+                if self.retry_at.is_some_and(|t| Instant::now() < t) {
+                    return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected"));
+                }
+                match TcpStream::connect_timeout(&self.addr, TCP_TIMEOUT) {
+                    Ok(s) => {
+                        s.set_write_timeout(Some(TCP_TIMEOUT))?;
+                        let _ = s.set_nodelay(true);
+                        self.stream = Some(s);
+                        self.retry_at = None;
+                    }
+                    Err(e) => {
+                        self.retry_at = Some(Instant::now() + RETRY);
+                        return Err(e);
+                    }
+                }
+            }
+            let Some(stream) = self.stream.as_mut() else { continue };
+            match stream.write_all(framed) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.stream = None;
+                    if self.retry_at.is_some() {
+                        return Err(e);
+                    }
+                    // Once more on a new connection, and not again before RETRY.
+                    self.retry_at = Some(Instant::now());
+                }
+            }
+        }
+        self.retry_at = Some(Instant::now() + RETRY);
+        Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection failed twice"))
+    }
 }
 
 /// A [`Write`] that sends every line written to it as one syslog message.
@@ -36,19 +97,33 @@ pub struct Syslog {
 }
 
 impl Syslog {
-    /// A sender to `dest`: `HOST:PORT` (UDP) or the path of a datagram socket.
+    /// A sender to `dest`: the path of a datagram socket, `HOST:PORT` (UDP) or
+    /// `tcp://HOST:PORT`. A TCP collector that cannot be reached yet is said so on standard
+    /// error, and tried again as messages come.
     pub fn open(dest: &str) -> Result<Syslog, String> {
+        let resolve = |hostport: &str| {
+            hostport
+                .to_socket_addrs()
+                .map_err(|e| {
+                    format!(
+                        "--syslog {dest}: {e} (give HOST:PORT for UDP, tcp://HOST:PORT for TCP, or a socket path \
+                         such as /dev/log)"
+                    )
+                })?
+                .next()
+                .ok_or_else(|| format!("--syslog {dest}: no address"))
+        };
         let to = if dest.starts_with('/') || dest.starts_with('.') {
             let sock = UnixDatagram::unbound().map_err(|e| format!("--syslog {dest}: {e}"))?;
             To::Local(sock, PathBuf::from(dest))
+        } else if let Some(hostport) = dest.strip_prefix("tcp://") {
+            let mut tcp = Tcp { addr: resolve(hostport)?, stream: None, retry_at: None };
+            if let Err(e) = tcp.send(b"") {
+                eprintln!("iocmatch: syslog {dest}: {e}; trying again as alerts come");
+            }
+            To::Tcp(tcp)
         } else {
-            let addr = dest
-                .to_socket_addrs()
-                .map_err(|e| {
-                    format!("--syslog {dest}: {e} (give HOST:PORT for UDP, or a socket path such as /dev/log)")
-                })?
-                .next()
-                .ok_or_else(|| format!("--syslog {dest}: no address"))?;
+            let addr = resolve(dest)?;
             let bind: SocketAddr = if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
             let sock = UdpSocket::bind(bind).map_err(|e| format!("--syslog {dest}: {e}"))?;
             To::Udp(sock, addr)
@@ -68,16 +143,24 @@ impl Syslog {
             let now = crate::time::now_micros();
             let mut stamp = String::with_capacity(27);
             crate::time::format_micros(now.div_euclid(1_000_000), now.rem_euclid(1_000_000) as u32, &mut stamp);
-            write!(self.msg, "<{PRI}>1 {stamp}{}", self.tail)?;
+            let tcp = matches!(self.to, To::Tcp(_));
+            let head = format!("<{PRI}>1 {stamp}{}", self.tail);
+            if tcp {
+                // Octet counting (RFC 6587 3.4.1): the message's length, a space, the message.
+                write!(self.msg, "{} ", head.len() + text.len())?;
+            }
+            self.msg.extend_from_slice(head.as_bytes());
             self.msg.extend_from_slice(text);
-            let sent = match &self.to {
-                To::Udp(s, addr) => s.send_to(&self.msg, addr).map(drop),
-                To::Local(s, path) => s.send_to(&self.msg, path).map(drop),
+            let sent = match &mut self.to {
+                To::Udp(s, addr) => s.send_to(&self.msg, *addr).map(drop),
+                To::Local(s, path) => s.send_to(&self.msg, &*path).map(drop),
+                To::Tcp(t) => t.send(&self.msg),
             };
             match sent {
                 Ok(()) => {}
-                // No collector listening (yet), or a local daemon restarting: counted, not fatal.
-                Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound) => {
+                // No collector listening (yet), a local daemon restarting, a TCP collector down
+                // or stuck: counted, not fatal.
+                Err(e) if tcp || matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound) => {
                     self.refused += 1;
                     if self.refused % 1000 == 1 {
                         eprintln!("iocmatch: syslog {}: {e} ({} messages lost so far)", self.dest, self.refused);
@@ -158,5 +241,60 @@ mod tests {
         assert!(buf[..n].ends_with(b" - - y"), "{:?}", String::from_utf8_lossy(&buf[..n]));
         assert!(Syslog::open("no-such-host.invalid:514").is_err());
         assert!(Syslog::open("127.0.0.1").is_err(), "a port is needed");
+        assert!(Syslog::open("tcp://127.0.0.1").is_err(), "a port is needed");
+    }
+
+    /// Reads one octet-counted message from a TCP syslog stream.
+    fn framed(r: &mut impl io::BufRead) -> String {
+        let mut len = Vec::new();
+        r.read_until(b' ', &mut len).unwrap();
+        let n: usize = std::str::from_utf8(&len).unwrap().trim().parse().unwrap();
+        let mut msg = vec![0; n];
+        r.read_exact(&mut msg).unwrap();
+        String::from_utf8(msg).unwrap()
+    }
+
+    #[test]
+    fn over_tcp_messages_are_octet_counted_and_the_connection_is_made_again() {
+        use std::io::BufReader;
+        use std::net::TcpListener;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let dest = format!("tcp://{}", l.local_addr().unwrap());
+        let mut s = Syslog::open(&dest).unwrap();
+        let (conn, _) = l.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"{\"event_type\":\"alert\"}\nsecond line\n").unwrap();
+        let mut r = BufReader::new(conn);
+        let m = framed(&mut r);
+        assert!(m.starts_with("<172>1 ") && m.ends_with(" - - {\"event_type\":\"alert\"}"), "{m}");
+        assert!(framed(&mut r).ends_with(" - - second line"));
+        // The collector restarts: its end of the connection closes. The next messages go out on
+        // a new connection (the first ones may go into the closed one, and are lost, as with
+        // any TCP syslog).
+        drop(r);
+        l.set_nonblocking(true).unwrap();
+        let t = Instant::now();
+        let conn = loop {
+            s.write_all(b"after\n").unwrap();
+            if let Ok((c, _)) = l.accept() {
+                break c;
+            }
+            assert!(t.elapsed() < Duration::from_secs(5), "no new connection");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"last\n").unwrap();
+        let mut r = BufReader::new(conn);
+        let got: Vec<String> = (0..2).map(|_| framed(&mut r)).collect();
+        assert!(got.iter().any(|m| m.ends_with(" - - last")), "{got:?}");
+        // Nobody listening: messages are counted as lost, and the output goes on.
+        drop((r, l));
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut s = Syslog::open(&format!("tcp://127.0.0.1:{port}")).unwrap();
+        for _ in 0..3 {
+            s.write_all(b"x\n").unwrap();
+        }
+        assert_eq!(s.refused, 3);
     }
 }
