@@ -450,6 +450,9 @@ fn counters(st: &Stats) -> String {
     by_indicator.sort();
     let mut hosts: Vec<_> = st.hosts.iter().collect();
     hosts.sort();
+    // Engines report their inputs' errors each in its own order, as they report alerts.
+    let mut errors = st.input_errors.clone();
+    errors.sort();
     format!(
         "{:?}",
         (
@@ -465,7 +468,7 @@ fn counters(st: &Stats) -> String {
             ),
             (st.conns, st.conns_flagged, st.conns_evicted, st.dns_messages, st.dns_errors, st.tls_client_hellos),
             (st.tls_errors, st.http_requests, st.certs_seen, st.resolved_derived, st.alerts, &st.alerts_by_set),
-            (by_indicator, hosts, &st.input_errors),
+            (by_indicator, hosts, errors),
         )
     )
 }
