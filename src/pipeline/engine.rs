@@ -502,8 +502,12 @@ impl<'m, S: Sink> Engine<'m, S> {
     fn learn(&mut self, d: &Decoded<'_>, ts_micros: i64, wire: usize) {
         let Some(inner) = d.innermost().copied() else { return };
         self.core.ts = ts_micros;
-        if inner.proto == 6 && d.tcp.is_some() {
-            self.learn_tcp(d, wire);
+        if inner.proto == 6 {
+            // Only DNS over TCP holds answers; any other connection is its owner's alone (one
+            // inside a tunnel whose datagram came in fragments ends here too).
+            if d.tcp.is_some() && [d.sport, d.dport].iter().any(|p| shard::DNS_PORTS.contains(p)) {
+                self.learn_tcp(d, wire);
+            }
             return;
         }
         if inner.proto != 17 || d.payload.is_empty() {

@@ -641,9 +641,9 @@ pub fn fragments_v4(packet: &[u8], id: u16, room: usize) -> Vec<Vec<u8>> {
 /// - a DNS answer too long for one packet, giving `flagged.example` 120 addresses
 ///   (203.0.113.1-120), in two fragments, then 40 SYNs to the last address (from 10.9.9.x),
 ///   which only the second fragment holds;
-/// - 8 connections from 10.8.8.x to 198.51.100.9:443 mirrored in VXLAN (from 172.16.0.1 to
-///   172.16.0.100): each a SYN, a segment of 2,000 bytes whose VXLAN datagram is fragmented on
-///   its way to the sensor, and an ACK.
+/// - 8 connections from 10.8.8.x to 198.51.100.9:80 mirrored in VXLAN (from 172.16.0.1 to
+///   172.16.0.100): each a SYN, an HTTP request head of 2,000 bytes whose VXLAN datagram is
+///   fragmented on its way to the sensor, and an ACK.
 ///
 /// Ethernet frames; the same bytes every time.
 pub fn fragmented_mirror() -> io::Result<Vec<u8>> {
@@ -672,9 +672,12 @@ pub fn fragmented_mirror() -> io::Result<Vec<u8>> {
     for i in 0..8u16 {
         let client = addr(&format!("10.8.8.{i}"));
         let seg =
-            |seq, flags, payload: &[u8]| ip(client, server, 6, tcp(50_000 + i, 443, seq, 1, flags, payload), Some(16));
+            |seq, flags, payload: &[u8]| ip(client, server, 6, tcp(50_000 + i, 80, seq, 1, flags, payload), Some(16));
         put(&vxlan(&seg(1, SYN, &[])))?;
-        for f in fragments_v4(&vxlan(&seg(2, PSH | ACK, &[0x41; 2000])), 100 + i, 1400) {
+        let mut request = b"GET /sync HTTP/1.1\r\nHost: files.example\r\nX-Pad: ".to_vec();
+        request.resize(1996, b'x');
+        request.extend_from_slice(b"\r\n\r\n");
+        for f in fragments_v4(&vxlan(&seg(2, PSH | ACK, &request)), 100 + i, 1400) {
             put(&f)?;
         }
         put(&vxlan(&seg(2002, ACK, &[])))?;
