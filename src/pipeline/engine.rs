@@ -496,7 +496,8 @@ impl<'m, S: Sink> Engine<'m, S> {
     }
 
     /// Learns from a whole datagram another engine inspects: the DNS answers in it, if it is one
-    /// every worker reads (see [`shard::owner`]), with nothing counted.
+    /// every worker reads (see [`shard::owner`]), with nothing counted: a UDP answer or sFlow
+    /// datagram at once, DNS over TCP by following its connection ([`Self::learn_tcp`]).
     ///
     /// [`shard::owner`]: super::shard::owner
     fn learn(&mut self, d: &Decoded<'_>, ts_micros: i64, wire: usize) {

@@ -15,11 +15,12 @@
 //! - a DNS answer (and an sFlow datagram, whose samples may hold some), so a connection to an
 //!   address a flagged name resolved to is flagged whichever worker owns it; over TCP, every
 //!   segment of the connection, which each worker follows to read the answers;
-//! - an IP fragment of anything but TCP or ICMP. Only the whole datagram says whose it is: a
-//!   tunnel's datagram holds a connection that is filed by its inner pair, and a DNS answer too
-//!   long for one packet is one every worker learns from. So every worker reassembles it, the one
-//!   that owns its innermost pair inspects it, and the others learn from it. The fragment's own
-//!   pair picks the worker that counts its packets.
+//! - every IP fragment. Only the whole datagram says whose it is: a tunnel's datagram holds a
+//!   connection that is filed by its inner pair, and a DNS answer too long for one packet is one
+//!   every worker learns from. So every worker reassembles it, the one that owns its innermost
+//!   pair inspects it, and the others learn from it. Each worker's reassembly sees every
+//!   fragment, so it goes as one engine's goes (which datagrams complete depends on all of them:
+//!   their times, the caps). The fragment's own pair picks the worker that counts its packets.
 
 use std::hash::BuildHasher;
 
@@ -29,23 +30,17 @@ use crate::source::flowlog::sflow;
 
 const SEED: u64 = 0x1f0c_5a7e_d00d_feed;
 
-/// UDP source ports of DNS answers (53, mDNS 5353, LLMNR 5355), which every worker learns from.
+/// Ports of DNS (53, mDNS 5353, LLMNR 5355): every worker reads a UDP answer from one, and DNS
+/// over TCP to or from one, to learn what flagged names resolved to.
 pub const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
 
 /// True for a frame every worker reads (see the module doc): a UDP datagram from a DNS port (53,
 /// mDNS 5353, LLMNR 5355), a TCP segment from or to one, or an sFlow datagram, in a tunnel or
-/// not, and an IP fragment of anything but TCP or ICMP. (The readers ask [`owner`], which tells this with the worker; the
-/// tests ask each half on its own.)
+/// not, and every IP fragment. (The readers ask [`owner`], which tells this with the worker;
+/// the tests ask each half on its own.)
 #[cfg(test)]
 pub fn read_by_all(linktype: u32, data: &[u8]) -> bool {
     owner(linktype, data, 1).1
-}
-
-/// Whether a fragment of a datagram of protocol `proto` is read by every worker: anything but
-/// TCP and ICMP may be a tunnel or a DNS answer once reassembled.
-#[inline]
-fn fragment_read_by_all(proto: u8) -> bool {
-    !matches!(proto, 1 | 6 | 58)
 }
 
 /// Whether a datagram or segment of protocol `proto` between ports `sport` and `dport` is DNS
@@ -72,8 +67,8 @@ fn plain(ip: &[u8]) -> Option<bool> {
     let (proto, l4) = match ip.first().map(|b| b >> 4) {
         Some(4) if ip.len() >= 20 => {
             if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
-                // A fragment: filed by this pair; whole, it may be another's (see the module doc).
-                return Some(fragment_read_by_all(ip[9]));
+                // A fragment: filed by this pair, reassembled by all (see the module doc).
+                return Some(true);
             }
             (ip[9], ip.get(usize::from(ip[0] & 0x0f) * 4..))
         }
@@ -115,7 +110,7 @@ fn decoded(linktype: u32, data: &[u8], ip: Option<&[u8]>) -> (u64, bool) {
     let Some(inner) = d.innermost() else { return outer() };
     let hash = addr_pair_hash(inner.src, inner.dst);
     if d.fragment.is_some() {
-        return (hash, fragment_read_by_all(inner.proto));
+        return (hash, true);
     }
     // sFlow samples may hold DNS answers (learned as records are): every worker reads them too.
     let sflow = inner.proto == 17 && sflow::is_export(d.dport, d.payload);
@@ -331,9 +326,9 @@ mod tests {
         let later = ipv4_frag([10, 0, 0, 9], [10, 0, 0, 53], 17, 7, 64, false, &[0, 53, 0, 53, 0, 0, 0, 0]);
         assert!(read_by_all(101, &later));
         assert_eq!(flow_hash(101, &later), flow_hash_ip(&ipv4([10, 0, 0, 9], [10, 0, 0, 53], 17, &[])));
-        // A fragment of TCP or ICMP holds no tunnel and no DNS answer: only its owner reads it.
+        // So does a fragment of TCP or ICMP: every worker's reassembly sees every fragment.
         for proto in [6, 1] {
-            assert!(!read_by_all(101, &ipv4_frag(mirror.0, mirror.1, proto, 7, 0, true, &[0; 64])));
+            assert!(read_by_all(101, &ipv4_frag(mirror.0, mirror.1, proto, 7, 0, true, &[0; 64])));
         }
     }
 

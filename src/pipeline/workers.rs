@@ -11,10 +11,11 @@
 //!   thread, into batches that every worker shares;
 //! - a flow log is parsed by every worker, each keeping the records of its address pairs;
 //! - a packet a worker does not own but which carries a DNS answer is still read, only to
-//!   learn what flagged names resolved to, so `dns.resolved` holds whichever worker the later
-//!   connection lands on, at the same point in the traffic as with one engine; so is a fragment
-//!   of a datagram that may be a tunnel's or a DNS answer, which every worker reassembles and
-//!   the owner of the connection inside inspects (see [`super::shard`]).
+//!   learn what flagged names resolved to (over TCP, every segment of the connection), so
+//!   `dns.resolved` holds whichever worker the later connection lands on, at the same point in
+//!   the traffic as with one engine; so is a fragment of a datagram that may be a tunnel's or a
+//!   DNS answer, which every worker reassembles and the owner of the connection inside
+//!   inspects (see [`super::shard`]).
 //!
 //! Alerts go through one writer under a lock (they are few), so their order across
 //! connections is not the packets' order; within a connection it is.
@@ -226,7 +227,8 @@ struct SplitState {
 #[derive(Clone, Copy, Debug)]
 struct Place {
     /// The frame's offset in the chunk's bytes; the top bit set when the frame is another
-    /// worker's, which every worker reads ([`Engine::learn_packet`]): a DNS answer, a fragment.
+    /// worker's, which every worker reads ([`Engine::learn_packet`]): DNS (a UDP answer, or over
+    /// TCP), a fragment.
     at: u32,
     len: u32,
     wire_len: u32,

@@ -526,9 +526,9 @@ fn reader(
                 if b.frames.len() >= BATCH {
                     send(w, &mut batches);
                 }
-                // Every other worker reads a DNS answer (and a fragment that may hold another's
-                // connection), queued before anything that follows it, so a connection to the
-                // address it gave is flagged wherever it lands.
+                // Every other worker reads DNS (a UDP answer, or over TCP) and a fragment that
+                // may hold another's connection, queued before anything that follows it, so a
+                // connection to the address an answer gave is flagged wherever it lands.
                 if n > 1 && shared {
                     for v in (0..n).filter(|&v| v != w) {
                         let b = &mut batches[v];
