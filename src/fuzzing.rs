@@ -473,9 +473,10 @@ fn counters(st: &Stats) -> String {
     )
 }
 
-/// A whole capture through `n` engines sharing it as the workers do ([`shard::owner`]: each
-/// frame to its owner, and to every other engine too when all read it): the merged counters,
-/// the events sorted, the flagged connections sorted, and the flow records read.
+/// A whole capture through `n` engines sharing it as the workers do (`workers::route`, by
+/// [`shard::owner`]: each frame to its owner, and to every other engine too when all read it):
+/// the merged counters, the events sorted, the flagged connections sorted, and the flow records
+/// read.
 ///
 /// [`shard::owner`]: crate::pipeline::shard::owner
 fn sharded(data: &[u8], n: usize) -> Option<(String, Vec<String>, Vec<String>, u64)> {
@@ -490,16 +491,8 @@ fn sharded(data: &[u8], n: usize) -> Option<(String, Vec<String>, Vec<String>, u
         .collect();
     let r = capture::decompress(Box::new(Cursor::new(data.to_vec()))).ok()?;
     let res = capture::read_buffered_ahead(r.take(MAX_DECOMPRESSED), FUZZ_BUFFER, |p, _| {
-        let (owner, shared) = crate::pipeline::shard::owner(p.linktype, p.data, n);
         for (i, e) in engines.iter_mut().enumerate() {
-            if i == owner {
-                e.packet(&p);
-            } else {
-                e.advance(p.ts_micros);
-                if shared {
-                    e.learn_packet(&p);
-                }
-            }
+            crate::pipeline::workers::route(e, &p, i, n);
         }
     });
     black_box(res.is_ok());

@@ -441,14 +441,14 @@ impl<'m, S: Sink> Engine<'m, S> {
         if packet::decode(p.linktype, p.data, true, &mut d).is_err() {
             return;
         }
+        self.core.packet = p.number;
+        self.core.pos = Pos::Packet(p.number);
+        self.core.ts = p.ts_micros;
         if let Some(frag) = d.fragment {
-            self.core.packet = p.number;
-            self.core.pos = Pos::Packet(p.number);
-            self.core.ts = p.ts_micros;
             self.fragment(d, frag, p.data.len());
             return;
         }
-        self.learn(&d, p.ts_micros, p.data.len());
+        self.learn(&d, p.data.len());
     }
 
     /// A segment of DNS over TCP that another engine owns: its connection is followed in a
@@ -472,13 +472,9 @@ impl<'m, S: Sink> Engine<'m, S> {
         let client = if reply { dst } else { src };
         let blank = || Conn { first_us: now, last_us: now, app_done: [false; 2], ..Conn::blank() };
         let (conn, is_new) = self.learning.get_or_insert_with(key, client, blank);
-        if !is_new {
-            let restart = (conn.closed_at.is_some() && tcp.is_some_and(|t| t.flags & 0x12 == 0x02))
-                || limits.expired(conn, now).is_some();
-            if restart {
-                self.learning.remove(&key);
-                return self.learn_tcp(d, wire);
-            }
+        if !is_new && restart(conn, tcp, &limits, now).is_some() {
+            self.learning.remove(&key);
+            return self.learn_tcp(d, wire);
         }
         let dir = conn.dir_of_side(src_hi);
         conn.count(dir, wire, now, tcp.map(|t| t.flags));
@@ -500,9 +496,8 @@ impl<'m, S: Sink> Engine<'m, S> {
     /// datagram at once, DNS over TCP by following its connection ([`Self::learn_tcp`]).
     ///
     /// [`shard::owner`]: super::shard::owner
-    fn learn(&mut self, d: &Decoded<'_>, ts_micros: i64, wire: usize) {
+    fn learn(&mut self, d: &Decoded<'_>, wire: usize) {
         let Some(inner) = d.innermost().copied() else { return };
-        self.core.ts = ts_micros;
         if inner.proto == 6 {
             // Only DNS over TCP holds answers; any other connection is its owner's alone (one
             // inside a tunnel whose datagram came in fragments ends here too).
@@ -519,7 +514,7 @@ impl<'m, S: Sink> Engine<'m, S> {
             // (and counted there, not here).
             let exporter = std::net::SocketAddr::new(inner.src, d.sport);
             let derived = self.core.stats.resolved_derived;
-            let _ = super::sampled::records(d.payload, exporter, ts_micros, |r| {
+            let _ = super::sampled::records(d.payload, exporter, self.core.ts, |r| {
                 if let Some(r) = r {
                     self.learn_dns(&r);
                 }
@@ -692,7 +687,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         if owned {
             self.inspect(d, wire);
         } else {
-            self.learn(d, self.core.ts, wire);
+            self.learn(d, wire);
         }
     }
 
@@ -769,12 +764,7 @@ impl<'m, S: Sink> Engine<'m, S> {
         // A new SYN on a connection that closed: port reuse, a new connection. So is a packet
         // on one idle past its timeout that no sweep has ended yet.
         if !is_new {
-            let why = if conn.closed_at.is_some() && tcp.is_some_and(|t| t.flags & 0x12 == 0x02) {
-                Some(End::Closed)
-            } else {
-                self.core.opts.limits.expired(conn, now)
-            };
-            if let Some(why) = why {
+            if let Some(why) = restart(conn, tcp, &self.core.opts.limits, now) {
                 let old = self.conns.remove(&key).expect("present");
                 self.core.end(old, why);
                 return self.inspect(d, wire);
@@ -853,6 +843,18 @@ impl<'m, S: Sink> Engine<'m, S> {
 }
 
 /// Transports that carry tunnels we decapsulate.
+/// Why a known connection's entry ends before packet `tcp` (its TCP header, if any) at `now`
+/// starts a new one: a SYN after it closed (port reuse), or an idle past its timeout that no
+/// sweep has ended yet. One rule for the connections an engine inspects and those it follows for
+/// others ([`Engine::learn_tcp`]), which must end alike.
+fn restart(conn: &Conn, tcp: Option<packet::Tcp>, limits: &Limits, now: i64) -> Option<End> {
+    if conn.closed_at.is_some() && tcp.is_some_and(|t| t.flags & 0x12 == 0x02) {
+        Some(End::Closed)
+    } else {
+        limits.expired(conn, now)
+    }
+}
+
 fn is_tunnel_carrier(proto: u8, sport: u16, dport: u16) -> bool {
     const PORTS: [u16; 5] =
         [packet::VXLAN_PORT, packet::GTPU_PORT, packet::TEREDO_PORT, packet::GENEVE_PORT, packet::MPLS_UDP_PORT];

@@ -1034,10 +1034,10 @@ impl Backend for Pool<'_> {
     }
 }
 
-/// Inspects a frame if this worker owns it; otherwise only keeps time by it, and learns from
-/// it if it is a DNS answer.
+/// Inspects a frame if this worker owns it; otherwise only keeps time by it, and reads it too if
+/// every worker does ([`Engine::learn_packet`]). The fuzz harness routes its engines with it.
 #[inline]
-fn route<S: Sink>(engine: &mut Engine<'_, S>, p: &Packet<'_>, index: usize, n: usize) {
+pub(crate) fn route<S: Sink>(engine: &mut Engine<'_, S>, p: &Packet<'_>, index: usize, n: usize) {
     if super::stopped() {
         return;
     }
